@@ -1,0 +1,1 @@
+"""ghl_adapters."""

@@ -1,0 +1,102 @@
+"""The composition root: the only place adapters are built. Shells ask it for services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dependency_injector import containers, providers
+from redis.asyncio import Redis
+
+from ghl_adapters.identity import Argon2PasswordHasher, ClerkJwtVerifier, JwtAccessTokenCodec
+from ghl_adapters.identity.secretbox import AesGcmSecretBox
+from ghl_adapters.observability import HttpMetrics
+from ghl_adapters.ratelimit import (
+    InMemoryFailureCounter,
+    InMemoryRateLimiter,
+    RedisFailureCounter,
+    RedisRateLimiter,
+)
+from ghl_adapters.settings import Settings
+from ghl_adapters.sql.engines import create_engines
+from ghl_adapters.sql.idempotency import SqlIdempotencyStore
+from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
+from ghl_core.audit.services import AuditService
+from ghl_core.identity.api_keys import ApiKeyService
+from ghl_core.identity.auth import AuthService
+from ghl_core.identity.ports import ExternalTokenVerifier, FailureCounter
+from ghl_core.shared.clock import SystemClock
+from ghl_core.shared.ratelimit import RateLimiter
+from ghl_core.tenancy.services import TenancyService
+
+
+def _redis(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    return Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+    )
+
+
+def _rate_limiter(redis: Redis | None) -> RateLimiter:
+    return RedisRateLimiter(redis) if redis is not None else InMemoryRateLimiter()
+
+
+def _failure_counter(redis: Redis | None) -> FailureCounter:
+    return RedisFailureCounter(redis) if redis is not None else InMemoryFailureCounter()
+
+
+def _external_verifiers(settings: Settings) -> list[ExternalTokenVerifier]:
+    if settings.clerk_publishable_key:
+        return [
+            ClerkJwtVerifier.from_publishable_key(
+                settings.clerk_publishable_key,
+                jwks_url=settings.clerk_jwks_url,
+                authorized_parties=settings.clerk_authorized_parties,
+            )
+        ]
+    return []
+
+
+def _token_ttl(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.access_token_minutes)
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    database_url = providers.Dependency(instance_of=str)
+    secret_key = providers.Dependency(instance_of=str)
+
+    clock = providers.Singleton(SystemClock)
+    engines = providers.Singleton(create_engines, database_url, pool_size=settings.provided.db_pool_size)
+    uow = providers.Singleton(SqlUnitOfWorkFactory, engines)
+    redis = providers.Singleton(_redis, settings)
+    rate_limiter = providers.Singleton(_rate_limiter, redis)
+    failure_counter = providers.Singleton(_failure_counter, redis)
+    idempotency = providers.Singleton(SqlIdempotencyStore, uow, clock)
+    metrics = providers.Singleton(HttpMetrics)
+
+    password_hasher = providers.Singleton(Argon2PasswordHasher)
+    access_tokens = providers.Singleton(
+        JwtAccessTokenCodec, secret_key, clock=clock, ttl=providers.Callable(_token_ttl, settings)
+    )
+    external_verifiers = providers.Singleton(_external_verifiers, settings)
+    secret_box = providers.Singleton(AesGcmSecretBox.from_secret, secret_key)
+
+    tenancy = providers.Singleton(TenancyService, uow, clock, password_hasher)
+    api_keys = providers.Singleton(ApiKeyService, uow, clock)
+    audit = providers.Singleton(AuditService, uow)
+    auth = providers.Singleton(
+        AuthService, uow, clock, password_hasher, access_tokens, failure_counter, external_verifiers
+    )
+
+
+async def close_container(container: Container) -> None:
+    """Releases the pools this container opened. Clients connect lazily, so building one here costs nothing."""
+    client = container.redis()
+    if client is not None:
+        await client.aclose()
+    await container.engines().dispose()
+
+
+def build_container(settings: Settings, database_url: str) -> Container:
+    return Container(settings=settings, database_url=database_url, secret_key=settings.resolved_secret_key())

@@ -1,0 +1,149 @@
+"""Settings from the environment and a `.env` file. Third-party names are the ones each ecosystem
+expects (DATABASE_URL, TWILIO_AUTH_TOKEN, ...); our own carry the GHL_ prefix."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """Start-up cannot go on: the message names each missing or invalid setting."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # Infrastructure, under the names the ecosystem uses.
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    elasticsearch_url: str | None = Field(None, validation_alias=_env("ELASTICSEARCH_URL"))
+
+    # Providers.
+    clerk_secret_key: SecretStr | None = Field(None, validation_alias=_env("CLERK_SECRET_KEY"))
+    clerk_publishable_key: str | None = Field(None, validation_alias=_env("CLERK_PUBLISHABLE_KEY"))
+    clerk_jwks_url: str | None = Field(None, validation_alias=_env("CLERK_JWKS_URL"))
+    clerk_authorized_parties: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CLERK_AUTHORIZED_PARTIES")
+    )
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    sendgrid_api_key: SecretStr | None = Field(None, validation_alias=_env("SENDGRID_API_KEY"))
+    stripe_secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_SECRET_KEY"))
+    stripe_webhook_secret: SecretStr | None = Field(None, validation_alias=_env("STRIPE_WEBHOOK_SECRET"))
+
+    # Our own.
+    data_dir: Path = Field(Path(".ghl"), validation_alias=_env("GHL_DATA_DIR"))
+    secret_key: SecretStr | None = Field(None, validation_alias=_env("GHL_SECRET_KEY"))
+    host: str = Field("127.0.0.1", validation_alias=_env("GHL_HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_env("GHL_PORT"))
+    public_url: str | None = Field(None, validation_alias=_env("GHL_PUBLIC_URL"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("GHL_LOG_LEVEL")
+    )
+    log_json: bool = Field(True, validation_alias=_env("GHL_LOG_JSON"))
+    access_token_minutes: int = Field(15, ge=1, le=1440, validation_alias=_env("GHL_ACCESS_TOKEN_MINUTES"))
+    max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("GHL_MAX_BODY_BYTES"))
+    db_pool_size: int = Field(10, ge=1, le=200, validation_alias=_env("GHL_DB_POOL_SIZE"))
+    demo: bool = Field(True, validation_alias=_env("GHL_DEMO"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must be a PostgreSQL URL (postgresql://user:password@host:5432/database)")
+        return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a Redis URL (redis://host:6379/0)")
+        return value or None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_LENGTH} characters (try: openssl rand -hex 32)"
+            )
+        return value
+
+    @field_validator("clerk_authorized_parties", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("clerk_publishable_key")
+    @classmethod
+    def _publishable(cls, value: str | None) -> str | None:
+        if value:
+            from ghl_adapters.identity import clerk_frontend_api_from_publishable_key
+
+            clerk_frontend_api_from_publishable_key(value)
+        return value or None
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def clerk_enabled(self) -> bool:
+        return bool(self.clerk_publishable_key or self.clerk_jwks_url)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def resolved_secret_key(self) -> str:
+        """GHL_SECRET_KEY, or a key generated once and kept in the data folder (single-machine set-ups)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads the settings; on failure raises SettingsError naming every bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        fields = Settings.model_fields
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            field = fields.get(name)
+            alias = field.validation_alias if field else None
+            env_name = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+            lines.append(f"  {env_name}: {error['msg']}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None

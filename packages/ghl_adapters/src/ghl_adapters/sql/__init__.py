@@ -1,0 +1,1 @@
+"""SQL adapters: PostgreSQL through SQLAlchemy and psycopg, and the embedded server for laptops."""

@@ -1,0 +1,145 @@
+"""Table definitions for queries (SQLAlchemy Core). The schema itself is owned by the migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+
+def _ts(name: str, nullable: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+def _uuid(name: str, primary_key: bool = False, nullable: bool = True) -> Column[object]:
+    return Column(name, UUID(as_uuid=True), primary_key=primary_key, nullable=nullable)
+
+
+def _stamps() -> list[Column[object]]:
+    return [
+        _ts("created_at", False),
+        _ts("updated_at", False),
+        _ts("deleted_at"),
+        _uuid("created_by"),
+        _uuid("updated_by"),
+    ]
+
+
+agencies = Table("agencies", metadata, _uuid("id", True), Column("name", Text), *_stamps())
+
+locations = Table(
+    "locations",
+    metadata,
+    _uuid("id", True),
+    _uuid("agency_id"),
+    Column("name", Text),
+    Column("timezone", Text),
+    Column("country", String(2)),
+    Column("tier", Text),
+    Column("settings", JSONB),
+    *_stamps(),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _uuid("id", True),
+    _uuid("agency_id"),
+    Column("email", Text),
+    Column("name", Text),
+    Column("role", Text),
+    Column("password_hash", Text),
+    Column("clerk_user_id", Text),
+    *_stamps(),
+)
+
+user_location_grants = Table(
+    "user_location_grants",
+    metadata,
+    _uuid("user_id", True),
+    _uuid("location_id", True),
+    _uuid("agency_id"),
+    Column("role", Text),
+    _ts("created_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _uuid("id", True),
+    _uuid("location_id"),
+    _uuid("agency_id"),
+    Column("name", Text),
+    Column("prefix", Text),
+    Column("key_hash", Text),
+    Column("scopes", ARRAY(Text)),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _uuid("created_by"),
+    _uuid("updated_by"),
+    _ts("last_used_at"),
+    _ts("revoked_at"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    _uuid("id", True),
+    _uuid("user_id"),
+    _uuid("agency_id"),
+    _uuid("family_id"),
+    Column("token_hash", Text),
+    _ts("expires_at"),
+    _ts("created_at"),
+    _ts("rotated_at"),
+    _ts("revoked_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _uuid("id", True),
+    _uuid("agency_id"),
+    _uuid("location_id"),
+    Column("actor_type", Text),
+    _uuid("actor_id"),
+    Column("action", Text),
+    Column("entity_type", Text),
+    _uuid("entity_id"),
+    Column("before", JSONB),
+    Column("after", JSONB),
+    Column("request_id", Text),
+    _ts("created_at"),
+)
+
+domain_events = Table(
+    "domain_events",
+    metadata,
+    _uuid("id", True),
+    _uuid("agency_id"),
+    _uuid("location_id"),
+    Column("type", Text),
+    _uuid("entity_id"),
+    Column("payload", JSONB),
+    _ts("occurred_at"),
+    _ts("published_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    _uuid("agency_id"),
+    _uuid("location_id"),
+    Column("fingerprint", Text),
+    Column("state", Text),
+    Column("status", Integer),
+    Column("content_type", Text),
+    Column("body", LargeBinary),
+    _ts("created_at"),
+    _ts("expires_at"),
+)
+
+__all__ = ["Boolean", "metadata"]

@@ -1,0 +1,91 @@
+"""The SQL unit of work: one connection, one transaction, the tenant scope set with SET LOCAL."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ghl_core.shared.scope import ScopeKind, TenantScope
+
+from .engines import Engines
+from .repositories import (
+    SqlAgencyRepository,
+    SqlApiKeyRepository,
+    SqlAuditLog,
+    SqlCredentialLookup,
+    SqlEventOutbox,
+    SqlLocationRepository,
+    SqlRefreshTokenRepository,
+    SqlUserRepository,
+)
+from .request_context import current_request_id
+
+_SET_SCOPE = text(
+    "SELECT set_config('app.agency_id', :agency, true), set_config('app.location_id', :location, true)"
+)
+
+
+class SqlUnitOfWork:
+    def __init__(self, engines: Engines, scope: TenantScope) -> None:
+        self.scope = scope
+        self._engines = engines
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        engine = self._engines.owner if self.scope.kind is ScopeKind.OPERATOR else self._engines.app
+        conn = await engine.connect()
+        try:
+            await conn.begin()
+            if self.scope.kind is not ScopeKind.OPERATOR:
+                await conn.execute(
+                    _SET_SCOPE,
+                    {
+                        "agency": str(self.scope.agency_id or ""),
+                        "location": str(self.scope.location_id or ""),
+                    },
+                )
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self.agencies = SqlAgencyRepository(conn)
+        self.locations = SqlLocationRepository(conn)
+        self.users = SqlUserRepository(conn)
+        self.api_keys = SqlApiKeyRepository(conn)
+        self.refresh_tokens = SqlRefreshTokenRepository(conn)
+        self.credentials = SqlCredentialLookup(conn)
+        self.audit = SqlAuditLog(conn, current_request_id())
+        self.events = SqlEventOutbox(conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._conn
+
+    async def commit(self) -> None:
+        # The tenant settings were SET LOCAL: they end with this transaction, so the unit of work ends too.
+        await self.connection.commit()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engines: Engines) -> None:
+        self._engines = engines
+
+    def __call__(self, scope: TenantScope) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engines, scope)

@@ -1,0 +1,37 @@
+"""The unit of work: one transaction in one tenant scope, holding every repository."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol
+
+from ghl_core.audit.ports import AuditLog, EventOutbox
+from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
+from ghl_core.shared.scope import TenantScope
+from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
+
+
+class UnitOfWork(Protocol):
+    scope: TenantScope
+    agencies: AgencyRepository
+    locations: LocationRepository
+    users: UserRepository
+    api_keys: ApiKeyRepository
+    refresh_tokens: RefreshTokenRepository
+    credentials: CredentialLookup
+    audit: AuditLog
+    events: EventOutbox
+
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Rolls back whatever was not committed."""
+        ...
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, scope: TenantScope) -> UnitOfWork: ...

@@ -1,0 +1,68 @@
+"""Small validators shared by the contexts: names, e-mail addresses, time zones, countries."""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+
+from email_validator import EmailNotValidError, validate_email
+
+from ghl_core.shared.errors import FieldError
+
+MAX_NAME_LENGTH = 200
+
+
+def check_name(value: str, pointer: str, errors: list[FieldError]) -> str:
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        errors.append(FieldError(pointer, "must not be blank"))
+    elif len(cleaned) > MAX_NAME_LENGTH:
+        errors.append(FieldError(pointer, f"must be at most {MAX_NAME_LENGTH} characters"))
+    return cleaned
+
+
+def normalize_email(value: str) -> str:
+    """Lower-cased and validated; raises ValueError with a readable reason."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return result.normalized.lower()
+
+
+def check_email(value: str, pointer: str, errors: list[FieldError]) -> str:
+    try:
+        return normalize_email(value)
+    except ValueError as exc:
+        errors.append(FieldError(pointer, f"is not a valid e-mail address: {exc}"))
+        return value
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(value: str, pointer: str, errors: list[FieldError]) -> str:
+    if value not in _zones():
+        errors.append(FieldError(pointer, f"'{value}' is not an IANA time zone (e.g. America/New_York)"))
+    return value
+
+
+def check_country(value: str, pointer: str, errors: list[FieldError]) -> str:
+    code = value.strip().upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        errors.append(FieldError(pointer, "must be an ISO 3166-1 alpha-2 country code, e.g. US"))
+    return code
+
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+
+
+def check_password(value: str, pointer: str, errors: list[FieldError]) -> str:
+    if len(value) < MIN_PASSWORD_LENGTH:
+        errors.append(FieldError(pointer, f"must be at least {MIN_PASSWORD_LENGTH} characters"))
+    elif len(value) > MAX_PASSWORD_LENGTH:
+        errors.append(FieldError(pointer, f"must be at most {MAX_PASSWORD_LENGTH} characters"))
+    return value

@@ -1,0 +1,417 @@
+"""Use cases of the tenancy context: agencies, locations, users and their location grants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from ghl_core.identity.ports import PasswordHasher
+from ghl_core.shared.clock import Clock
+from ghl_core.shared.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from ghl_core.shared.ids import new_id
+from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.shared.validation import check_country, check_email, check_name, check_password, check_timezone
+from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant, LocationRole, PlanTier, User
+from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
+
+
+@dataclass(frozen=True, slots=True)
+class NewLocation:
+    name: str
+    timezone: str = "UTC"
+    country: str = "US"
+    tier: PlanTier = PlanTier.FREE
+
+
+@dataclass(frozen=True, slots=True)
+class LocationChanges:
+    name: str | None = None
+    timezone: str | None = None
+    country: str | None = None
+    tier: PlanTier | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    email: str
+    name: str
+    role: AgencyRole = AgencyRole.USER
+    password: str | None = None
+    clerk_user_id: str | None = None
+    grants: tuple[LocationGrant, ...] = ()
+
+
+def _validate_location(name: str | None, timezone: str | None, country: str | None) -> tuple[str, str, str]:
+    errors: list[FieldError] = []
+    clean_name = check_name(name, "/name", errors) if name is not None else ""
+    tz = check_timezone(timezone, "/timezone", errors) if timezone is not None else ""
+    cc = check_country(country, "/country", errors) if country is not None else ""
+    if errors:
+        raise ValidationFailed(errors)
+    return clean_name, tz, cc
+
+
+class TenancyService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, hasher: PasswordHasher) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._hasher = hasher
+
+    # -- agencies ----------------------------------------------------------------------------------
+    async def create_agency(self, actor: Actor, name: str) -> Agency:
+        if not actor.is_operator:
+            raise PermissionDenied("only the installation's operator creates agencies outside sign-up")
+        errors: list[FieldError] = []
+        clean = check_name(name, "/name", errors)
+        if errors:
+            raise ValidationFailed(errors)
+        now = self._clock.now()
+        agency = Agency(id=new_id(), name=clean, created_at=now, updated_at=now)
+        async with self._uow(actor.scope) as uow:
+            await uow.agencies.add(agency)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="create",
+                entity_type="agency",
+                entity_id=agency.id,
+                agency_id=agency.id,
+                location_id=None,
+                before=None,
+                after=agency.snapshot(),
+                event_type="AgencyCreate",
+            )
+            await uow.commit()
+        return agency
+
+    async def list_agencies(self, actor: Actor, page: PageRequest) -> Page[Agency]:
+        if not actor.is_operator:
+            raise PermissionDenied("only the installation's operator lists agencies")
+        async with self._uow(actor.scope) as uow:
+            return await uow.agencies.list(page)
+
+    async def _resolve_agency(self, uow: UnitOfWork, actor: Actor, agency_id: uuid.UUID | None) -> uuid.UUID:
+        if not actor.is_operator:
+            return actor.require_agency(Permission.LOCATIONS_WRITE)
+        if agency_id is not None:
+            if await uow.agencies.get(agency_id) is None:
+                raise NotFound(f"agency {agency_id} does not exist")
+            return agency_id
+        agencies = await uow.agencies.list(PageRequest(limit=2))
+        if len(agencies.items) != 1:
+            raise ValidationFailed.one(
+                "/agency_id",
+                "name the agency: there is not exactly one" if agencies.items else "create an agency first",
+            )
+        return agencies.items[0].id
+
+    # -- locations ---------------------------------------------------------------------------------
+    async def create_location(
+        self, actor: Actor, data: NewLocation, agency_id: uuid.UUID | None = None
+    ) -> Location:
+        name, tz, country = _validate_location(data.name, data.timezone, data.country)
+        now = self._clock.now()
+        async with self._uow(actor.scope) as uow:
+            owner = await self._resolve_agency(uow, actor, agency_id)
+            location = Location(
+                id=new_id(),
+                agency_id=owner,
+                name=name,
+                timezone=tz,
+                country=country,
+                tier=data.tier,
+                created_at=now,
+                updated_at=now,
+                created_by=actor.id,
+                updated_by=actor.id,
+            )
+            await uow.locations.add(location)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="create",
+                entity_type="location",
+                entity_id=location.id,
+                agency_id=owner,
+                location_id=location.id,
+                before=None,
+                after=location.snapshot(),
+                event_type="LocationCreate",
+            )
+            await uow.commit()
+        return location
+
+    async def _visible_location(self, uow: UnitOfWork, actor: Actor, location_id: uuid.UUID) -> Location:
+        location = await uow.locations.get(location_id)
+        if location is None or location.deleted_at is not None:
+            raise NotFound(f"location {location_id} not found")
+        actor.check_same_agency(location.agency_id)
+        if actor.location_id is not None and actor.location_id != location_id:
+            raise NotFound(f"location {location_id} not found")
+        if (
+            actor.kind is ActorKind.USER
+            and actor.location_id is None
+            and actor.agency_role is AgencyRole.USER
+        ):
+            user = await uow.users.get(actor.id) if actor.id else None
+            if user is None or user.grant_for(location_id) is None:
+                raise NotFound(f"location {location_id} not found")
+        return location
+
+    async def get_location(self, actor: Actor, location_id: uuid.UUID) -> Location:
+        actor.require(Permission.LOCATIONS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await self._visible_location(uow, actor, location_id)
+
+    async def current_location(self, actor: Actor) -> Location:
+        location_id = actor.require_location(Permission.LOCATIONS_READ)
+        return await self.get_location(actor, location_id)
+
+    async def list_locations(self, actor: Actor, page: PageRequest) -> Page[Location]:
+        actor.require(Permission.LOCATIONS_READ)
+        async with self._uow(actor.scope) as uow:
+            if actor.location_id is not None:
+                location = await self._visible_location(uow, actor, actor.location_id)
+                return Page(items=[location], next_cursor=None)
+            listed = await uow.locations.list(None if actor.is_operator else actor.agency_id, page)
+            if actor.kind is ActorKind.USER and actor.agency_role is AgencyRole.USER:
+                user = await uow.users.get(actor.id) if actor.id else None
+                granted = {g.location_id for g in user.grants} if user else set()
+                return Page(
+                    items=[loc for loc in listed.items if loc.id in granted], next_cursor=listed.next_cursor
+                )
+            return listed
+
+    async def update_location(
+        self, actor: Actor, location_id: uuid.UUID, changes: LocationChanges
+    ) -> Location:
+        if not actor.is_operator:
+            actor.require_agency(Permission.LOCATIONS_WRITE)
+        name, tz, country = _validate_location(changes.name, changes.timezone, changes.country)
+        async with self._uow(actor.scope) as uow:
+            location = await self._visible_location(uow, actor, location_id)
+            before = location.snapshot()
+            updated = replace(
+                location,
+                name=name or location.name,
+                timezone=tz or location.timezone,
+                country=country or location.country,
+                tier=changes.tier or location.tier,
+                updated_at=self._clock.now(),
+                updated_by=actor.id,
+            )
+            if updated.snapshot() == before:
+                return location
+            await uow.locations.update(updated)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="update",
+                entity_type="location",
+                entity_id=location.id,
+                agency_id=location.agency_id,
+                location_id=location.id,
+                before=before,
+                after=updated.snapshot(),
+                event_type="LocationUpdate",
+            )
+            await uow.commit()
+        return updated
+
+    async def delete_location(self, actor: Actor, location_id: uuid.UUID) -> None:
+        if not actor.is_operator:
+            actor.require_agency(Permission.LOCATIONS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            location = await self._visible_location(uow, actor, location_id)
+            now = self._clock.now()
+            deleted = replace(location, deleted_at=now, updated_at=now, updated_by=actor.id)
+            await uow.locations.update(deleted)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="delete",
+                entity_type="location",
+                entity_id=location.id,
+                agency_id=location.agency_id,
+                location_id=location.id,
+                before=location.snapshot(),
+                after=deleted.snapshot(),
+                event_type="LocationDelete",
+            )
+            await uow.commit()
+
+    # -- users -------------------------------------------------------------------------------------
+    def _check_can_manage(self, actor: Actor, role: AgencyRole) -> None:
+        if actor.is_operator:
+            return
+        actor.require_agency(Permission.USERS_WRITE)
+        if role is AgencyRole.OWNER and actor.agency_role is not AgencyRole.OWNER:
+            raise PermissionDenied("only an agency owner may create or change another owner")
+
+    async def create_user(self, actor: Actor, data: NewUser, agency_id: uuid.UUID | None = None) -> User:
+        self._check_can_manage(actor, data.role)
+        errors: list[FieldError] = []
+        email = check_email(data.email, "/email", errors)
+        name = check_name(data.name, "/name", errors)
+        if data.password is not None:
+            check_password(data.password, "/password", errors)
+        if errors:
+            raise ValidationFailed(errors)
+        now = self._clock.now()
+        async with self._uow(actor.scope) as uow:
+            owner = (
+                await self._resolve_agency(uow, actor, agency_id) if actor.is_operator else actor.agency_id
+            )
+            assert owner is not None  # noqa: S101 - require_agency guarantees it
+            for grant in data.grants:
+                location = await uow.locations.get(grant.location_id)
+                if location is None or location.agency_id != owner or location.deleted_at is not None:
+                    raise ValidationFailed.one(
+                        "/grants", f"location {grant.location_id} is not in this agency"
+                    )
+            user = User(
+                id=new_id(),
+                agency_id=owner,
+                email=email,
+                name=name,
+                role=data.role,
+                created_at=now,
+                updated_at=now,
+                password_hash=self._hasher.hash(data.password) if data.password else None,
+                clerk_user_id=data.clerk_user_id,
+                grants=list(data.grants),
+                created_by=actor.id,
+                updated_by=actor.id,
+            )
+            await uow.users.add(user)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="create",
+                entity_type="user",
+                entity_id=user.id,
+                agency_id=owner,
+                location_id=None,
+                before=None,
+                after=user.snapshot(),
+                event_type="UserCreate",
+            )
+            await uow.commit()
+        return user
+
+    async def _visible_user(self, uow: UnitOfWork, actor: Actor, user_id: uuid.UUID) -> User:
+        user = await uow.users.get(user_id)
+        if user is None or user.deleted_at is not None:
+            raise NotFound(f"user {user_id} not found")
+        actor.check_same_agency(user.agency_id)
+        return user
+
+    async def get_user(self, actor: Actor, user_id: uuid.UUID) -> User:
+        if not actor.is_operator:
+            actor.require_agency(Permission.USERS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await self._visible_user(uow, actor, user_id)
+
+    async def list_users(self, actor: Actor, page: PageRequest) -> Page[User]:
+        if not actor.is_operator:
+            actor.require_agency(Permission.USERS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await uow.users.list(None if actor.is_operator else actor.agency_id, page)
+
+    async def _save_user(
+        self,
+        actor: Actor,
+        user_id: uuid.UUID,
+        change: str,
+        mutate: Callable[[UnitOfWork, User], Awaitable[User]],
+    ) -> User:
+        async with self._uow(actor.scope) as uow:
+            user = await self._visible_user(uow, actor, user_id)
+            before = user.snapshot()
+            updated = await mutate(uow, user)
+            if updated.snapshot() == before:
+                return user
+            updated.updated_at = self._clock.now()
+            updated.updated_by = actor.id
+            await uow.users.update(updated)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action=change,
+                entity_type="user",
+                entity_id=user.id,
+                agency_id=user.agency_id,
+                location_id=None,
+                before=before,
+                after=updated.snapshot(),
+                event_type="UserUpdate" if change != "delete" else "UserDelete",
+            )
+            if change == "delete":
+                await uow.refresh_tokens.revoke_for_user(user.id, self._clock.now())
+            await uow.commit()
+            return updated
+
+    async def update_user(
+        self, actor: Actor, user_id: uuid.UUID, *, name: str | None = None, role: AgencyRole | None = None
+    ) -> User:
+        if role is not None:
+            self._check_can_manage(actor, role)
+        else:
+            self._check_can_manage(actor, AgencyRole.USER)
+        errors: list[FieldError] = []
+        clean = check_name(name, "/name", errors) if name is not None else None
+        if errors:
+            raise ValidationFailed(errors)
+
+        async def mutate(_uow: UnitOfWork, user: User) -> User:
+            if user.role is AgencyRole.OWNER and role not in (None, AgencyRole.OWNER):
+                self._check_can_manage(actor, AgencyRole.OWNER)
+            return replace(user, name=clean or user.name, role=role or user.role, grants=list(user.grants))
+
+        return await self._save_user(actor, user_id, "update", mutate)
+
+    async def delete_user(self, actor: Actor, user_id: uuid.UUID) -> None:
+        self._check_can_manage(actor, AgencyRole.USER)
+        if actor.id == user_id:
+            raise Conflict("you cannot delete yourself")
+
+        async def mutate(_uow: UnitOfWork, user: User) -> User:
+            if user.role is AgencyRole.OWNER:
+                self._check_can_manage(actor, AgencyRole.OWNER)
+            return replace(user, deleted_at=self._clock.now(), grants=list(user.grants))
+
+        await self._save_user(actor, user_id, "delete", mutate)
+
+    async def grant_location(
+        self, actor: Actor, user_id: uuid.UUID, location_id: uuid.UUID, role: LocationRole
+    ) -> User:
+        self._check_can_manage(actor, AgencyRole.USER)
+
+        async def mutate(uow: UnitOfWork, user: User) -> User:
+            location = await uow.locations.get(location_id)
+            if location is None or location.agency_id != user.agency_id or location.deleted_at is not None:
+                raise NotFound(f"location {location_id} not found")
+            grants = [g for g in user.grants if g.location_id != location_id]
+            grants.append(LocationGrant(location_id=location_id, role=role))
+            return replace(user, grants=grants)
+
+        return await self._save_user(actor, user_id, "update", mutate)
+
+    async def revoke_location(self, actor: Actor, user_id: uuid.UUID, location_id: uuid.UUID) -> User:
+        self._check_can_manage(actor, AgencyRole.USER)
+
+        async def mutate(_uow: UnitOfWork, user: User) -> User:
+            if user.grant_for(location_id) is None:
+                raise NotFound(f"user {user_id} has no grant on location {location_id}")
+            return replace(user, grants=[g for g in user.grants if g.location_id != location_id])
+
+        return await self._save_user(actor, user_id, "update", mutate)

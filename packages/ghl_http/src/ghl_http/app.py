@@ -1,0 +1,121 @@
+"""The Litestar application: `create_app(container)` plus small configure steps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from ghl_adapters.container import Container, close_container
+from ghl_adapters.runtime import readiness
+from litestar import Litestar, Response, Router, get
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from ghl_http.controllers.agency import LocationsController, UsersController
+from ghl_http.controllers.auth import AuthController
+from ghl_http.controllers.location import ApiKeysController, AuditController, LocationController
+from ghl_http.deps import DEPENDENCIES
+from ghl_http.gate import API_PREFIX, ApiGate
+from ghl_http.middleware.request_context import install_request_context, metrics_route
+from ghl_http.problems import EXCEPTION_HANDLERS
+
+VERSION = "0.1.0"
+DOCS_PATH = "/docs"
+
+
+@get("/health/live", include_in_schema=True, tags=["health"], summary="The process is up")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/health/ready", tags=["health"], summary="The database (and Redis, when configured) answer")
+async def ready(state: State) -> Response[dict[str, Any]]:
+    report = await readiness(state["container"])
+    return Response(
+        {"status": "ok" if report["ok"] else "unavailable", "checks": report["checks"]},
+        status_code=200 if report["ok"] else 503,
+    )
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="GHL-style CRM platform API",
+        version=VERSION,
+        description=(
+            "Agencies, locations (sub-accounts), users and their credentials. Send "
+            "`Authorization: Bearer <API key or access token>`. Errors are RFC 9457 problem documents."
+        ),
+        path=DOCS_PATH,
+        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http", scheme="bearer", description="An API key (ghl_...) or a JWT"
+                )
+            }
+        ),
+        security=[{"bearer": []}],
+        tags=[
+            Tag(name="auth"),
+            Tag(name="agency: locations"),
+            Tag(name="agency: users"),
+            Tag(name="location"),
+        ],
+    )
+
+
+def create_app(
+    container: Container,
+    *,
+    on_shutdown: list[Callable[[], Any]] | None = None,
+    close_container_on_shutdown: bool = True,
+) -> Litestar:
+    settings = container.settings()
+    metrics = container.metrics()
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if close_container_on_shutdown:
+                await close_container(container)
+            for hook in on_shutdown or []:
+                hook()
+
+    auth = container.auth()
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[
+            AuthController,
+            LocationsController,
+            UsersController,
+            LocationController,
+            ApiKeysController,
+            AuditController,
+        ],
+    )
+    gate = DefineMiddleware(
+        cast(Any, ApiGate),
+        authenticate=auth.authenticate,
+        rate_limiter=container.rate_limiter(),
+        idempotency=container.idempotency(),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app = Litestar(
+        route_handlers=[api, live, ready, metrics_route(metrics)],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[gate],
+        openapi_config=_openapi(),
+        state=State({"container": container}),
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+        debug=False,
+    )
+    return install_request_context(app, metrics=metrics)

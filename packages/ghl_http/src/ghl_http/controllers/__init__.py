@@ -1,0 +1,1 @@
+"""HTTP controllers: parse, call a service, shape the answer."""

@@ -1,0 +1,1 @@
+"""ASGI middleware for the HTTP shell."""

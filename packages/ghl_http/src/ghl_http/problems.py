@@ -1,0 +1,144 @@
+"""Every error leaves as an RFC 9457 problem document (application/problem+json)."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from ghl_core.shared.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationFailed,
+)
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+
+PROBLEM_JSON = "application/problem+json"
+_STATUS: dict[type[DomainError], int] = {
+    ValidationFailed: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    TooManyRequests: 429,
+}
+_log = structlog.get_logger("ghl.http")
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    instance: str | None = None,
+    errors: list[FieldError] | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    slug = code or phrase.lower().replace(" ", "_").replace("-", "_")
+    body: dict[str, Any] = {
+        "type": f"urn:ghl:problem:{slug}",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+        "code": slug,
+    }
+    if instance:
+        body["instance"] = instance
+    request_id = request_id or structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+    return body
+
+
+def problem_bytes(status: int, detail: str, **kwargs: Any) -> bytes:
+    return json.dumps(problem_body(status, detail, **kwargs)).encode()
+
+
+def _response(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Response[Any]:
+    body = problem_body(status, detail, instance=request.url.path, **kwargs)
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers or {})
+
+
+def _pointer(key: object) -> str:
+    text = str(key or "").strip()
+    if not text:
+        return "/"
+    return "/" + text.replace(".", "/") if not text.startswith("/") else text
+
+
+def _validation_errors(extra: Any) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, dict):
+            errors.append(FieldError(_pointer(item.get("key")), str(item.get("message", "is invalid"))))
+    return errors
+
+
+def domain_problem(exc: DomainError) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """The status, headers and problem fields a domain error answers with."""
+    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="ghl"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    errors = exc.errors if isinstance(exc, ValidationFailed) else None
+    return status, headers, {"code": exc.code, "title": exc.title, "errors": errors}
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
+    status, headers, fields = domain_problem(exc)
+    return _response(request, status, exc.detail, headers, **fields)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, HTTPException)  # noqa: S101
+    if isinstance(exc, ValidationException):
+        errors = _validation_errors(exc.extra)
+        if errors:
+            return _response(
+                request,
+                422,
+                "the request has invalid fields",
+                code="validation_failed",
+                title="Validation failed",
+                errors=errors,
+            )
+        return _response(request, 400, str(exc.detail), code="bad_request")
+    headers = dict(exc.headers or {})
+    if isinstance(exc, NotAuthorizedException):
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="ghl"')
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route matches {request.method} {request.url.path}"
+    return _response(request, exc.status_code, detail, headers)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    _log.exception("unhandled error", path=request.url.path, error=type(exc).__name__)
+    return _response(request, 500, "an unexpected error occurred; the request id identifies it in our logs")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DomainError: domain_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,142 @@
+"""Shared fixtures: a fresh database for the run (embedded, or on GHL_TEST_DATABASE_URL), migrated once,
+a container wired to it, tenants to test with, and an HTTP client on the real ASGI app."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from dependency_injector import providers
+from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
+
+from ghl_adapters.container import Container, build_container, close_container
+from ghl_adapters.identity import Argon2PasswordHasher
+from ghl_adapters.settings import Settings
+from ghl_adapters.sql import migrate
+from ghl_adapters.sql.embedded import EmbeddedPostgres
+from ghl_core.tenancy.models import PlanTier
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.services import NewLocation
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    external = os.environ.get("GHL_TEST_DATABASE_URL")
+    if not external:
+        server = EmbeddedPostgres.start_temporary()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+        return
+    name = f"ghl_test_{uuid.uuid4().hex[:12]}"
+    admin = _libpq(external)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield (
+            make_url(external)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def migrated_url(database_url: str) -> str:
+    migrate.upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str | None:
+    url = os.environ.get("REDIS_URL")
+    if os.environ.get("GHL_REQUIRE_REDIS") == "1" and not url:
+        pytest.fail("GHL_REQUIRE_REDIS=1 but REDIS_URL is not set")
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(migrated_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=migrated_url,
+        redis_url=redis_url,
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path_factory.mktemp("ghl-data"),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+def cheap_hasher() -> Argon2PasswordHasher:
+    # Real argon2id, with parameters small enough for a test suite.
+    return Argon2PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def make_container(settings: Settings) -> Container:
+    assert settings.database_url
+    container = build_container(settings, settings.database_url)
+    container.password_hasher.override(providers.Singleton(cheap_hasher))
+    return container
+
+
+@pytest.fixture(scope="session")
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    built = make_container(settings)
+    try:
+        yield built
+    finally:
+        await close_container(built)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    agency_id: uuid.UUID
+    location_id: uuid.UUID
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def new_tenant(container: Container, tier: PlanTier = PlanTier.ENTERPRISE) -> Tenant:
+    operator = Actor.operator()
+    tenancy = container.tenancy()
+    agency = await tenancy.create_agency(operator, f"Agency {uuid.uuid4().hex[:6]}")
+    location = await tenancy.create_location(
+        operator, NewLocation(name="Main Street", timezone="America/Chicago", tier=tier), agency_id=agency.id
+    )
+    _, secret = await container.api_keys().create(operator, "test key", location_id=location.id)
+    return Tenant(agency_id=agency.id, location_id=location.id, api_key=secret)
+
+
+@pytest.fixture
+async def tenant(container: Container) -> Tenant:
+    return await new_tenant(container)
+
+
+@pytest.fixture
+async def other_tenant(container: Container) -> Tenant:
+    return await new_tenant(container)
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    from ghl_http.app import create_app
+
+    app = create_app(container, close_container_on_shutdown=False)
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        yield test_client

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from litestar.testing import AsyncTestClient
+
+from conftest import Tenant
+
+
+async def test_location_with_api_key(client: AsyncTestClient, tenant: Tenant) -> None:  # type: ignore[type-arg]
+    response = await client.get("/api/v1/location", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == str(tenant.location_id)
+    assert response.headers["ratelimit-limit"] == "100"
