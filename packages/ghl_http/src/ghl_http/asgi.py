@@ -1,0 +1,22 @@
+"""The ASGI entry point for servers (`ghl serve`, or `uvicorn --factory ghl_http.asgi:create_app_from_env`).
+
+Each server process builds its own container from the environment. In embedded mode it attaches to
+the PostgreSQL server already running on GHL_DATA_DIR (started by `ghl serve`) rather than starting one."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from ghl_adapters.container import build_container
+from ghl_adapters.observability import configure_logging
+from ghl_adapters.runtime import open_database
+from ghl_adapters.settings import load_settings
+from ghl_http.app import create_app
+
+
+def create_app_from_env() -> Litestar:
+    settings = load_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    database = open_database(settings)
+    container = build_container(settings, database.url)
+    return create_app(container, on_shutdown=[database.release])
