@@ -67,7 +67,12 @@ class Container(containers.DeclarativeContainer):
     secret_key = providers.Dependency(instance_of=str)
 
     clock = providers.Singleton(SystemClock)
-    engines = providers.Singleton(create_engines, database_url, pool_size=settings.provided.db_pool_size)
+    engines = providers.Singleton(
+        create_engines,
+        database_url,
+        pool_size=settings.provided.db_pool_size,
+        app_database_url=settings.provided.app_database_url,
+    )
     uow = providers.Singleton(SqlUnitOfWorkFactory, engines)
     redis = providers.Singleton(_redis, settings)
     rate_limiter = providers.Singleton(_rate_limiter, redis)

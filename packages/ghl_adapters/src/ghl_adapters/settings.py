@@ -29,6 +29,7 @@ class Settings(BaseSettings):
 
     # Infrastructure, under the names the ecosystem uses.
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    app_database_url: str | None = Field(None, validation_alias=_env("GHL_APP_DATABASE_URL"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     elasticsearch_url: str | None = Field(None, validation_alias=_env("ELASTICSEARCH_URL"))
 
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "app_database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):

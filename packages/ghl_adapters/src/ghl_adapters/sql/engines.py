@@ -31,15 +31,18 @@ class Engines:
         await self.owner.dispose()
 
 
-def create_engines(url: str, pool_size: int = 10) -> Engines:
-    target = async_url(url)
-    owner = create_async_engine(target, pool_size=2, max_overflow=4, pool_pre_ping=True)
-    # The role is a startup parameter, so no connection of this pool ever runs as the owner.
+def app_url(owner_url: str, explicit: str | None = None) -> URL:
+    """The application role's URL: GHL_APP_DATABASE_URL, or DATABASE_URL with the user swapped for
+    ghl_app and no password (servers that trust local connections, like the embedded one)."""
+    if explicit:
+        return async_url(explicit)
+    return async_url(owner_url).set(username=APP_ROLE, password=None)
+
+
+def create_engines(url: str, pool_size: int = 10, app_database_url: str | None = None) -> Engines:
+    owner = create_async_engine(async_url(url), pool_size=2, max_overflow=4, pool_pre_ping=True)
+    # Logged in as ghl_app, not switched to it: a connection of this pool can never become the owner.
     app = create_async_engine(
-        target,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        connect_args={"options": f"-c role={APP_ROLE}"},
+        app_url(url, app_database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
     return Engines(owner=owner, app=app)

@@ -18,12 +18,13 @@ APP_ROLE = "ghl_app"
 SCHEMA = r"""
 DO $$
 BEGIN
+  -- The application logs in as ghl_app itself, so no statement it runs can switch back to the owner.
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ghl_app') THEN
-    CREATE ROLE ghl_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    CREATE ROLE ghl_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+  ELSE
+    ALTER ROLE ghl_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
   END IF;
 END $$;
--- The connecting (owner) role switches to ghl_app for every tenant request.
-GRANT ghl_app TO CURRENT_USER;
 GRANT USAGE ON SCHEMA public TO ghl_app;
 
 -- The tenant a transaction runs for, set with SET LOCAL (set_config(..., true)). Unset means none.
