@@ -13,10 +13,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
+
+from ghl_adapters.sql.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 pytestmark = pytest.mark.slow
-import sqlalchemy as sa
-from ghl_adapters.sql.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 _JOIN_AND_READ = textwrap.dedent(
     """

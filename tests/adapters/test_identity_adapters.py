@@ -18,6 +18,8 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
 from ghl_adapters.identity import (
     AesGcmSecretBox,
     Argon2PasswordHasher,
@@ -31,7 +33,6 @@ from ghl_core.identity.ports import AccessTokenCodec, ExternalTokenVerifier, Pas
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.errors import Unauthenticated
 from ghl_core.tenancy.models import AgencyRole, LocationRole, PlanTier
-from jwt.algorithms import RSAAlgorithm
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 

@@ -8,6 +8,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio import ConnectionPool, Redis
+
 from ghl_adapters.ratelimit import (
     InMemoryFailureCounter,
     InMemoryRateLimiter,
@@ -16,9 +20,6 @@ from ghl_adapters.ratelimit import (
 )
 from ghl_core.identity.ports import FailureCounter
 from ghl_core.shared.ratelimit import RateLimiter, RateLimitPolicy
-from hypothesis import given
-from hypothesis import strategies as st
-from redis.asyncio import ConnectionPool, Redis
 
 # One token a minute: the few milliseconds a Redis round trip takes cannot refill anything that matters.
 SLOW = RateLimitPolicy(per_minute=1, burst=10)

@@ -4,9 +4,10 @@ import re
 from typing import Any
 
 import pytest
-from ghl_core.shared.masking import MASK, mask_email, mask_phone, mask_text, mask_value
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from ghl_core.shared.masking import MASK, mask_email, mask_phone, mask_text, mask_value
 
 e164 = st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True)
 # Filler that cannot glue itself onto an address or number, as real prose separates them with spaces.

@@ -41,7 +41,8 @@ async def test_app_role_owns_nothing_and_cannot_bypass(container: Container) -> 
         owned = (
             await conn.execute(
                 text(
-                    "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = :r"
+                    "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+                    "WHERE r.rolname = :r"
                 ),
                 {"r": APP_ROLE},
             )
@@ -54,7 +55,8 @@ async def test_every_tenant_table_forces_row_level_security(container: Container
         rows = (
             await conn.execute(
                 text(
-                    "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = ANY(:t)"
+                    "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class "
+                    "WHERE relname = ANY(:t)"
                 ),
                 {"t": TENANT_TABLES},
             )
@@ -66,7 +68,7 @@ async def test_every_tenant_table_forces_row_level_security(container: Container
 async def test_no_location_set_sees_no_rows(container: Container, tenant: Tenant) -> None:
     async with container.engines().app.connect() as conn:
         for table in TENANT_TABLES:
-            count = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()  # noqa: S608
+            count = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
             assert count == 0, table
     # The same rows exist: the owner sees them.
     async with container.engines().owner.connect() as conn:

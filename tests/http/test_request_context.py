@@ -10,6 +10,11 @@ from uuid import UUID
 
 import pytest
 import structlog
+from litestar import Litestar, get
+from litestar.middleware import DefineMiddleware
+from litestar.params import FromPath
+from litestar.testing import TestClient
+
 from ghl_adapters.observability import HttpMetrics, bind_request_id, clear_request_context, configure_logging
 from ghl_adapters.observability import get_logger as ghl_logger
 from ghl_http.middleware.request_context import (
@@ -17,10 +22,6 @@ from ghl_http.middleware.request_context import (
     install_request_context,
     metrics_route,
 )
-from litestar import Litestar, get
-from litestar.middleware import DefineMiddleware
-from litestar.params import FromPath
-from litestar.testing import TestClient
 
 LOCATION_ID = "3f2a9c1e-1234-4234-8234-123456789abc"
 LogLines = Callable[[], list[dict[str, Any]]]

@@ -96,7 +96,7 @@ class Container(containers.DeclarativeContainer):
 
 
 async def close_container(container: Container) -> None:
-    """Releases the pools this container opened. Clients connect lazily, so building one here costs nothing."""
+    """Releases the container's pools. Clients connect lazily, so building one here costs nothing."""
     client = container.redis()
     if client is not None:
         await client.aclose()

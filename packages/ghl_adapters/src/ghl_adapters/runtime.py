@@ -46,7 +46,7 @@ def open_database(settings: Settings) -> Database:
 
 
 def prepare_database(settings: Settings, database: Database) -> migrate.MigrationStatus:
-    """Embedded mode migrates at start; an external database must be upgraded on purpose (`ghl db upgrade`)."""
+    """Embedded mode migrates at start; an external database is upgraded on purpose (`ghl db upgrade`)."""
     if database.embedded is not None:
         return migrate.upgrade(database.url)
     status = migrate.status(database.url)

@@ -6,8 +6,6 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from ghl_adapters.container import Container, close_container
-from ghl_adapters.runtime import readiness
 from litestar import Litestar, Response, Router, get
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
@@ -15,6 +13,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
+from ghl_adapters.container import Container, close_container
+from ghl_adapters.runtime import readiness
 from ghl_http.controllers.agency import LocationsController, UsersController
 from ghl_http.controllers.auth import AuthController
 from ghl_http.controllers.location import ApiKeysController, AuditController, LocationController

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import QueryParameter
+
 from ghl_adapters.container import Container
 from ghl_core.audit.services import AuditService
 from ghl_core.identity.api_keys import ApiKeyService
@@ -12,10 +17,6 @@ from ghl_core.shared.errors import Unauthenticated
 from ghl_core.shared.pagination import MAX_LIMIT, PageRequest
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.services import TenancyService
-from litestar import Request
-from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import QueryParameter
 
 
 def _container(state: State) -> Container:

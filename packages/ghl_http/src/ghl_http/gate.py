@@ -14,7 +14,6 @@ from ghl_core.shared.ratelimit import TIER_LIMITS, RateLimitDecision, RateLimite
 from ghl_core.shared.scope import TenantScope
 from ghl_core.tenancy.models import PlanTier
 from ghl_core.tenancy.permissions import Actor
-
 from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_bytes
 
 API_PREFIX = "/api/v1"

@@ -7,6 +7,9 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+
 from ghl_core.shared.errors import (
     Conflict,
     DomainError,
@@ -17,8 +20,6 @@ from ghl_core.shared.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
 PROBLEM_JSON = "application/problem+json"
 _STATUS: dict[type[DomainError], int] = {

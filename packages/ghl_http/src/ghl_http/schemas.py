@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ghl_core.identity.models import ApiKey, TokenPair
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationRole, PlanTier, User
-from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ class LocationTokenIn(Body):
 class TokensOut(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
     expires_in: int
 
     @classmethod
@@ -66,7 +67,7 @@ class TokensOut(BaseModel):
 
 class AccessTokenOut(BaseModel):
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
     expires_in: int
     location_id: uuid.UUID
 

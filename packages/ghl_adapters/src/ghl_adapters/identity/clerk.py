@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import jwt
+
 from ghl_core.identity.models import ExternalIdentity
 from ghl_core.shared.errors import Unauthenticated
 

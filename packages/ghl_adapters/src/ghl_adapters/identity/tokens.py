@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+
 from ghl_core.identity.models import AccessClaims
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Unauthenticated

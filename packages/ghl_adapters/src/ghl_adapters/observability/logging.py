@@ -7,8 +7,9 @@ import sys
 from typing import Any, cast
 
 import structlog
-from ghl_core.shared.masking import mask_value
 from structlog.types import EventDict, Processor, WrappedLogger
+
+from ghl_core.shared.masking import mask_value
 
 # Libraries that log through the standard library; they are routed to the root handler so their lines
 # share our format and carry the request id.

@@ -6,10 +6,10 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from ghl_core.shared.ratelimit import RateLimitDecision, RateLimitPolicy
 from redis.asyncio import Redis
 
 from ghl_adapters.ratelimit.memory import check_policy, window_seconds
+from ghl_core.shared.ratelimit import RateLimitDecision, RateLimitPolicy
 
 # One script run is one atomic step, so concurrent callers can never both spend the last token.
 # The server's clock is the only clock: processes on machines with skewed clocks still agree.

@@ -200,7 +200,8 @@ class AuthService:
         """A location-scoped access token for an agency-level user: the location becomes a claim."""
         if actor.kind is not ActorKind.USER or actor.location_id is not None or actor.id is None:
             raise Unauthenticated("a location token is obtained with an agency-level user token")
-        assert actor.agency_id is not None and actor.agency_role is not None  # noqa: S101
+        assert actor.agency_id is not None  # noqa: S101
+        assert actor.agency_role is not None  # noqa: S101
         async with self._uow(TenantScope.anonymous()) as uow:
             access = await uow.credentials.location_access(actor.id, location_id)
         role = self._location_role(actor.agency_role, access)

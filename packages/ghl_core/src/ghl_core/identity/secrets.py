@@ -7,7 +7,7 @@ import secrets
 
 from ghl_core.identity.models import API_KEY_PREFIX
 
-REFRESH_TOKEN_PREFIX = "ghr_"
+REFRESH_TOKEN_PREFIX = "ghr_"  # noqa: S105 - a prefix, not a secret
 DISPLAY_PREFIX_LENGTH = 12
 
 

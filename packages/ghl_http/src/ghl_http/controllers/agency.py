@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from ghl_core.shared.pagination import PageRequest
-from ghl_core.tenancy.models import LocationGrant
-from ghl_core.tenancy.permissions import Actor
-from ghl_core.tenancy.services import LocationChanges, NewLocation, NewUser, TenancyService
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from ghl_core.shared.pagination import PageRequest
+from ghl_core.tenancy.models import LocationGrant
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.services import LocationChanges, NewLocation, NewUser, TenancyService
 from ghl_http.schemas import (
     GrantRoleIn,
     ListOf,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ghl_core.identity.auth import AuthService, describe
-from ghl_core.tenancy.permissions import Actor
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from ghl_core.identity.auth import AuthService, describe
+from ghl_core.tenancy.permissions import Actor
 from ghl_http.schemas import (
     AccessTokenOut,
     AgencyOut,

@@ -6,16 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from ghl_core.audit.services import AuditService
-from ghl_core.identity.api_keys import ApiKeyService, parse_scopes
-from ghl_core.shared.pagination import PageRequest
-from ghl_core.tenancy.permissions import Actor
-from ghl_core.tenancy.services import TenancyService
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from ghl_core.audit.services import AuditService
+from ghl_core.identity.api_keys import ApiKeyService, parse_scopes
+from ghl_core.shared.pagination import PageRequest
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.services import TenancyService
 from ghl_http.schemas import (
     ApiKeyCreatedOut,
     ApiKeyIn,

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
 import structlog
-from ghl_adapters.observability import HttpMetrics, get_logger
-from ghl_core.shared.masking import mask_value
 from litestar import Litestar, Response, get
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
+
+from ghl_adapters.observability import HttpMetrics, get_logger
+from ghl_core.shared.masking import mask_value
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
