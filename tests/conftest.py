@@ -6,24 +6,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import psycopg
 import pytest
-from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
-from ghl_adapters.container import Container, build_container, close_container
-from ghl_adapters.identity import Argon2PasswordHasher
+from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
 from ghl_adapters.sql import migrate
 from ghl_adapters.sql.embedded import EmbeddedPostgres
-from ghl_core.tenancy.models import PlanTier
-from ghl_core.tenancy.permissions import Actor
-from ghl_core.tenancy.services import NewLocation
-
-TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+from support import TEST_SECRET, Tenant, make_container, new_tenant
 
 
 def _libpq(url: str) -> str:
@@ -80,18 +73,6 @@ def settings(migrated_url: str, redis_url: str | None, tmp_path_factory: pytest.
     )
 
 
-def cheap_hasher() -> Argon2PasswordHasher:
-    # Real argon2id, with parameters small enough for a test suite.
-    return Argon2PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-def make_container(settings: Settings) -> Container:
-    assert settings.database_url
-    container = build_container(settings, settings.database_url)
-    container.password_hasher.override(providers.Singleton(cheap_hasher))
-    return container
-
-
 @pytest.fixture(scope="session")
 async def container(settings: Settings) -> AsyncIterator[Container]:
     built = make_container(settings)
@@ -99,28 +80,6 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
         yield built
     finally:
         await close_container(built)
-
-
-@dataclass(frozen=True)
-class Tenant:
-    agency_id: uuid.UUID
-    location_id: uuid.UUID
-    api_key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-
-async def new_tenant(container: Container, tier: PlanTier = PlanTier.ENTERPRISE) -> Tenant:
-    operator = Actor.operator()
-    tenancy = container.tenancy()
-    agency = await tenancy.create_agency(operator, f"Agency {uuid.uuid4().hex[:6]}")
-    location = await tenancy.create_location(
-        operator, NewLocation(name="Main Street", timezone="America/Chicago", tier=tier), agency_id=agency.id
-    )
-    _, secret = await container.api_keys().create(operator, "test key", location_id=location.id)
-    return Tenant(agency_id=agency.id, location_id=location.id, api_key=secret)
 
 
 @pytest.fixture

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import functools
 import json
 import socket
-import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
+from clerk_double import ISSUER, ORIGIN, JwksServer, publishable_key, rsa_key
+from clerk_double import clerk_token as make_clerk_token
 from ghl_adapters.identity import (
     AesGcmSecretBox,
     Argon2PasswordHasher,
@@ -252,57 +250,11 @@ def test_secret_box_rejects_wrong_key_context_or_length() -> None:
 
 # --- Clerk -----------------------------------------------------------------------------------------
 
-ISSUER = "https://clerk.example.test"
-ORIGIN = "https://app.example.test"
-
-
-class JwksServer:
-    """A local stand-in for Clerk's `/.well-known/jwks.json`; the served keys can be swapped."""
-
-    def __init__(self) -> None:
-        self.keys: list[dict[str, Any]] = []
-        self.hits = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits += 1
-                body = json.dumps({"keys": server.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/.well-known/jwks.json"
-        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.01)
-        self._thread = threading.Thread(target=serve, daemon=True)
-
-    def serve(self, *keys: tuple[str, rsa.RSAPrivateKey]) -> None:
-        self.keys = [
-            {**RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig", "alg": "RS256"}
-            for kid, key in keys
-        ]
-
-    def __enter__(self) -> JwksServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 KEY_A, KEY_B, ROGUE = rsa_key(), rsa_key(), rsa_key()
+
+
+def clerk_token(key: rsa.RSAPrivateKey = KEY_A, kid: str = "kid-a", **claims: Any) -> str:
+    return make_clerk_token(key, kid, **claims)
 
 
 @pytest.fixture
@@ -314,15 +266,6 @@ def jwks() -> Iterator[JwksServer]:
 
 def verifier_for(jwks: JwksServer, **options: Any) -> ClerkJwtVerifier:
     return ClerkJwtVerifier(jwks.url, ISSUER, authorized_parties=[ORIGIN], **options)
-
-
-def clerk_token(
-    key: rsa.RSAPrivateKey = KEY_A, kid: str = "kid-a", *, lifetime: int = 60, **claims: Any
-) -> str:
-    now = int(datetime.now(UTC).timestamp())  # Clerk tokens are checked against real time
-    payload = {"iss": ISSUER, "sub": "user_2abc", "azp": ORIGIN, "sid": "sess_1"}
-    payload |= {"iat": now - 5, "nbf": now - 5, "exp": now + lifetime} | claims
-    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, "RS256", {"kid": kid})
 
 
 async def test_clerk_valid_token(jwks: JwksServer) -> None:
@@ -430,11 +373,6 @@ async def test_clerk_unreachable_jwks() -> None:
     verifier = ClerkJwtVerifier(f"http://127.0.0.1:{port}/jwks.json", ISSUER)
     with pytest.raises(Unauthenticated, match="unavailable"):
         await verifier.verify(clerk_token())
-
-
-def publishable_key(host: str, prefix: str = "pk_test_", pad: bool = True) -> str:
-    encoded = base64.b64encode(host.encode()).decode()
-    return prefix + (encoded if pad else encoded.rstrip("="))
 
 
 @pytest.mark.parametrize("pad", [True, False])

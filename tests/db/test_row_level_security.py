@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from conftest import Tenant
 from ghl_adapters.container import Container
 from ghl_adapters.sql.engines import APP_ROLE
 from ghl_adapters.sql.repositories import SqlApiKeyRepository, SqlAuditLog, SqlLocationRepository
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.shared.scope import TenantScope
+from support import Tenant
 
 TENANT_TABLES = [
     "agencies",

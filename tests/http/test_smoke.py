@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from litestar.testing import AsyncTestClient
 
-from conftest import Tenant
+from support import Tenant
 
 
 async def test_location_with_api_key(client: AsyncTestClient, tenant: Tenant) -> None:  # type: ignore[type-arg]

@@ -1,0 +1,51 @@
+"""Helpers shared by the tests: a container wired for tests, and tenants to test with."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from dependency_injector import providers
+
+from ghl_adapters.container import Container, build_container
+from ghl_adapters.identity import Argon2PasswordHasher
+from ghl_adapters.settings import Settings
+from ghl_core.tenancy.models import PlanTier
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.services import NewLocation
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+
+
+def cheap_hasher() -> Argon2PasswordHasher:
+    # Real argon2id, with parameters small enough for a test suite.
+    return Argon2PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def make_container(settings: Settings) -> Container:
+    assert settings.database_url
+    container = build_container(settings, settings.database_url)
+    container.password_hasher.override(providers.Singleton(cheap_hasher))
+    return container
+
+
+@dataclass(frozen=True)
+class Tenant:
+    agency_id: uuid.UUID
+    location_id: uuid.UUID
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def new_tenant(container: Container, tier: PlanTier = PlanTier.ENTERPRISE) -> Tenant:
+    operator = Actor.operator()
+    tenancy = container.tenancy()
+    agency = await tenancy.create_agency(operator, f"Agency {uuid.uuid4().hex[:6]}")
+    location = await tenancy.create_location(
+        operator, NewLocation(name="Main Street", timezone="America/Chicago", tier=tier), agency_id=agency.id
+    )
+    _, secret = await container.api_keys().create(operator, "test key", location_id=location.id)
+    return Tenant(agency_id=agency.id, location_id=location.id, api_key=secret)
