@@ -38,7 +38,9 @@ class SqlUnitOfWork:
         conn = await engine.connect()
         try:
             await conn.begin()
-            if self.scope.kind is not ScopeKind.OPERATOR:
+            # Anonymous needs no statement: SET LOCAL values never outlive their transaction, so a
+            # pooled connection starts with none.
+            if self.scope.kind in (ScopeKind.AGENCY, ScopeKind.LOCATION):
                 await conn.execute(
                     _SET_SCOPE,
                     {
