@@ -12,21 +12,21 @@ import itertools
 import sys
 from pathlib import Path
 
-from dependency_injector import providers
 import httpx
+from dependency_injector import providers
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_database, measure  # noqa: E402
+from common import bench_database, measure
 
-from ghl_adapters.container import build_container, close_container  # noqa: E402
-from ghl_adapters.observability import configure_logging  # noqa: E402
-from ghl_adapters.ratelimit import InMemoryRateLimiter  # noqa: E402
-from ghl_adapters.settings import Settings  # noqa: E402
-from ghl_core.tenancy.models import PlanTier  # noqa: E402
-from ghl_core.tenancy.permissions import Actor  # noqa: E402
-from ghl_core.tenancy.services import NewLocation  # noqa: E402
-from ghl_http.app import create_app  # noqa: E402
+from ghl_adapters.container import build_container, close_container
+from ghl_adapters.observability import configure_logging
+from ghl_adapters.ratelimit import InMemoryRateLimiter
+from ghl_adapters.settings import Settings
+from ghl_core.tenancy.models import PlanTier
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.services import NewLocation
+from ghl_http.app import create_app
 
 N = 1000
 
@@ -73,9 +73,8 @@ async def run(url: str) -> None:
         async def health() -> None:
             await client.get("/health/live")
 
-        print(
-            f"GET /api/v1/location vs its SQL ({'embedded' if 'host=' in url else 'DATABASE_URL'} PostgreSQL):"
-        )
+        where = "embedded" if "host=" in url else "DATABASE_URL"
+        print(f"GET /api/v1/location vs its SQL ({where} PostgreSQL):")
         print((await measure("baseline: raw SQL (RLS transaction + select)", N, raw_sql)).line())
         print(
             (await measure("baseline: raw SQL + API-key look-up function", N, raw_sql_with_key_lookup)).line()

@@ -15,10 +15,10 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import measure  # noqa: E402
+from common import measure
 
-from ghl_adapters.ratelimit import InMemoryRateLimiter, RedisRateLimiter  # noqa: E402
-from ghl_core.shared.ratelimit import RateLimitPolicy  # noqa: E402
+from ghl_adapters.ratelimit import InMemoryRateLimiter, RedisRateLimiter
+from ghl_core.shared.ratelimit import RateLimitPolicy
 
 N = 5000
 POLICY = RateLimitPolicy(per_minute=10_000_000, burst=10_000_000)
