@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import typer
-from ghl_adapters.settings import SettingsError
-from ghl_adapters.sql.embedded import EmbeddedPostgresError
-from ghl_core.shared.errors import DomainError, ValidationFailed
 from rich.markup import escape
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 
+from ghl_adapters.settings import SettingsError
+from ghl_adapters.sql.embedded import EmbeddedPostgresError
 from ghl_cli.output import Output
+from ghl_core.shared.errors import DomainError, FieldError, ValidationFailed
 
 EXIT_FAILURE = 1
 
@@ -26,6 +27,17 @@ class CliError(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+def with_agency_hint(exc: ValidationFailed) -> ValidationFailed:
+    """The service speaks of `agency_id`; an operator needs to hear which option to add."""
+    hint = " (pass --agency ID; `ghl agencies list` shows the ids)"
+    return ValidationFailed(
+        [
+            FieldError(e.pointer, e.detail + hint if e.pointer == "/agency_id" else e.detail)
+            for e in exc.errors
+        ]
+    )
 
 
 def error_document(exc: BaseException) -> dict[str, Any]:
@@ -71,11 +83,13 @@ def reported(output: Output) -> Iterator[None]:
     """Turns the failures an operator can act on into a message and exit code 1."""
     try:
         yield
-    except (SettingsError, DomainError, CliError, EmbeddedPostgresError, SqlOperationalError) as exc:
+    except (
+        SettingsError,
+        DomainError,
+        CliError,
+        EmbeddedPostgresError,
+        SqlOperationalError,
+        psycopg.OperationalError,
+    ) as exc:
         report(output, exc)
-        raise typer.Exit(EXIT_FAILURE) from None
-    except OSError as exc:
-        # psycopg raises its own OperationalError (an OSError subclass it is not); connection
-        # refusals from sockets are OSErrors.
-        report(output, CliError("unavailable", str(exc)))
         raise typer.Exit(EXIT_FAILURE) from None

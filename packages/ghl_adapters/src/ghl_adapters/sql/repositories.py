@@ -15,7 +15,7 @@ from sqlalchemy.sql import Select
 
 from ghl_core.identity.models import ApiKey, ApiKeyCredential, RefreshToken, UserCredential
 from ghl_core.shared.audit import AuditEntry
-from ghl_core.shared.errors import Conflict
+from ghl_core.shared.errors import Conflict, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
 from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant, LocationRole, PlanTier, User
@@ -32,7 +32,12 @@ def _paginate(
             from ghl_core.shared.errors import ValidationFailed
 
             raise ValidationFailed.one("/cursor", "is not a cursor this API issued")
-        key = (datetime.fromisoformat(page.after[0]), uuid.UUID(page.after[1]))
+        try:
+            key = (datetime.fromisoformat(page.after[0]), uuid.UUID(page.after[1]))
+        except ValueError:
+            from ghl_core.shared.errors import ValidationFailed
+
+            raise ValidationFailed.one("/cursor", "is not a cursor this API issued") from None
         cmp = tuple_(created, ident) < key if descending else tuple_(created, ident) > key
         query = query.where(cmp)
     order = (created.desc(), ident.desc()) if descending else (created, ident)
@@ -136,11 +141,17 @@ class SqlLocationRepository:
         )
 
     async def list(
-        self, agency_id: uuid.UUID | None, page: PageRequest, include_deleted: bool = False
+        self,
+        agency_id: uuid.UUID | None,
+        page: PageRequest,
+        include_deleted: bool = False,
+        only: builtins.set[uuid.UUID] | None = None,
     ) -> Page[Location]:
         q = select(t.locations)
         if agency_id is not None:
             q = q.where(t.locations.c.agency_id == agency_id)
+        if only is not None:
+            q = q.where(t.locations.c.id.in_(only))
         if not include_deleted:
             q = q.where(t.locations.c.deleted_at.is_(None))
         q = _paginate(q, page, t.locations.c.created_at, t.locations.c.id)

@@ -172,20 +172,21 @@ class TenancyService:
         location_id = actor.require_location(Permission.LOCATIONS_READ)
         return await self.get_location(actor, location_id)
 
-    async def list_locations(self, actor: Actor, page: PageRequest) -> Page[Location]:
+    async def list_locations(
+        self, actor: Actor, page: PageRequest, agency_id: uuid.UUID | None = None
+    ) -> Page[Location]:
+        """`agency_id` narrows an operator's list; other callers always see their own agency."""
         actor.require(Permission.LOCATIONS_READ)
         async with self._uow(actor.scope) as uow:
             if actor.location_id is not None:
                 location = await self._visible_location(uow, actor, actor.location_id)
                 return Page(items=[location], next_cursor=None)
-            listed = await uow.locations.list(None if actor.is_operator else actor.agency_id, page)
+            only: set[uuid.UUID] | None = None
             if actor.kind is ActorKind.USER and actor.agency_role is AgencyRole.USER:
+                # Filtered in the query, so a page is full of what the user may see.
                 user = await uow.users.get(actor.id) if actor.id else None
-                granted = {g.location_id for g in user.grants} if user else set()
-                return Page(
-                    items=[loc for loc in listed.items if loc.id in granted], next_cursor=listed.next_cursor
-                )
-            return listed
+                only = {g.location_id for g in user.grants} if user else set()
+            return await uow.locations.list(agency_id if actor.is_operator else actor.agency_id, page, only=only)
 
     async def update_location(
         self, actor: Actor, location_id: uuid.UUID, changes: LocationChanges
@@ -270,12 +271,19 @@ class TenancyService:
                 await self._resolve_agency(uow, actor, agency_id) if actor.is_operator else actor.agency_id
             )
             assert owner is not None  # noqa: S101 - require_agency guarantees it
-            for grant in data.grants:
+            bad_grants: list[FieldError] = []
+            for i, grant in enumerate(data.grants):
                 location = await uow.locations.get(grant.location_id)
                 if location is None or location.agency_id != owner or location.deleted_at is not None:
-                    raise ValidationFailed.one(
-                        "/grants", f"location {grant.location_id} is not in this agency"
+                    # The pointer names the HTTP body's field (`locations`), the one the caller sent.
+                    bad_grants.append(
+                        FieldError(
+                            f"/locations/{i}/location_id",
+                            f"location {grant.location_id} is not in this agency",
+                        )
                     )
+            if bad_grants:
+                raise ValidationFailed(bad_grants)
             user = User(
                 id=new_id(),
                 agency_id=owner,

@@ -1,0 +1,1 @@
+"""The `ghl` sub-commands: each parses its options and hands off to a plain function."""

@@ -1,0 +1,33 @@
+"""The `ghl` command: an operator's shell on the same services the HTTP API uses."""
+
+from __future__ import annotations
+
+import typer
+
+from ghl_cli.commands import agencies, apikeys, db, doctor, locations, serve, users
+
+app = typer.Typer(
+    name="ghl",
+    help=(
+        "Run and administer a self-hosted GHL-style CRM platform. Every command takes --json for "
+        "machine-readable output."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+app.command("serve")(serve.serve)
+app.command("doctor")(doctor.doctor)
+app.add_typer(db.app, name="db")
+app.add_typer(agencies.app, name="agencies")
+app.add_typer(locations.app, name="locations")
+app.add_typer(users.app, name="users")
+app.add_typer(apikeys.app, name="apikeys")
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

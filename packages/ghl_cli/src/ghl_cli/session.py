@@ -1,0 +1,58 @@
+"""One command's access to the installation: settings, the database (joining the embedded server a
+running `ghl serve` holds, or DATABASE_URL), and a container built once and closed at the end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from ghl_adapters.container import Container, build_container, close_container
+from ghl_adapters.runtime import Database, open_database, prepare_database
+from ghl_adapters.settings import Settings, load_settings
+from ghl_adapters.sql.embedded import EmbeddedPostgresError
+from ghl_cli.errors import CliError
+from ghl_cli.output import Output
+
+T = TypeVar("T")
+
+
+@contextmanager
+def database(output: Output, settings: Settings, *, prepare: bool = True) -> Iterator[Database]:
+    """The database, released on the way out. With `prepare`, embedded mode migrates and an external
+    database must already be at head."""
+    message = "Starting the embedded PostgreSQL…" if settings.embedded else "Connecting to the database…"
+    with output.status(message):
+        handle = open_database(settings)
+    try:
+        if prepare:
+            with output.status("Checking the database schema…"):
+                try:
+                    prepare_database(settings, handle)
+                except EmbeddedPostgresError:
+                    raise
+                except RuntimeError as exc:
+                    # prepare_database's refusal of an external database that is behind the code.
+                    raise CliError("database_behind", str(exc)) from None
+        yield handle
+    finally:
+        handle.release()
+
+
+def run_with_container(settings: Settings, handle: Database, work: Callable[[Container], Awaitable[T]]) -> T:
+    async def main() -> T:
+        container = build_container(settings, handle.url)
+        try:
+            return await work(container)
+        finally:
+            await close_container(container)
+
+    return asyncio.run(main())
+
+
+def with_services(output: Output, work: Callable[[Container], Awaitable[T]]) -> T:
+    """Loads settings, opens the database and runs `work` with a container: what most commands need."""
+    settings = load_settings()
+    with database(output, settings) as handle:
+        return run_with_container(settings, handle, work)

@@ -1,0 +1,491 @@
+"""The `ghl` commands, run in-process against the test database as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from clitools import Env, env_for, invoke, invoke_json, libpq, list_all
+from sqlalchemy.engine import make_url
+
+from ghl_adapters.container import build_container, close_container
+from ghl_adapters.settings import Settings
+from ghl_core.shared.errors import Unauthenticated
+from ghl_core.tenancy.permissions import LOCATION_SCOPES, Actor, ActorKind, Permission
+
+
+@pytest.fixture(scope="session")
+def cli_env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Env:
+    assert settings.database_url
+    return env_for(settings, settings.database_url, tmp_path_factory.mktemp("cli-data"))
+
+
+@pytest.fixture
+def empty_database_env(settings: Settings, tmp_path: Path) -> Iterator[Env]:
+    """A database of its own on the test server, not yet migrated."""
+    assert settings.database_url
+    name = f"ghl_cli_{uuid.uuid4().hex[:10]}"
+    admin = libpq(settings.database_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield env_for(settings, url, tmp_path / "data")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def new_agency(env: Env) -> dict[str, Any]:
+    agency: dict[str, Any] = invoke_json(env, "agencies", "create", f"Agency {uuid.uuid4().hex[:6]}")
+    return agency
+
+
+def new_location(env: Env, agency_id: str, *extra: str) -> dict[str, Any]:
+    location: dict[str, Any] = invoke_json(
+        env, "locations", "create", "Main Street", "--agency", agency_id, *extra
+    )
+    return location
+
+
+def authenticate(settings: Settings, key: str) -> Actor:
+    async def check() -> Actor:
+        assert settings.database_url
+        container = build_container(settings, settings.database_url)
+        try:
+            return await container.auth().authenticate(key)
+        finally:
+            await close_container(container)
+
+    return asyncio.run(check())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- help -------------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_command(cli_env: Env) -> None:
+    result = invoke(cli_env, "--help")
+    assert result.exit_code == 0
+    for command in ("serve", "doctor", "db", "agencies", "locations", "users", "apikeys"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["serve"], ["--host", "--port", "--workers", "--json"]),
+        (["db", "status"], ["pending", "--json"]),
+        (["locations", "create"], ["--agency", "--timezone", "--tier", "free", "enterprise", "--country"]),
+        (["users", "create"], ["--email", "--name", "--role", "agency_owner", "--password-stdin"]),
+        (["apikeys", "create"], ["--location", "--scopes", "shown this once"]),
+        (["apikeys", "list"], ["--include-revoked"]),
+        (["doctor"], ["Redis", "never printed"]),
+    ],
+)
+def test_command_help(cli_env: Env, args: list[str], expected: list[str]) -> None:
+    result = invoke(cli_env, *args, "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for word in expected:
+        assert word in text
+
+
+def test_users_create_takes_no_password_option(cli_env: Env) -> None:
+    result = invoke(cli_env, "users", "create", "--email", "a@example.com", "--name", "A", "--password", "x")
+    assert result.exit_code == 2
+
+
+# -- settings and usage errors ---------------------------------------------------------------------
+
+
+def test_invalid_settings_exit_1_naming_the_variable(cli_env: Env) -> None:
+    env = cli_env | {"GHL_SECRET_KEY": "short"}
+    result = invoke(env, "agencies", "list")
+    assert result.exit_code == 1
+    assert "GHL_SECRET_KEY" in result.stderr
+    assert result.stdout == ""
+    doc = invoke_json(env, "agencies", "list", exit_code=1)
+    assert doc["error"]["code"] == "invalid_settings"
+    assert "GHL_SECRET_KEY" in doc["error"]["detail"]
+
+
+def test_bad_uuid_is_a_usage_error(cli_env: Env) -> None:
+    assert invoke(cli_env, "locations", "create", "X", "--agency", "not-a-uuid").exit_code == 2
+
+
+# -- db ---------------------------------------------------------------------------------------------
+
+
+def test_db_status_reports_up_to_date(cli_env: Env) -> None:
+    doc = invoke_json(cli_env, "db", "status")
+    assert doc["up_to_date"] is True
+    assert doc["pending"] == []
+    assert doc["current"] == doc["head"]
+    result = invoke(cli_env, "db", "status")
+    assert result.exit_code == 0
+    assert "up to date" in result.stdout
+    assert doc["head"] in result.stdout
+
+
+def test_db_upgrade_migrates_an_empty_database(empty_database_env: Env) -> None:
+    env = empty_database_env
+    before = invoke_json(env, "db", "status")
+    assert before["current"] is None
+    assert before["up_to_date"] is False
+    assert before["pending"][-1] == before["head"]
+    # Commands other than `db` refuse a database that is behind instead of half-working on it.
+    refused = invoke_json(env, "agencies", "list", exit_code=1)
+    assert refused["error"]["code"] == "database_behind"
+    assert "ghl db upgrade" in refused["error"]["detail"]
+
+    upgraded = invoke_json(env, "db", "upgrade")
+    assert upgraded["applied"] == before["pending"]
+    assert upgraded["up_to_date"] is True
+    again = invoke(env, "db", "upgrade")
+    assert again.exit_code == 0
+    assert "up to date" in again.stdout
+
+
+# -- agencies ---------------------------------------------------------------------------------------
+
+
+def test_agencies_create_and_list(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    assert uuid.UUID(agency["id"])
+    assert agency["id"] in {a["id"] for a in list_all(cli_env, "agencies", "list")}
+
+    result = invoke(cli_env, "agencies", "create", "Acme Marketing")
+    assert result.exit_code == 0
+    assert "Acme Marketing" in result.stdout
+    listed = invoke(cli_env, "agencies", "list", "--limit", "100")
+    assert listed.exit_code == 0
+    assert "Agencies" in listed.stdout
+
+
+def test_agency_name_is_validated(cli_env: Env) -> None:
+    doc = invoke_json(cli_env, "agencies", "create", "   ", exit_code=1)
+    assert doc["error"]["errors"][0]["pointer"] == "/name"
+
+
+# -- locations --------------------------------------------------------------------------------------
+
+
+def test_locations_create_and_list_by_agency(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    first = new_location(
+        cli_env, agency["id"], "--timezone", "Europe/Paris", "--tier", "pro", "--country", "fr"
+    )
+    assert first["agency_id"] == agency["id"]
+    assert (first["timezone"], first["tier"], first["country"]) == ("Europe/Paris", "pro", "FR")
+    second = new_location(cli_env, agency["id"])
+    assert (second["timezone"], second["tier"]) == ("UTC", "free")
+    other = new_location(cli_env, new_agency(cli_env)["id"])
+
+    page = invoke_json(cli_env, "locations", "list", "--agency", agency["id"])
+    assert [loc["id"] for loc in page["items"]] == [first["id"], second["id"]]
+    assert page["next_cursor"] is None
+    # The filter pages too: one at a time, then the rest from the cursor.
+    one = invoke_json(cli_env, "locations", "list", "--agency", agency["id"], "--limit", "1")
+    assert [loc["id"] for loc in one["items"]] == [first["id"]]
+    rest = invoke_json(cli_env, "locations", "list", "--agency", agency["id"], "--cursor", one["next_cursor"])
+    assert [loc["id"] for loc in rest["items"]] == [second["id"]]
+
+    everything = {loc["id"] for loc in list_all(cli_env, "locations", "list")}
+    assert {first["id"], second["id"], other["id"]} <= everything
+
+    human = invoke(cli_env, "locations", "list", "--agency", agency["id"])
+    assert human.exit_code == 0
+    assert first["id"] in human.stdout
+    assert other["id"] not in human.stdout
+    created = invoke(cli_env, "locations", "create", "Uptown", "--agency", agency["id"])
+    assert created.exit_code == 0
+    assert "Uptown" in created.stdout
+    assert "ghl apikeys create --location" in created.stdout
+
+
+def test_bad_timezone_exits_1_with_the_pointer(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    args = ("locations", "create", "X", "--agency", agency["id"], "--timezone", "Mars/Olympus")
+    doc = invoke_json(cli_env, *args, exit_code=1)
+    assert doc["error"]["code"] == "validation_failed"
+    assert [e["pointer"] for e in doc["error"]["errors"]] == ["/timezone"]
+    result = invoke(cli_env, *args)
+    assert result.exit_code == 1
+    assert "/timezone" in result.stderr
+    assert result.stdout == ""
+    assert invoke_json(cli_env, "locations", "list", "--agency", agency["id"])["items"] == []
+
+
+def test_unknown_agency_exits_1(cli_env: Env) -> None:
+    doc = invoke_json(cli_env, "locations", "create", "X", "--agency", str(uuid.uuid4()), exit_code=1)
+    assert doc["error"]["code"] == "not_found"
+
+
+def test_ambiguous_agency_asks_for_one(cli_env: Env) -> None:
+    new_agency(cli_env)
+    new_agency(cli_env)
+    doc = invoke_json(cli_env, "locations", "create", "X", exit_code=1)
+    (error,) = doc["error"]["errors"]
+    assert error["pointer"] == "/agency_id"
+    assert "--agency" in error["detail"]
+    result = invoke(cli_env, "locations", "create", "X")
+    assert result.exit_code == 1
+    assert "--agency" in result.stderr
+
+
+def test_agency_may_be_left_out_when_there_is_exactly_one(empty_database_env: Env) -> None:
+    env = empty_database_env
+    invoke_json(env, "db", "upgrade")
+    none_yet = invoke_json(env, "locations", "create", "X", exit_code=1)
+    assert "create an agency first" in none_yet["error"]["errors"][0]["detail"]
+    agency = new_agency(env)
+    location = invoke_json(env, "locations", "create", "Only One")
+    assert location["agency_id"] == agency["id"]
+
+
+# -- users ------------------------------------------------------------------------------------------
+
+
+def test_users_create_with_password_from_stdin_can_log_in(cli_env: Env, settings: Settings) -> None:
+    agency = new_agency(cli_env)
+    email = f"Owner-{uuid.uuid4().hex[:6]}@Example.com"
+    password = "correct horse battery staple"
+    user = invoke_json(
+        cli_env,
+        *("users", "create", "--email", email, "--name", "Olive Owner", "--role", "agency_owner"),
+        *("--agency", agency["id"], "--password-stdin"),
+        input=password + "\n",
+    )
+    assert user["email"] == email.lower()
+    assert (user["role"], user["agency_id"]) == ("agency_owner", agency["id"])
+    assert "password_hash" not in user
+
+    async def log_in() -> str:
+        assert settings.database_url
+        container = build_container(settings, settings.database_url)
+        try:
+            return (await container.auth().log_in(email, password)).access_token
+        finally:
+            await close_container(container)
+
+    assert asyncio.run(log_in())
+    assert user["id"] in {u["id"] for u in list_all(cli_env, "users", "list")}
+    listed = invoke(cli_env, "users", "list", "--limit", "100")
+    assert listed.exit_code == 0
+    assert "Users" in listed.stdout
+
+
+def test_users_create_prompts_for_a_hidden_password(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    email = f"u{uuid.uuid4().hex[:6]}@example.com"
+    password = "a long enough password"
+    result = invoke(
+        cli_env,
+        *("users", "create", "--email", email, "--name", "Pat", "--agency", agency["id"]),
+        input=f"{password}\n{password}\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert email in result.stdout
+    assert password not in result.stdout
+    assert "Password" in result.stderr
+
+
+def test_users_short_password_exits_1(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    doc = invoke_json(
+        cli_env,
+        *("users", "create", "--email", "s@example.com", "--name", "S", "--agency", agency["id"]),
+        "--password-stdin",
+        input="short\n",
+        exit_code=1,
+    )
+    assert [e["pointer"] for e in doc["error"]["errors"]] == ["/password"]
+
+
+def test_clerk_users_need_no_password(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    user = invoke_json(
+        cli_env,
+        *("users", "create", "--email", f"c{uuid.uuid4().hex[:6]}@example.com", "--name", "Clerk User"),
+        *("--agency", agency["id"], "--clerk-user-id", "user_2abc"),
+    )
+    assert user["clerk_user_id"] == "user_2abc"
+
+
+# -- API keys ---------------------------------------------------------------------------------------
+
+
+def test_apikeys_create_prints_a_key_that_authenticates(cli_env: Env, settings: Settings) -> None:
+    location = new_location(cli_env, new_agency(cli_env)["id"])
+    created = invoke_json(cli_env, "apikeys", "create", "--location", location["id"], "--name", "Zapier")
+    assert created["name"] == "Zapier"
+    assert set(created["scopes"]) == {s.value for s in LOCATION_SCOPES}
+    actor = authenticate(settings, created["key"])
+    assert actor.kind is ActorKind.API_KEY
+    assert str(actor.location_id) == location["id"]
+
+    listed = invoke_json(cli_env, "apikeys", "list", "--location", location["id"])
+    assert [k["id"] for k in listed["items"]] == [created["id"]]
+    assert created["key"] not in json.dumps(listed)
+    assert created["key"].startswith(listed["items"][0]["prefix"])
+
+
+def test_apikeys_create_with_scopes(cli_env: Env, settings: Settings) -> None:
+    location = new_location(cli_env, new_agency(cli_env)["id"])
+    created = invoke_json(
+        cli_env,
+        *("apikeys", "create", "--location", location["id"]),
+        *("--scopes", "contacts:read,contacts:write", "--scopes", "audit:read"),
+    )
+    assert created["scopes"] == ["audit:read", "contacts:read", "contacts:write"]
+    actor = authenticate(settings, created["key"])
+    assert actor.scopes == {Permission.CONTACTS_READ, Permission.CONTACTS_WRITE, Permission.AUDIT_READ}
+
+
+def test_apikeys_bad_scope_exits_1(cli_env: Env) -> None:
+    location = new_location(cli_env, new_agency(cli_env)["id"])
+    args = ("apikeys", "create", "--location", location["id"], "--scopes", "contacts:read,contacts:fly")
+    doc = invoke_json(cli_env, *args, exit_code=1)
+    assert doc["error"]["errors"] == [{"pointer": "/scopes/1", "detail": "unknown scope 'contacts:fly'"}]
+    result = invoke(cli_env, *args)
+    assert result.exit_code == 1
+    assert "contacts:fly" in result.stderr
+    assert invoke_json(cli_env, "apikeys", "list", "--location", location["id"])["items"] == []
+
+
+def test_apikeys_unknown_location_exits_1(cli_env: Env) -> None:
+    doc = invoke_json(cli_env, "apikeys", "create", "--location", str(uuid.uuid4()), exit_code=1)
+    assert doc["error"]["code"] == "not_found"
+
+
+def test_apikeys_human_output_shows_the_key_once(cli_env: Env, settings: Settings) -> None:
+    location = new_location(cli_env, new_agency(cli_env)["id"])
+    result = invoke(cli_env, "apikeys", "create", "--location", location["id"])
+    assert result.exit_code == 0
+    assert "shown once" in result.stdout
+    keys = [word for word in result.stdout.split() if word.startswith("ghl_") and len(word) > 30]
+    assert len(keys) == 1
+    assert str(authenticate(settings, keys[0]).location_id) == location["id"]
+    listed = invoke(cli_env, "apikeys", "list", "--location", location["id"])
+    assert listed.exit_code == 0
+    assert keys[0] not in listed.stdout
+
+
+def test_apikeys_revoke(cli_env: Env, settings: Settings) -> None:
+    location = new_location(cli_env, new_agency(cli_env)["id"])
+    keep = invoke_json(cli_env, "apikeys", "create", "--location", location["id"], "--name", "keep")
+    drop = invoke_json(cli_env, "apikeys", "create", "--location", location["id"], "--name", "drop")
+
+    # Naming another location protects against revoking the wrong key.
+    elsewhere = invoke_json(
+        cli_env, "apikeys", "revoke", drop["id"], "--location", str(uuid.uuid4()), exit_code=1
+    )
+    assert elsewhere["error"]["code"] == "not_found"
+
+    revoked = invoke_json(cli_env, "apikeys", "revoke", drop["id"], "--location", location["id"])
+    assert revoked["revoked_at"] is not None
+    with pytest.raises(Unauthenticated):
+        authenticate(settings, drop["key"])
+    assert authenticate(settings, keep["key"]).location_id is not None
+
+    active = invoke_json(cli_env, "apikeys", "list", "--location", location["id"])
+    assert [k["id"] for k in active["items"]] == [keep["id"]]
+    everything = invoke_json(cli_env, "apikeys", "list", "--location", location["id"], "--include-revoked")
+    assert {k["id"]: k["revoked_at"] is not None for k in everything["items"]} == {
+        keep["id"]: False,
+        drop["id"]: True,
+    }
+    again = invoke(cli_env, "apikeys", "revoke", keep["id"])
+    assert again.exit_code == 0
+    assert "revoked" in again.stdout
+    assert invoke_json(cli_env, "apikeys", "revoke", str(uuid.uuid4()), exit_code=1)["error"]["code"] == (
+        "not_found"
+    )
+
+
+# -- doctor -----------------------------------------------------------------------------------------
+
+
+def checks_by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in doc["checks"]}
+
+
+def test_doctor_with_the_test_database(cli_env: Env, settings: Settings) -> None:
+    doc = invoke_json(cli_env, "doctor")
+    assert doc["ok"] is True
+    checks = checks_by_name(doc)
+    assert checks["settings"]["level"] == "ok"
+    assert checks["database"]["level"] == "ok"
+    assert checks["schema"]["level"] == "ok"
+    assert checks["redis"]["level"] == ("ok" if settings.redis_url else "off")
+    for provider in ("clerk", "twilio", "sendgrid", "stripe", "openai", "anthropic"):
+        assert checks[provider]["level"] == "off"
+    assert "built-in users" in checks["clerk"]["detail"]
+    assert "local outbox" in checks["twilio"]["detail"]
+    assert "manual payments" in checks["stripe"]["detail"]
+    assert "local responder" in checks["openai"]["detail"]
+
+    result = invoke(cli_env, "doctor")
+    assert result.exit_code == 0
+    assert "manual payments" in result.stdout
+
+
+def test_doctor_names_providers_and_never_prints_secrets(cli_env: Env) -> None:
+    secrets = {
+        "STRIPE_SECRET_KEY": "sk_test_doctor_must_not_print_this",
+        "OPENAI_API_KEY": "sk-openai-doctor-must-not-print-this",
+        "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+    }
+    env = cli_env | secrets
+    doc = invoke_json(env, "doctor")
+    checks = checks_by_name(doc)
+    assert checks["openai"]["level"] == "ok"
+    assert checks["stripe"]["level"] == "warn"
+    assert "STRIPE_WEBHOOK_SECRET" in checks["stripe"]["detail"]
+    assert checks["twilio"]["level"] == "warn"
+    assert "TWILIO_AUTH_TOKEN" in checks["twilio"]["detail"]
+    human = invoke(env, "doctor")
+    for value in secrets.values():
+        assert value not in json.dumps(doc)
+        assert value not in human.stdout + human.stderr
+
+
+def test_doctor_fails_when_the_database_is_down(cli_env: Env) -> None:
+    env = cli_env | {"DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/ghl"}
+    doc = invoke_json(env, "doctor", exit_code=1)
+    assert doc["ok"] is False
+    assert checks_by_name(doc)["schema"]["level"] == "error"
+    assert checks_by_name(doc)["database"]["level"] == "error"
+    assert invoke(env, "doctor").exit_code == 1
+    # The other commands say the same, without a traceback.
+    refused = invoke(env, "agencies", "list")
+    assert refused.exit_code == 1
+    assert "Traceback" not in refused.stderr
+
+
+def test_doctor_fails_when_redis_is_down(cli_env: Env) -> None:
+    env = cli_env | {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    doc = invoke_json(env, "doctor", exit_code=1)
+    checks = checks_by_name(doc)
+    assert checks["redis"]["level"] == "error"
+    assert checks["database"]["level"] == "ok"
+
+
+def test_doctor_reports_invalid_settings(cli_env: Env) -> None:
+    doc = invoke_json(cli_env | {"REDIS_URL": "http://nope"}, "doctor", exit_code=1)
+    assert checks_by_name(doc)["settings"]["level"] == "error"
+    assert "REDIS_URL" in checks_by_name(doc)["settings"]["detail"]

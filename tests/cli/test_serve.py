@@ -1,0 +1,106 @@
+"""`ghl serve` end to end: a real process on the embedded PostgreSQL, restarted on the same data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+API_KEY = re.compile(r"API key\s+(ghl_[A-Za-z0-9_-]+)")
+READY_ATTEMPTS = 600  # polls 0.25 s apart: a first start runs initdb and the migrations
+STOP_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(data_dir: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "GHL_APP_DATABASE_URL"}}
+    env |= {"GHL_DATA_DIR": str(data_dir), "GHL_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    env.pop("GHL_SECRET_KEY", None)
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own command, arguments built here
+            [sys.executable, "-m", "ghl_cli.main", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=data_dir.parent,  # no stray .env file
+        )
+    try:
+        wait_ready(process, port, log)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    for _ in range(READY_ATTEMPTS):
+        if process.poll() is not None:
+            pytest.fail(f"ghl serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"ghl serve never became ready:\n{log.read_text()}")
+
+
+def test_serve_first_start_prints_a_working_demo_key_and_restarts_on_the_same_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    first_log = tmp_path / "first.log"
+    with serving(data_dir, port, first_log) as process:
+        printed = first_log.read_text()
+        match = API_KEY.search(printed)
+        assert match, printed
+        key = match.group(1)
+        assert "shown only this once" in printed
+        assert f"{base}/docs" in printed
+        assert "embedded PostgreSQL" in printed
+
+        location = httpx.get(f"{base}/api/v1/location", headers={"Authorization": f"Bearer {key}"})
+        assert location.status_code == 200, location.text
+        assert location.json()["name"] == "Demo Location"
+        assert httpx.get(f"{base}/docs").status_code == 200
+        openapi = httpx.get(f"{base}/docs/openapi.json")
+        assert openapi.status_code == 200
+        assert openapi.json()["openapi"].startswith("3.")
+        assert key not in os.environ.values()
+    assert process.returncode == 0, first_log.read_text()
+
+    second_log = tmp_path / "second.log"
+    with serving(data_dir, port, second_log):
+        printed = second_log.read_text()
+        assert "First start" not in printed
+        assert not API_KEY.search(printed)
+        assert "ghl apikeys create --location ID" in printed
+        # The data survived the restart: the key printed the first time still works.
+        again = httpx.get(f"{base}/api/v1/location", headers={"Authorization": f"Bearer {key}"})
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == location.json()["id"]
