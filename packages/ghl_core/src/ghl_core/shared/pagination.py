@@ -54,7 +54,8 @@ def decode_cursor(cursor: str) -> tuple[str, ...]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: deeply nested JSON ("[[[[...") exhausts the parser; still just a bad cursor.
         raise ValidationFailed.one("/cursor", "is not a cursor this API issued") from None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValidationFailed.one("/cursor", "is not a cursor this API issued")
