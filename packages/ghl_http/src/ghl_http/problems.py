@@ -30,7 +30,6 @@ _STATUS: dict[type[DomainError], int] = {
     PermissionDenied: 403,
     TooManyRequests: 429,
 }
-_log = structlog.get_logger("ghl.http")
 
 
 def problem_body(
@@ -134,7 +133,7 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    _log.exception("unhandled error", path=request.url.path, error=type(exc).__name__)
+    # The app's after_exception hook has logged it, with its traceback and the request id.
     return _response(request, 500, "an unexpected error occurred; the request id identifies it in our logs")
 
 

@@ -50,8 +50,11 @@ class SqlIdempotencyStore:
                     expires_at=now + self._ttl,
                 )
                 .on_conflict_do_nothing(index_elements=["principal", "key"])
+                # RETURNING, not rowcount: the driver reports -1 (truthy) for this INSERT, so every
+                # request looked like the first and nothing was ever replayed.
+                .returning(k.principal)
             )
-            if claimed.rowcount:
+            if claimed.first() is not None:
                 await uow.commit()
                 return IdempotencyOutcome(IdempotencyState.STARTED)
             row = (

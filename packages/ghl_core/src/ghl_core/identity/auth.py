@@ -18,7 +18,14 @@ from ghl_core.identity.models import (
 from ghl_core.identity.ports import AccessTokenCodec, ExternalTokenVerifier, FailureCounter, PasswordHasher
 from ghl_core.identity.secrets import new_refresh_token, secret_hash
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import FieldError, NotFound, TooManyRequests, Unauthenticated, ValidationFailed
+from ghl_core.shared.errors import (
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationFailed,
+)
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
@@ -199,7 +206,8 @@ class AuthService:
     async def location_token(self, actor: Actor, location_id: uuid.UUID) -> tuple[str, int]:
         """A location-scoped access token for an agency-level user: the location becomes a claim."""
         if actor.kind is not ActorKind.USER or actor.location_id is not None or actor.id is None:
-            raise Unauthenticated("a location token is obtained with an agency-level user token")
+            # The caller is authenticated, just with the wrong kind of credential: 403, not 401.
+            raise PermissionDenied("a location token is obtained with an agency-level user token")
         assert actor.agency_id is not None  # noqa: S101
         assert actor.agency_role is not None  # noqa: S101
         async with self._uow(TenantScope.anonymous()) as uow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 import zoneinfo
 
 from email_validator import EmailNotValidError, validate_email
@@ -16,6 +17,8 @@ def check_name(value: str, pointer: str, errors: list[FieldError]) -> str:
     cleaned = " ".join(value.split())
     if not cleaned:
         errors.append(FieldError(pointer, "must not be blank"))
+    elif any(unicodedata.category(ch) == "Cc" for ch in cleaned):
+        errors.append(FieldError(pointer, "must not contain control characters"))
     elif len(cleaned) > MAX_NAME_LENGTH:
         errors.append(FieldError(pointer, f"must be at most {MAX_NAME_LENGTH} characters"))
     return cleaned

@@ -28,9 +28,14 @@ class LocationRepository(Protocol):
     async def update(self, location: Location) -> None: ...
 
     async def list(
-        self, agency_id: uuid.UUID | None, page: PageRequest, include_deleted: bool = False
+        self,
+        agency_id: uuid.UUID | None,
+        page: PageRequest,
+        include_deleted: bool = False,
+        only: builtins.set[uuid.UUID] | None = None,
     ) -> Page[Location]:
-        """`agency_id` None lists every agency's (operators only; row-level security applies anyway)."""
+        """`agency_id` None lists every agency's (operators only; row-level security applies anyway).
+        `only` restricts the list to these ids (an agency user's granted locations)."""
         ...
 
     async def count_for_agency(self, agency_id: uuid.UUID) -> int: ...

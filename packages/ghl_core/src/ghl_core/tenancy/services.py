@@ -186,7 +186,9 @@ class TenancyService:
                 # Filtered in the query, so a page is full of what the user may see.
                 user = await uow.users.get(actor.id) if actor.id else None
                 only = {g.location_id for g in user.grants} if user else set()
-            return await uow.locations.list(agency_id if actor.is_operator else actor.agency_id, page, only=only)
+            return await uow.locations.list(
+                agency_id if actor.is_operator else actor.agency_id, page, only=only
+            )
 
     async def update_location(
         self, actor: Actor, location_id: uuid.UUID, changes: LocationChanges

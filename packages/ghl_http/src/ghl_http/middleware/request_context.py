@@ -19,6 +19,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 
 from ghl_adapters.observability import HttpMetrics, get_logger
+from ghl_core.shared.errors import DomainError
 from ghl_core.shared.masking import mask_value
 
 if TYPE_CHECKING:
@@ -114,6 +115,10 @@ def masked_query(query_string: bytes) -> str:
 async def log_unhandled_exception(exc: Exception, scope: Scope) -> None:
     """``after_exception`` hook: with Litestar's own logging disabled, server errors are logged here."""
     if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return
+    # Domain errors are the caller's mistakes (401, 403, 404, 409, 422, 429), answered as problems:
+    # not server errors, and a traceback for each was slow and drowned the real ones.
+    if isinstance(exc, DomainError):
         return
     get_logger("ghl.http.error").error("unhandled_exception", exc_info=exc)
 
