@@ -56,7 +56,10 @@ async def test_clerk_tokens_sign_users_in(clerk_container: Container) -> None:
     await tenancy.create_user(
         operator,
         NewUser(
-            email=f"{subject}@example.com", name="Clerk User", role=AgencyRole.USER, clerk_user_id=subject,
+            email=f"{subject}@example.com",
+            name="Clerk User",
+            role=AgencyRole.USER,
+            clerk_user_id=subject,
             grants=(LocationGrant(location.id, LocationRole.USER),),
         ),
         agency_id=agency.id,
