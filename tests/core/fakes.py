@@ -191,6 +191,13 @@ class InMemoryUserRepository(_Repo):
         ]
         return _paginate(rows, page)
 
+    async def count_owners(self, agency_id: uuid.UUID) -> int:
+        return sum(
+            1
+            for u in self._d.users.values()
+            if u.agency_id == agency_id and u.role is AgencyRole.OWNER and u.deleted_at is None
+        )
+
     async def grants_for_location(
         self, location_id: uuid.UUID
     ) -> builtins.list[tuple[uuid.UUID, LocationGrant]]:

@@ -184,3 +184,17 @@ async def test_another_locations_key_is_not_found(
     with pytest.raises(PermissionDenied):
         await api_keys.revoke(key_actor(world, world.loc_b.id, Permission.APIKEYS_READ), key.id)
     assert store.data.api_keys[key.id].revoked_at is None
+
+
+async def test_keys_never_carry_agency_permissions(
+    api_keys: ApiKeyService, operator: Actor, world: World
+) -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        await api_keys.create(
+            operator,
+            "too wide",
+            frozenset({Permission.CONTACTS_READ, Permission.USERS_WRITE}),
+            location_id=world.loc_a.id,
+        )
+    assert exc.value.errors[0].pointer == "/scopes"
+    assert "users:write" in exc.value.errors[0].detail

@@ -583,6 +583,10 @@ async def test_operator_manages_any_agency_users(
         operator, world.other_owner.id, world.other_location.id, LocationRole.USER
     )
     assert user.grants == [LocationGrant(world.other_location.id, LocationRole.USER)]
+    with pytest.raises(Conflict, match="at least one owner"):
+        await tenancy.delete_user(operator, world.other_owner.id)
+    successor = NewUser("successor@other.io", "Sam Successor", role=AgencyRole.OWNER)
+    await tenancy.create_user(operator, successor, agency_id=world.other_agency.id)
     await tenancy.delete_user(operator, world.other_owner.id)
     with pytest.raises(NotFound):
         await tenancy.get_user(operator, world.other_owner.id)
@@ -590,3 +594,20 @@ async def test_operator_manages_any_agency_users(
 
 def test_user_actor_helper(world: World) -> None:
     assert user_actor(world.owner).agency_role is AgencyRole.OWNER
+
+
+async def test_an_agency_keeps_at_least_one_owner(
+    tenancy: TenancyService, world: World, store: InMemoryStore
+) -> None:
+    with pytest.raises(Conflict, match="at least one owner"):
+        await tenancy.update_user(world.owner_actor, world.owner.id, role=AgencyRole.ADMIN)
+    assert store.data.users[world.owner.id].role is AgencyRole.OWNER
+    # With a second owner, either may step down or be removed, but not the last one left.
+    await tenancy.update_user(world.owner_actor, world.member.id, role=AgencyRole.OWNER)
+    await tenancy.update_user(world.owner_actor, world.owner.id, role=AgencyRole.ADMIN)
+    second_owner = user_actor(store.data.users[world.member.id])
+    with pytest.raises(Conflict, match="at least one owner"):
+        await tenancy.update_user(second_owner, world.member.id, role=AgencyRole.USER)
+    await tenancy.update_user(second_owner, world.admin.id, role=AgencyRole.OWNER)
+    await tenancy.delete_user(second_owner, world.admin.id)
+    assert store.data.users[world.member.id].role is AgencyRole.OWNER

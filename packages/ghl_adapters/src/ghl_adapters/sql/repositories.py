@@ -262,6 +262,18 @@ class SqlUserRepository:
         rows = (await self._c.execute(_paginate(q, page, t.users.c.created_at, t.users.c.id))).all()
         return page_from_rows(await self._hydrate(rows), page.limit, _key())
 
+    async def count_owners(self, agency_id: uuid.UUID) -> int:
+        owners = (
+            select(t.users.c.id)
+            .where(
+                t.users.c.agency_id == agency_id,
+                t.users.c.role == AgencyRole.OWNER.value,
+                t.users.c.deleted_at.is_(None),
+            )
+            .with_for_update()
+        )
+        return len((await self._c.execute(owners)).all())
+
     async def grants_for_location(
         self, location_id: uuid.UUID
     ) -> builtins.list[tuple[uuid.UUID, LocationGrant]]:

@@ -67,6 +67,11 @@ class ApiKeyService:
         if errors:
             raise ValidationFailed(errors)
         wanted = LOCATION_SCOPES if scopes is None else scopes
+        if not wanted <= LOCATION_SCOPES:
+            agency_only = sorted(s.value for s in wanted - LOCATION_SCOPES)
+            raise ValidationFailed.one(
+                "/scopes", f"agency permissions are not key scopes: {', '.join(agency_only)}"
+            )
         if not actor.is_operator and not wanted <= actor.permissions():
             missing = sorted(s.value for s in wanted - actor.permissions())
             raise ValidationFailed.one(

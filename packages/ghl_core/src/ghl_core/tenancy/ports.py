@@ -54,6 +54,11 @@ class UserRepository(Protocol):
 
     async def list(self, agency_id: uuid.UUID | None, page: PageRequest) -> Page[User]: ...
 
+    async def count_owners(self, agency_id: uuid.UUID) -> int:
+        """Live owners of the agency, locked until the transaction ends so two concurrent demotions
+        cannot both pass the last-owner check."""
+        ...
+
     async def grants_for_location(
         self, location_id: uuid.UUID
     ) -> builtins.list[tuple[uuid.UUID, LocationGrant]]: ...

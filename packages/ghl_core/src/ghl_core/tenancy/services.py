@@ -382,21 +382,28 @@ class TenancyService:
         if errors:
             raise ValidationFailed(errors)
 
-        async def mutate(_uow: UnitOfWork, user: User) -> User:
+        async def mutate(uow: UnitOfWork, user: User) -> User:
             if user.role is AgencyRole.OWNER and role not in (None, AgencyRole.OWNER):
                 self._check_can_manage(actor, AgencyRole.OWNER)
+                await self._keep_an_owner(uow, user)
             return replace(user, name=clean or user.name, role=role or user.role, grants=list(user.grants))
 
         return await self._save_user(actor, user_id, "update", mutate)
+
+    @staticmethod
+    async def _keep_an_owner(uow: UnitOfWork, owner: User) -> None:
+        if await uow.users.count_owners(owner.agency_id) <= 1:
+            raise Conflict("an agency keeps at least one owner: make another user owner first")
 
     async def delete_user(self, actor: Actor, user_id: uuid.UUID) -> None:
         self._check_can_manage(actor, AgencyRole.USER)
         if actor.id == user_id:
             raise Conflict("you cannot delete yourself")
 
-        async def mutate(_uow: UnitOfWork, user: User) -> User:
+        async def mutate(uow: UnitOfWork, user: User) -> User:
             if user.role is AgencyRole.OWNER:
                 self._check_can_manage(actor, AgencyRole.OWNER)
+                await self._keep_an_owner(uow, user)
             return replace(user, deleted_at=self._clock.now(), grants=list(user.grants))
 
         await self._save_user(actor, user_id, "delete", mutate)
