@@ -12,9 +12,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from clitools import Env, env_for, invoke, invoke_json, libpq, list_all
 from sqlalchemy.engine import make_url
 
+from clitools import Env, env_for, invoke, invoke_json, libpq, list_all
 from ghl_adapters.container import build_container, close_container
 from ghl_adapters.settings import Settings
 from ghl_core.shared.errors import Unauthenticated

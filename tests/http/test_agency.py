@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
+from ghl_adapters.container import Container
 from http_kit import (
     API,
     Account,
@@ -22,8 +24,6 @@ from http_kit import (
     sign_up,
     unique_email,
 )
-
-from ghl_adapters.container import Container
 
 
 @pytest.fixture

@@ -8,6 +8,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+
+from ghl_adapters.container import Container
+from ghl_adapters.identity import JwtAccessTokenCodec
+from ghl_core.identity.models import AccessClaims
+from ghl_core.shared.clock import FixedClock
+from ghl_core.tenancy.models import AgencyRole
 from http_kit import (
     API,
     PASSWORD,
@@ -23,12 +29,6 @@ from http_kit import (
     sign_up,
     unique_email,
 )
-
-from ghl_adapters.container import Container
-from ghl_adapters.identity import JwtAccessTokenCodec
-from ghl_core.identity.models import AccessClaims
-from ghl_core.shared.clock import FixedClock
-from ghl_core.tenancy.models import AgencyRole
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from http_kit import API, Tenant, assert_problem, bearer, open_api
 
 from ghl_adapters.container import Container
 from ghl_core.tenancy.permissions import Actor
 from ghl_http.gate import ApiGate
+from http_kit import API, Tenant, assert_problem, bearer, open_api
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import structlog
-from http_kit import API, Tenant, open_api
 
 from ghl_adapters.container import Container
+from http_kit import API, Tenant, open_api
 
 
 @pytest.fixture

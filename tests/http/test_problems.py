@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from http_kit import API, Tenant, assert_problem, open_api
 
 from ghl_adapters.container import Container
+from http_kit import API, Tenant, assert_problem, open_api
 
 MAX_BODY = 1_048_576
 

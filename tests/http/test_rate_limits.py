@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from http_kit import API, Tenant, assert_problem, bearer, new_tenant, open_api, unique_email
 
 from ghl_adapters.container import Container
 from ghl_core.tenancy.models import PlanTier
 from ghl_core.tenancy.permissions import Actor
+from http_kit import API, Tenant, assert_problem, bearer, new_tenant, open_api, unique_email
 
 FREE_BURST = 10
 

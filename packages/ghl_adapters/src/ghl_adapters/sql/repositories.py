@@ -28,15 +28,10 @@ def _paginate(
     query: Select[Any], page: PageRequest, created: Any, ident: Any, descending: bool = False
 ) -> Select[Any]:
     if page.after is not None:
-        if len(page.after) != 2:
-            from ghl_core.shared.errors import ValidationFailed
-
-            raise ValidationFailed.one("/cursor", "is not a cursor this API issued")
         try:
-            key = (datetime.fromisoformat(page.after[0]), uuid.UUID(page.after[1]))
+            created_at, ident_value = page.after
+            key = (datetime.fromisoformat(created_at), uuid.UUID(ident_value))
         except ValueError:
-            from ghl_core.shared.errors import ValidationFailed
-
             raise ValidationFailed.one("/cursor", "is not a cursor this API issued") from None
         cmp = tuple_(created, ident) < key if descending else tuple_(created, ident) > key
         query = query.where(cmp)
