@@ -7,16 +7,16 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import psycopg
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
 from ghl_adapters.sql import migrate
 from ghl_adapters.sql.embedded import EmbeddedPostgres
-from support import TEST_SECRET, Tenant, make_container, new_tenant
+from support import TEST_SECRET, Tenant, make_container, new_tenant, open_api
 
 
 def _libpq(url: str) -> str:
@@ -93,9 +93,6 @@ async def other_tenant(container: Container) -> Tenant:
 
 
 @pytest.fixture
-async def client(container: Container) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    from ghl_http.app import create_app
-
-    app = create_app(container, close_container_on_shutdown=False)
-    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
-        yield test_client
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_api(container) as api:
+        yield api

@@ -1,10 +1,14 @@
-"""Helpers shared by the tests: a container wired for tests, and tenants to test with."""
+"""Helpers shared by the tests: a container wired for tests, tenants to test with, and an HTTP client on
+the real app running in the test's own event loop (so pooled connections never cross event loops)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from dependency_injector import providers
 
 from ghl_adapters.container import Container, build_container
@@ -49,3 +53,18 @@ async def new_tenant(container: Container, tier: PlanTier = PlanTier.ENTERPRISE)
     )
     _, secret = await container.api_keys().create(operator, "test key", location_id=location.id)
     return Tenant(agency_id=agency.id, location_id=location.id, api_key=secret)
+
+
+def unique_ip() -> str:
+    raw = uuid.uuid4().bytes
+    return f"10.{raw[0]}.{raw[1]}.{raw[2]}"
+
+
+@asynccontextmanager
+async def open_api(container: Container, ip: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    from ghl_http.app import create_app
+
+    app = create_app(container, close_container_on_shutdown=False)
+    transport = httpx.ASGITransport(app=app, client=(ip or unique_ip(), 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+        yield client

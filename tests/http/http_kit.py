@@ -7,38 +7,22 @@ rate limited per address, and tests must not share one bucket."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from ghl_adapters.container import Container
 from support import Tenant as Tenant  # re-exported for the HTTP tests
 from support import new_tenant as new_tenant
+from support import open_api as open_api
+from support import unique_ip as unique_ip
 
 API = "/api/v1"
 PASSWORD = "correct horse battery staple"
 
 
-def unique_ip() -> str:
-    raw = uuid.uuid4().bytes
-    return f"10.{raw[0]}.{raw[1]}.{raw[2]}"
-
-
 def unique_email(tag: str = "user") -> str:
     return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
-
-
-@asynccontextmanager
-async def open_api(container: Container, ip: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    from ghl_http.app import create_app
-
-    app = create_app(container, close_container_on_shutdown=False)
-    transport = httpx.ASGITransport(app=app, client=(ip or unique_ip(), 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
-        yield client
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from litestar.testing import AsyncTestClient
 
 from clerk_double import ORIGIN, JwksServer, clerk_token, rsa_key
 from ghl_adapters.container import Container, close_container
@@ -16,8 +15,7 @@ from ghl_adapters.settings import Settings
 from ghl_core.tenancy.models import AgencyRole, LocationGrant, LocationRole
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.services import NewLocation, NewUser
-from ghl_http.app import create_app
-from support import make_container
+from support import make_container, open_api
 
 KEY = rsa_key()
 PUBLISHABLE = "pk_test_" + base64.b64encode(b"clerk.example.test$").decode()
@@ -64,8 +62,7 @@ async def test_clerk_tokens_sign_users_in(clerk_container: Container) -> None:
         ),
         agency_id=agency.id,
     )
-    app = create_app(clerk_container, close_container_on_shutdown=False)
-    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+    async with open_api(clerk_container) as client:
         agency_token = clerk_token(KEY, "kid-1", sub=subject)
         me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {agency_token}"})
         assert me.status_code == 200, me.text
