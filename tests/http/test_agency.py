@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from ghl_adapters.container import Container
 from http_kit import (
     API,
     Account,
@@ -19,22 +17,10 @@ from http_kit import (
     create_user,
     location_token,
     log_in,
-    open_api,
     pointers,
     sign_up,
     unique_email,
 )
-
-
-@pytest.fixture
-async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(container) as client:
-        yield client
-
-
-@pytest.fixture
-async def owner(api: httpx.AsyncClient) -> Account:
-    return await sign_up(api)
 
 
 # -- locations ---------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -29,12 +28,6 @@ from http_kit import (
     sign_up,
     unique_email,
 )
-
-
-@pytest.fixture
-async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(container) as client:
-        yield client
 
 
 # -- sign-up -----------------------------------------------------------------------------------------

@@ -5,22 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from ghl_adapters.container import Container
 from ghl_core.tenancy.permissions import Actor
 from ghl_http.gate import ApiGate
-from http_kit import API, Tenant, assert_problem, bearer, open_api
-
-
-@pytest.fixture
-async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(container) as client:
-        yield client
+from http_kit import API, Tenant, assert_problem, bearer
 
 
 def with_key(tenant: Tenant, key: str) -> dict[str, str]:

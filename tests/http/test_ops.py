@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 import structlog
 
 from ghl_adapters.container import Container
-from http_kit import API, Tenant, open_api
-
-
-@pytest.fixture
-async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(container) as client:
-        yield client
+from http_kit import API, Tenant
 
 
 async def test_live(api: httpx.AsyncClient) -> None:

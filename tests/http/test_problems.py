@@ -9,15 +9,9 @@ import httpx
 import pytest
 
 from ghl_adapters.container import Container
-from http_kit import API, Tenant, assert_problem, open_api
+from http_kit import API, Tenant, assert_problem
 
 MAX_BODY = 1_048_576
-
-
-@pytest.fixture
-async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(container) as client:
-        yield client
 
 
 def oversized_json() -> bytes:

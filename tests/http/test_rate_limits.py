@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -13,12 +11,6 @@ from ghl_core.tenancy.permissions import Actor
 from http_kit import API, Tenant, assert_problem, bearer, new_tenant, open_api, unique_email
 
 FREE_BURST = 10
-
-
-@pytest.fixture
-async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_api(container) as client:
-        yield client
 
 
 @pytest.fixture
