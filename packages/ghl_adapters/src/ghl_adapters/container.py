@@ -21,6 +21,7 @@ from ghl_adapters.sql.engines import create_engines
 from ghl_adapters.sql.idempotency import SqlIdempotencyStore
 from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
 from ghl_core.audit.services import AuditService
+from ghl_core.contacts.services import ContactService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
 from ghl_core.identity.ports import ExternalTokenVerifier, FailureCounter
@@ -90,6 +91,7 @@ class Container(containers.DeclarativeContainer):
     tenancy = providers.Singleton(TenancyService, uow, clock, password_hasher)
     api_keys = providers.Singleton(ApiKeyService, uow, clock)
     audit = providers.Singleton(AuditService, uow)
+    contacts = providers.Singleton(ContactService, uow, clock)
     auth = providers.Singleton(
         AuthService, uow, clock, password_hasher, access_tokens, failure_counter, external_verifiers
     )

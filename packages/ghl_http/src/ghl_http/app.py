@@ -17,6 +17,7 @@ from ghl_adapters.container import Container, close_container
 from ghl_adapters.runtime import readiness
 from ghl_http.controllers.agency import LocationsController, UsersController
 from ghl_http.controllers.auth import AuthController
+from ghl_http.controllers.contacts import ContactsController
 from ghl_http.controllers.location import ApiKeysController, AuditController, LocationController
 from ghl_http.deps import DEPENDENCIES
 from ghl_http.gate import API_PREFIX, ApiGate
@@ -97,6 +98,7 @@ def create_app(
             LocationController,
             ApiKeysController,
             AuditController,
+            ContactsController,
         ],
     )
     gate = DefineMiddleware(

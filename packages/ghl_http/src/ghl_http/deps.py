@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 
 from ghl_adapters.container import Container
 from ghl_core.audit.services import AuditService
+from ghl_core.contacts.services import ContactService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
 from ghl_core.shared.errors import Unauthenticated
@@ -47,6 +48,10 @@ def provide_audit(state: State) -> AuditService:
     return _container(state).audit()
 
 
+def provide_contacts(state: State) -> ContactService:
+    return _container(state).contacts()
+
+
 def provide_page(
     limit: Annotated[
         int | None, QueryParameter(description=f"Items per page (1 to {MAX_LIMIT}, default 20)")
@@ -66,4 +71,5 @@ DEPENDENCIES = {
     "auth": Provide(provide_auth, sync_to_thread=False),
     "audit": Provide(provide_audit, sync_to_thread=False),
     "page": Provide(provide_page, sync_to_thread=False),
+    "contacts": Provide(provide_contacts, sync_to_thread=False),
 }

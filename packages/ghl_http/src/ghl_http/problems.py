@@ -41,6 +41,7 @@ def problem_body(
     instance: str | None = None,
     errors: list[FieldError] | None = None,
     request_id: str | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     slug = code or phrase.lower().replace(" ", "_").replace("-", "_")
@@ -58,6 +59,8 @@ def problem_body(
         body["request_id"] = request_id
     if errors:
         body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+    for key, value in (extensions or {}).items():
+        body.setdefault(key, value)
     return body
 
 
@@ -100,7 +103,11 @@ def domain_problem(exc: DomainError) -> tuple[int, dict[str, str], dict[str, Any
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     errors = exc.errors if isinstance(exc, ValidationFailed) else None
-    return status, headers, {"code": exc.code, "title": exc.title, "errors": errors}
+    return (
+        status,
+        headers,
+        {"code": exc.code, "title": exc.title, "errors": errors, "extensions": exc.extensions()},
+    )
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

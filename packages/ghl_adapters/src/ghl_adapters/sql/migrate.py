@@ -30,7 +30,7 @@ def _config(url: str) -> Config:
 @dataclass(frozen=True)
 class MigrationStatus:
     current: str | None
-    head: str
+    head: str  # the heads, comma-separated when several branches are open
     pending: list[str]
 
     @property
@@ -38,7 +38,7 @@ class MigrationStatus:
         return not self.pending
 
 
-def upgrade(url: str, revision: str = "head") -> MigrationStatus:
+def upgrade(url: str, revision: str = "heads") -> MigrationStatus:
     command.upgrade(_config(url), revision)
     return status(url)
 
@@ -46,13 +46,15 @@ def upgrade(url: str, revision: str = "head") -> MigrationStatus:
 def status(url: str) -> MigrationStatus:
     cfg = _config(url)
     script = ScriptDirectory.from_config(cfg)
-    head = script.get_current_head()
-    assert head is not None  # noqa: S101 - we ship at least one revision
+    heads = tuple(script.get_heads())
     engine = create_engine(_sync_url(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+            applied = MigrationContext.configure(conn).get_current_heads()
     finally:
         engine.dispose()
-    pending = [rev.revision for rev in script.iterate_revisions(head, current)]
-    return MigrationStatus(current=current, head=head, pending=list(reversed(pending)))
+    done = {rev.revision for rev in script.iterate_revisions(applied, "base")} if applied else set()
+    pending = [rev.revision for rev in script.iterate_revisions(heads, "base") if rev.revision not in done]
+    return MigrationStatus(
+        current=",".join(sorted(applied)) or None, head=",".join(sorted(heads)), pending=list(reversed(pending))
+    )

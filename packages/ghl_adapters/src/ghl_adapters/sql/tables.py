@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Date, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
@@ -142,4 +142,75 @@ idempotency_keys = Table(
     _ts("expires_at"),
 )
 
-__all__ = ["Boolean", "metadata"]
+
+contact_settings = Table(
+    "contact_settings",
+    metadata,
+    _uuid("location_id", True),
+    Column("allow_duplicates", Boolean),
+    Column("duplicate_priority", Text),
+    _ts("updated_at"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    _uuid("id", True),
+    _uuid("location_id"),
+    *(
+        Column(name, Text)
+        for name in (
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "company_name",
+            "address1",
+            "city",
+            "state",
+            "postal_code",
+            "country",
+            "website",
+            "timezone",
+            "gender",
+            "source",
+            "email_key",
+            "phone_key",
+        )
+    ),
+    Column("date_of_birth", Date),
+    Column("attribution", JSONB),
+    _uuid("assigned_user_id"),
+    Column("dnd", Boolean),
+    Column("dnd_channels", JSONB),
+    Column("tags", ARRAY(Text)),
+    Column("custom_fields", JSONB),
+    _ts("last_activity_at"),
+    _uuid("merged_into"),
+    _ts("erased_at"),
+    *_stamps(),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    _uuid("id", True),
+    _uuid("location_id"),
+    Column("name", Text),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _uuid("created_by"),
+    _uuid("updated_by"),
+)
+
+custom_field_definitions = Table(
+    "custom_field_definitions",
+    metadata,
+    _uuid("id", True),
+    _uuid("location_id"),
+    Column("key", Text),
+    Column("label", Text),
+    Column("type", Text),
+    Column("options", JSONB),
+    *_stamps(),
+)

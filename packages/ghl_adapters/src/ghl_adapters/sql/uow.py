@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghl_core.shared.scope import ScopeKind, TenantScope
 
+from .contacts import SqlContactRepository, SqlCustomFieldRepository, SqlTagRepository
 from .engines import Engines
 from .repositories import (
     SqlAgencyRepository,
@@ -60,6 +61,9 @@ class SqlUnitOfWork:
         self.credentials = SqlCredentialLookup(conn)
         self.audit = SqlAuditLog(conn, current_request_id())
         self.events = SqlEventOutbox(conn)
+        self.contacts = SqlContactRepository(conn)
+        self.tags = SqlTagRepository(conn)
+        self.custom_fields = SqlCustomFieldRepository(conn)
         return self
 
     async def __aexit__(

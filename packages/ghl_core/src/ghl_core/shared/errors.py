@@ -15,6 +15,10 @@ class DomainError(Exception):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
 
+    def extensions(self) -> dict[str, object]:
+        """Extra members for the problem document (RFC 9457 extension members)."""
+        return {}
+
 
 @dataclass(frozen=True, slots=True)
 class FieldError:

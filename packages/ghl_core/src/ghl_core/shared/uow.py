@@ -6,8 +6,11 @@ from types import TracebackType
 from typing import Protocol
 
 from ghl_core.audit.ports import AuditLog, EventOutbox
+from ghl_core.contacts.ports import ContactRepository
+from ghl_core.custom_fields.ports import CustomFieldRepository
 from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
 from ghl_core.shared.scope import TenantScope
+from ghl_core.tags.ports import TagRepository
 from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
 
 
@@ -21,6 +24,9 @@ class UnitOfWork(Protocol):
     credentials: CredentialLookup
     audit: AuditLog
     events: EventOutbox
+    contacts: ContactRepository
+    tags: TagRepository
+    custom_fields: CustomFieldRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
 

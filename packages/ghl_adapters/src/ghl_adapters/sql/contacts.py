@@ -1,0 +1,187 @@
+"""SQL repositories of the contacts context: contacts, their location's duplicate rule, tags and
+custom field definitions."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from typing import Any
+
+from sqlalchemy import Row, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
+from ghl_core.contacts.ports import DuplicateContact
+from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
+from ghl_core.shared.ids import new_id
+from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
+
+from . import tables as t
+from .repositories import _paginate
+
+_COLUMNS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company_name",
+    "address1",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "website",
+    "timezone",
+    "date_of_birth",
+    "gender",
+    "source",
+    "attribution",
+    "assigned_user_id",
+    "dnd",
+    "dnd_channels",
+    "tags",
+    "custom_fields",
+    "last_activity_at",
+    "merged_into",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "erased_at",
+    "created_by",
+    "updated_by",
+)
+
+
+def _from_row(row: Row[Any]) -> Contact:
+    return Contact(id=row.id, location_id=row.location_id, **{c: getattr(row, c) for c in _COLUMNS})
+
+
+def _values(contact: Contact, policy: DuplicatePolicy) -> dict[str, Any]:
+    values = {c: getattr(contact, c) for c in _COLUMNS}
+    keyed = not policy.allow_duplicates and contact.deleted_at is None
+    values["email_key"] = contact.email if keyed else None
+    values["phone_key"] = contact.phone if keyed else None
+    return values
+
+
+class SqlContactRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+
+    async def _write(self, statement: Any, contact: Contact) -> None:
+        try:
+            async with self._c.begin_nested():
+                await self._c.execute(statement)
+        except IntegrityError as exc:
+            if "contacts_email_key" not in str(exc.orig) and "contacts_phone_key" not in str(exc.orig):
+                raise
+            existing = [
+                c.id for c in await self.find_matches(contact.email, contact.phone) if c.id != contact.id
+            ]
+            which = "e-mail address" if "contacts_email_key" in str(exc.orig) else "phone number"
+            ids = ", ".join(map(str, existing)) or "another contact"
+            raise DuplicateContact(f"a contact with this {which} already exists: {ids}", existing) from None
+
+    async def add(self, contact: Contact, policy: DuplicatePolicy) -> None:
+        values = _values(contact, policy)
+        await self._write(
+            insert(t.contacts).values(id=contact.id, location_id=contact.location_id, **values), contact
+        )
+
+    async def update(self, contact: Contact, policy: DuplicatePolicy) -> None:
+        values = _values(contact, policy)
+        await self._write(update(t.contacts).where(t.contacts.c.id == contact.id).values(**values), contact)
+
+    async def get(self, contact_id: uuid.UUID) -> Contact | None:
+        row = (await self._c.execute(select(t.contacts).where(t.contacts.c.id == contact_id))).first()
+        return _from_row(row) if row else None
+
+    async def find_matches(self, email: str | None, phone: str | None) -> builtins.list[Contact]:
+        c = t.contacts.c
+        conditions = [c.email == email] if email else []
+        if phone:
+            conditions.append(c.phone == phone)
+        if not conditions:
+            return []
+        q = select(t.contacts).where(or_(*conditions), c.deleted_at.is_(None)).order_by(c.created_at, c.id)
+        return [_from_row(r) for r in (await self._c.execute(q)).all()]
+
+    async def list(self, page: PageRequest, include_deleted: bool = False) -> Page[Contact]:
+        c = t.contacts.c
+        q = select(t.contacts).where(c.erased_at.is_(None))
+        if not include_deleted:
+            q = q.where(c.deleted_at.is_(None))
+        rows = (await self._c.execute(_paginate(q, page, c.created_at, c.id, descending=True))).all()
+        return page_from_rows(
+            [_from_row(r) for r in rows], page.limit, lambda x: (x.created_at.isoformat(), str(x.id))
+        )
+
+    async def policy(self, location_id: uuid.UUID) -> DuplicatePolicy:
+        s = t.contact_settings.c
+        row = (await self._c.execute(select(t.contact_settings).where(s.location_id == location_id))).first()
+        if row is None:
+            return DuplicatePolicy()
+        return DuplicatePolicy(
+            allow_duplicates=row.allow_duplicates, priority=DuplicatePriority(row.duplicate_priority)
+        )
+
+    async def set_policy(self, location_id: uuid.UUID, policy: DuplicatePolicy) -> None:
+        values = {"allow_duplicates": policy.allow_duplicates, "duplicate_priority": policy.priority.value}
+        statement = insert(t.contact_settings).values(location_id=location_id, **values)
+        await self._c.execute(statement.on_conflict_do_update(index_elements=["location_id"], set_=values))
+        c = t.contacts.c
+        keys = (
+            {"email_key": None, "phone_key": None}
+            if policy.allow_duplicates
+            else {"email_key": c.email, "phone_key": c.phone}
+        )
+        try:
+            async with self._c.begin_nested():
+                await self._c.execute(
+                    update(t.contacts)
+                    .where(c.location_id == location_id, c.deleted_at.is_(None))
+                    .values(**keys)
+                )
+        except IntegrityError:
+            raise DuplicateContact(
+                "this location already has contacts sharing an e-mail address or phone number: merge them "
+                "before forbidding duplicates",
+                [],
+            ) from None
+
+
+class SqlTagRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+
+    async def ensure(self, location_id: uuid.UUID, names: builtins.list[str]) -> None:
+        if names:
+            rows = [{"id": new_id(), "location_id": location_id, "name": n} for n in sorted(set(names))]
+            await self._c.execute(
+                insert(t.tags).values(rows).on_conflict_do_nothing(index_elements=["location_id", "name"])
+            )
+
+
+class SqlCustomFieldRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+
+    async def definitions(self, location_id: uuid.UUID) -> builtins.list[CustomFieldDefinition]:
+        d = t.custom_field_definitions.c
+        q = select(t.custom_field_definitions).where(d.location_id == location_id, d.deleted_at.is_(None))
+        return [
+            CustomFieldDefinition(
+                id=r.id,
+                location_id=r.location_id,
+                key=r.key,
+                label=r.label,
+                type=FieldType(r.type),
+                options=list(r.options),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                deleted_at=r.deleted_at,
+            )
+            for r in (await self._c.execute(q.order_by(d.created_at))).all()
+        ]

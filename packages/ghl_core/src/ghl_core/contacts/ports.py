@@ -1,0 +1,54 @@
+"""Repositories of the contacts context."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from typing import Protocol
+
+from ghl_core.contacts.models import Contact, DuplicatePolicy
+from ghl_core.shared.errors import Conflict
+from ghl_core.shared.pagination import Page, PageRequest
+
+
+class DuplicateContact(Conflict):
+    """The database refused a second live contact with the same e-mail or phone in a location."""
+
+    code = "duplicate_contact"
+    title = "Duplicate contact"
+
+    def __init__(self, detail: str, existing_ids: builtins.list[uuid.UUID]) -> None:
+        super().__init__(detail)
+        self.existing_ids = existing_ids
+
+    def extensions(self) -> dict[str, object]:
+        return {"existing_ids": [str(i) for i in self.existing_ids]}
+
+
+class ContactRepository(Protocol):
+    async def add(self, contact: Contact, policy: DuplicatePolicy) -> None:
+        """Raises DuplicateContact when the policy forbids duplicates and one exists (enforced by a
+        unique index, so racing inserts cannot both succeed)."""
+        ...
+
+    async def update(self, contact: Contact, policy: DuplicatePolicy) -> None:
+        """Same duplicate rule as add."""
+        ...
+
+    async def get(self, contact_id: uuid.UUID) -> Contact | None:
+        """Soft-deleted contacts too; callers decide."""
+        ...
+
+    async def find_matches(self, email: str | None, phone: str | None) -> builtins.list[Contact]:
+        """Live contacts of the scope's location with this e-mail or this phone, oldest first."""
+        ...
+
+    async def list(self, page: PageRequest, include_deleted: bool = False) -> Page[Contact]:
+        """Newest first."""
+        ...
+
+    async def policy(self, location_id: uuid.UUID) -> DuplicatePolicy:
+        """The location's duplicate setting (the default when never set)."""
+        ...
+
+    async def set_policy(self, location_id: uuid.UUID, policy: DuplicatePolicy) -> None: ...

@@ -1,0 +1,270 @@
+"""Use cases of the contacts context: create, read, update, delete and restore, upsert, settings."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from ghl_core.contacts.fields import clean_contact_fields
+from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
+from ghl_core.contacts.ports import DuplicateContact
+from ghl_core.custom_fields.values import validate_values
+from ghl_core.shared.clock import Clock
+from ghl_core.shared.errors import NotFound, ValidationFailed
+from ghl_core.shared.ids import new_id
+from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tenancy.models import Location
+from ghl_core.tenancy.permissions import Actor, Permission
+
+
+class ContactService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
+        location = await uow.locations.get(location_id)
+        if location is None or location.deleted_at is not None:
+            raise NotFound(f"location {location_id} not found")
+        return location
+
+    async def _visible(self, uow: UnitOfWork, contact_id: uuid.UUID, *, deleted: bool = False) -> Contact:
+        contact = await uow.contacts.get(contact_id)
+        if contact is None or contact.erased_at is not None or (contact.deleted_at is not None) != deleted:
+            raise NotFound(f"contact {contact_id} not found")
+        return contact
+
+    async def _record(
+        self, uow: UnitOfWork, actor: Actor, action: str, before: Contact | None, after: Contact, event: str
+    ) -> None:
+        await record_change(
+            uow,
+            self._clock,
+            actor,
+            action=action,
+            entity_type="contact",
+            entity_id=after.id,
+            agency_id=(await self._location(uow, after.location_id)).agency_id,
+            location_id=after.location_id,
+            before=before.snapshot() if before else None,
+            after=after.snapshot(),
+            event_type=event,
+        )
+
+    async def _record_update(self, uow: UnitOfWork, actor: Actor, before: Contact, after: Contact) -> None:
+        """One audit row for the change; one event per kind of change, named as integrators expect."""
+        old, new = before.snapshot(), after.snapshot()
+        location = await self._location(uow, after.location_id)
+        events: list[tuple[str, dict[str, Any]]] = []
+        added = sorted(set(after.tags) - set(before.tags))
+        removed = sorted(set(before.tags) - set(after.tags))
+        if added:
+            events.append(("contact.tag_added", {"tags": added}))
+        if removed:
+            events.append(("contact.tag_removed", {"tags": removed}))
+        if (before.dnd, before.dnd_channels) != (after.dnd, after.dnd_channels):
+            events.append(("contact.dnd_changed", {"dnd": after.dnd, "dnd_channels": after.dnd_channels}))
+        other = {k for k in new if old.get(k) != new.get(k)} - {"tags", "dnd", "dnd_channels"}
+        if other:
+            events.append(("contact.updated", {"fields": sorted(other)}))
+        await record_change(
+            uow,
+            self._clock,
+            actor,
+            action="update",
+            entity_type="contact",
+            entity_id=after.id,
+            agency_id=location.agency_id,
+            location_id=after.location_id,
+            before=old,
+            after=new,
+        )
+        from ghl_core.shared.events import DomainEvent
+
+        for event_type, extra in events:
+            await uow.events.add(
+                DomainEvent(
+                    type=event_type,
+                    agency_id=location.agency_id,
+                    location_id=after.location_id,
+                    entity_id=after.id,
+                    payload={"contact": new, **extra},
+                    occurred_at=self._clock.now(),
+                )
+            )
+
+    @staticmethod
+    def _apply(contact: Contact, fields: dict[str, Any]) -> Contact:
+        changed = replace(contact, tags=list(contact.tags), custom_fields=dict(contact.custom_fields))
+        for key, value in fields.items():
+            if key == "custom_fields":
+                merged = {**changed.custom_fields, **value}
+                changed.custom_fields = {k: v for k, v in merged.items() if v is not None}
+            elif key == "attribution":
+                # The first touch is kept once known; the last touch follows the latest.
+                attribution = dict(changed.attribution)
+                if "first" in value and not attribution.get("first"):
+                    attribution["first"] = value["first"]
+                if "last" in value:
+                    attribution["last"] = value["last"]
+                    attribution.setdefault("first", value["last"])
+                changed.attribution = attribution
+            else:
+                setattr(changed, key, value)
+        return changed
+
+    async def _clean(self, uow: UnitOfWork, location: Location, data: dict[str, Any]) -> dict[str, Any]:
+        fields = clean_contact_fields(data, location.country)
+        if "custom_fields" in fields:
+            definitions = await uow.custom_fields.definitions(location.id)
+            fields["custom_fields"] = validate_values(definitions, fields["custom_fields"])
+        if fields.get("tags"):
+            await uow.tags.ensure(location.id, fields["tags"])
+        return fields
+
+    # -- use cases ---------------------------------------------------------------------------------
+    async def create(self, actor: Actor, data: dict[str, Any]) -> Contact:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            fields = await self._clean(uow, location, data)
+            now = self._clock.now()
+            contact = self._apply(
+                Contact(
+                    id=new_id(),
+                    location_id=location_id,
+                    created_at=now,
+                    updated_at=now,
+                    created_by=actor.id,
+                    updated_by=actor.id,
+                ),
+                fields,
+            )
+            if not (contact.email or contact.phone or contact.first_name or contact.last_name):
+                raise ValidationFailed.one("/", "give at least a name, an e-mail address or a phone number")
+            await uow.contacts.add(contact, await uow.contacts.policy(location.id))
+            await self._record(uow, actor, "create", None, contact, "contact.created")
+            await uow.commit()
+        return contact
+
+    async def get(self, actor: Actor, contact_id: uuid.UUID) -> Contact:
+        actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await self._visible(uow, contact_id)
+
+    async def list(self, actor: Actor, page: PageRequest) -> Page[Contact]:
+        actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await uow.contacts.list(page)
+
+    async def update(self, actor: Actor, contact_id: uuid.UUID, data: dict[str, Any]) -> Contact:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            before = await self._visible(uow, contact_id)
+            fields = await self._clean(uow, location, data)
+            after = self._apply(before, fields)
+            if after.snapshot() == before.snapshot():
+                return before
+            after.updated_at, after.updated_by = self._clock.now(), actor.id
+            await uow.contacts.update(after, await uow.contacts.policy(location.id))
+            await self._record_update(uow, actor, before, after)
+            await uow.commit()
+        return after
+
+    async def delete(self, actor: Actor, contact_id: uuid.UUID) -> None:
+        actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            before = await self._visible(uow, contact_id)
+            after = replace(
+                before, deleted_at=self._clock.now(), updated_at=self._clock.now(), updated_by=actor.id
+            )
+            await uow.contacts.update(after, DuplicatePolicy(allow_duplicates=True))
+            await self._record(uow, actor, "delete", before, after, "contact.deleted")
+            await uow.commit()
+
+    async def restore(self, actor: Actor, contact_id: uuid.UUID) -> Contact:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            before = await self._visible(uow, contact_id, deleted=True)
+            if before.merged_into is not None:
+                raise ValidationFailed.one("/", f"this contact was merged into {before.merged_into}")
+            after = replace(before, deleted_at=None, updated_at=self._clock.now(), updated_by=actor.id)
+            await uow.contacts.update(after, await uow.contacts.policy(location.id))
+            await self._record(uow, actor, "restore", before, after, "contact.restored")
+            await uow.commit()
+        return after
+
+    async def upsert(self, actor: Actor, data: dict[str, Any]) -> tuple[Contact, bool]:
+        """Creates or updates by the location's duplicate rule; True when it created. When the e-mail
+        matches one contact and the phone another, nothing is written: 409 names both (never drops data)."""
+        for attempt in range(2):
+            try:
+                return await self._upsert_once(actor, data)
+            except DuplicateContact:
+                # A concurrent request created the person between our look-up and our insert: look again.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _upsert_once(self, actor: Actor, data: dict[str, Any]) -> tuple[Contact, bool]:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            policy = await uow.contacts.policy(location.id)
+            fields = clean_contact_fields(data, location.country)
+            email, phone = fields.get("email"), fields.get("phone")
+            if not email and not phone:
+                raise ValidationFailed.one("/email", "an upsert needs an e-mail address or a phone number")
+            matches = await uow.contacts.find_matches(email, phone)
+            by_email = next((c for c in matches if email and c.email == email), None)
+            by_phone = next((c for c in matches if phone and c.phone == phone), None)
+            if by_email and by_phone and by_email.id != by_phone.id and not policy.allow_duplicates:
+                raise DuplicateContact(
+                    f"the e-mail address belongs to contact {by_email.id} and the phone number to contact "
+                    f"{by_phone.id}: merge them first, or send one identifier",
+                    [by_email.id, by_phone.id],
+                )
+            first, second = (
+                (by_email, by_phone) if policy.priority is DuplicatePriority.EMAIL else (by_phone, by_email)
+            )
+            target = first or second
+        if target is None:
+            return await self.create(actor, data), True
+        return await self.update(actor, target.id, data), False
+
+    async def update_settings(self, actor: Actor, policy: DuplicatePolicy) -> DuplicatePolicy:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            before = await uow.contacts.policy(location_id)
+            await uow.contacts.set_policy(location_id, policy)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="update",
+                entity_type="contact_settings",
+                entity_id=location_id,
+                agency_id=location.agency_id,
+                location_id=location_id,
+                before={
+                    "allow_duplicates": before.allow_duplicates,
+                    "duplicate_priority": before.priority.value,
+                },
+                after={
+                    "allow_duplicates": policy.allow_duplicates,
+                    "duplicate_priority": policy.priority.value,
+                },
+            )
+            await uow.commit()
+        return policy
+
+    async def settings(self, actor: Actor) -> DuplicatePolicy:
+        location_id = actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await uow.contacts.policy(location_id)

@@ -1,0 +1,1 @@
+"""Custom fields: per-location definitions, and validation of the values contacts carry."""

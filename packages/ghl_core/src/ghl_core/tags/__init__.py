@@ -1,0 +1,1 @@
+"""Tags: a location's tag list, and tags on contacts."""
