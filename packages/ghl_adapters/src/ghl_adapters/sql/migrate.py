@@ -56,5 +56,7 @@ def status(url: str) -> MigrationStatus:
     done = {rev.revision for rev in script.iterate_revisions(applied, "base")} if applied else set()
     pending = [rev.revision for rev in script.iterate_revisions(heads, "base") if rev.revision not in done]
     return MigrationStatus(
-        current=",".join(sorted(applied)) or None, head=",".join(sorted(heads)), pending=list(reversed(pending))
+        current=",".join(sorted(applied)) or None,
+        head=",".join(sorted(heads)),
+        pending=list(reversed(pending)),
     )
