@@ -201,3 +201,92 @@ async def test_duplicate_setting(api: httpx.AsyncClient, tenant: Tenant) -> None
     assert (await api.get(f"{API}/contacts/settings", headers=tenant.headers)).json()[
         "allow_duplicates"
     ] is True
+
+
+async def test_merge_fills_blanks_and_retires_the_loser(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    survivor = (
+        await api.post(
+            f"{API}/contacts", headers=tenant.headers, json={"email": unique_email(), "tags": ["a"]}
+        )
+    ).json()
+    loser = (
+        await api.post(
+            f"{API}/contacts",
+            headers=tenant.headers,
+            json={"phone": "+13125550111", "first_name": "Lou", "tags": ["b"], "dnd_channels": {"sms": True}},
+        )
+    ).json()
+    merged = await api.post(
+        f"{API}/contacts/merge",
+        headers=tenant.headers,
+        json={"survivor_id": survivor["id"], "loser_id": loser["id"]},
+    )
+    assert merged.status_code == 200, merged.text
+    body = merged.json()
+    assert (body["id"], body["email"], body["phone"], body["first_name"]) == (
+        survivor["id"],
+        survivor["email"],
+        "+13125550111",
+        "Lou",
+    )
+    assert body["tags"] == ["a", "b"]
+    assert body["dnd_channels"] == {"sms": True}
+    assert_problem(await api.get(f"{API}/contacts/{loser['id']}", headers=tenant.headers), 404)
+    # The loser's phone now finds the survivor.
+    upserted = await api.post(
+        f"{API}/contacts/upsert", headers=tenant.headers, json={"phone": "+13125550111"}
+    )
+    assert upserted.json()["contact"]["id"] == survivor["id"]
+    assert_problem(await api.post(f"{API}/contacts/{loser['id']}/restore", headers=tenant.headers), 422)
+    same = await api.post(
+        f"{API}/contacts/merge",
+        headers=tenant.headers,
+        json={"survivor_id": survivor["id"], "loser_id": survivor["id"]},
+    )
+    assert pointers(assert_problem(same, 422)) == ["/loser_id"]
+
+
+async def test_erase_removes_personal_data_everywhere(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    email = unique_email()
+    contact = (
+        await api.post(f"{API}/contacts", headers=tenant.headers, json={"email": email, "first_name": "Erin"})
+    ).json()
+    await api.patch(f"{API}/contacts/{contact['id']}", headers=tenant.headers, json={"last_name": "Secret"})
+    assert (
+        await api.post(f"{API}/contacts/{contact['id']}/erase", headers=tenant.headers)
+    ).status_code == 204
+    assert_problem(await api.get(f"{API}/contacts/{contact['id']}", headers=tenant.headers), 404)
+    async with container.engines().owner.connect() as conn:
+        row = (
+            (await conn.execute(text("SELECT * FROM contacts WHERE id = :i"), {"i": contact["id"]}))
+            .mappings()
+            .one()
+        )
+        audit = (
+            await conn.execute(
+                text("SELECT before, after FROM audit_log WHERE entity_id = :i"), {"i": contact["id"]}
+            )
+        ).all()
+        events = (
+            (
+                await conn.execute(
+                    text("SELECT payload FROM domain_events WHERE entity_id = :i"), {"i": contact["id"]}
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert row["erased_at"] is not None
+    assert (row["email"], row["first_name"], row["last_name"]) == (None, None, None)
+    leftovers = str([list(a) for a in audit]) + str(events)
+    assert not [pii for pii in (email.lower(), "Erin", "Secret") if pii in leftovers]
+    assert len(audit) == 3
+    # The address is free for a new contact.
+    assert (
+        await api.post(f"{API}/contacts", headers=tenant.headers, json={"email": email})
+    ).status_code == 201
+    assert_problem(await api.post(f"{API}/contacts/{contact['id']}/erase", headers=tenant.headers), 404)

@@ -101,6 +101,11 @@ class ContactOut(BaseModel):
         )
 
 
+class MergeIn(Body):
+    survivor_id: uuid.UUID = Field(description="The contact that stays")
+    loser_id: uuid.UUID = Field(description="The contact merged into the survivor, then deleted")
+
+
 class UpsertOut(BaseModel):
     contact: ContactOut
     action: Literal["created", "updated"]

@@ -7,7 +7,7 @@ import builtins
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -150,6 +150,26 @@ class SqlContactRepository:
                 "before forbidding duplicates",
                 [],
             ) from None
+
+    async def move_references(self, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
+        await _move_references(self._c, from_id, to_id)
+
+    async def erase_history(self, contact_id: uuid.UUID) -> int:
+        result = await self._c.execute(text("SELECT ghl_erase_contact_history(:c)"), {"c": contact_id})
+        return int(result.scalar_one())
+
+
+# Tables whose rows belong to a contact; merging points them at the survivor. Each later context that
+# adds such a table lists it here.
+CONTACT_REFERENCES: tuple[str, ...] = ()
+
+
+async def _move_references(conn: AsyncConnection, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
+    for table in CONTACT_REFERENCES:
+        await conn.execute(
+            text(f"UPDATE {table} SET contact_id = :to WHERE contact_id = :from"),  # noqa: S608 - fixed names
+            {"to": to_id, "from": from_id},
+        )
 
 
 class SqlTagRepository:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ghl_core.contacts.fields import clean_contact_fields
-from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
+from ghl_core.contacts.models import PII_FIELDS, Contact, DuplicatePolicy, DuplicatePriority
 from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.custom_fields.values import validate_values
 from ghl_core.shared.clock import Clock
@@ -237,6 +237,94 @@ class ContactService:
             return await self.create(actor, data), True
         return await self.update(actor, target.id, data), False
 
+    async def merge(self, actor: Actor, survivor_id: uuid.UUID, loser_id: uuid.UUID) -> Contact:
+        """The loser's data fills the survivor's blanks; tags, custom fields and do-not-disturb flags are
+        combined (a DND set on either stays set); notes, tasks and opportunities move to the survivor; the
+        loser is soft-deleted and points at the survivor."""
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        if survivor_id == loser_id:
+            raise ValidationFailed.one("/loser_id", "must differ from survivor_id")
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            survivor = await self._visible(uow, survivor_id)
+            loser = await self._visible(uow, loser_id)
+            now = self._clock.now()
+            merged = merge_contacts(survivor, loser)
+            merged.updated_at, merged.updated_by = now, actor.id
+            gone = replace(
+                loser, deleted_at=now, merged_into=survivor.id, updated_at=now, updated_by=actor.id
+            )
+            policy = await uow.contacts.policy(location.id)
+            # The loser lets go of its e-mail and phone first, so the survivor may take them.
+            await uow.contacts.update(gone, policy)
+            await uow.contacts.update(merged, policy)
+            await uow.contacts.move_references(loser.id, survivor.id)
+            for before, after, action in ((loser, gone, "merge_away"), (survivor, merged, "merge")):
+                await record_change(
+                    uow,
+                    self._clock,
+                    actor,
+                    action=action,
+                    entity_type="contact",
+                    entity_id=after.id,
+                    agency_id=location.agency_id,
+                    location_id=location.id,
+                    before=before.snapshot(),
+                    after=after.snapshot(),
+                )
+            from ghl_core.shared.events import DomainEvent
+
+            await uow.events.add(
+                DomainEvent(
+                    type="contact.merged",
+                    agency_id=location.agency_id,
+                    location_id=location.id,
+                    entity_id=survivor.id,
+                    payload={"contact": merged.snapshot(), "merged_contact_id": str(loser.id)},
+                    occurred_at=now,
+                )
+            )
+            await uow.commit()
+        return merged
+
+    async def erase(self, actor: Actor, contact_id: uuid.UUID) -> None:
+        """Right to be forgotten: the personal data goes for good (also from the audit trail and event
+        payloads); the row stays, anonymous, so counts and reports keep adding up."""
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            contact = await uow.contacts.get(contact_id)
+            if contact is None or contact.erased_at is not None:
+                raise NotFound(f"contact {contact_id} not found")
+            now = self._clock.now()
+            erased = Contact(
+                id=contact.id,
+                location_id=contact.location_id,
+                created_at=contact.created_at,
+                updated_at=now,
+                deleted_at=contact.deleted_at or now,
+                erased_at=now,
+                merged_into=contact.merged_into,
+                created_by=contact.created_by,
+                updated_by=actor.id,
+            )
+            await uow.contacts.update(erased, DuplicatePolicy(allow_duplicates=True))
+            await uow.contacts.erase_history(contact.id)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="erase",
+                entity_type="contact",
+                entity_id=contact.id,
+                agency_id=location.agency_id,
+                location_id=location.id,
+                before=None,
+                after={"erased": True},
+                event_type="contact.erased",
+            )
+            await uow.commit()
+
     async def update_settings(self, actor: Actor, policy: DuplicatePolicy) -> DuplicatePolicy:
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
@@ -268,3 +356,25 @@ class ContactService:
         location_id = actor.require_location(Permission.CONTACTS_READ)
         async with self._uow(actor.scope) as uow:
             return await uow.contacts.policy(location_id)
+
+
+def merge_contacts(survivor: Contact, loser: Contact) -> Contact:
+    """The survivor, with its blanks filled from the loser."""
+    merged = replace(survivor, tags=list(survivor.tags), custom_fields=dict(survivor.custom_fields))
+    for name in (*PII_FIELDS, "timezone", "source", "assigned_user_id", "last_activity_at"):
+        if getattr(merged, name) is None and getattr(loser, name) is not None:
+            setattr(merged, name, getattr(loser, name))
+    if loser.last_activity_at and survivor.last_activity_at:
+        merged.last_activity_at = max(loser.last_activity_at, survivor.last_activity_at)
+    merged.tags = survivor.tags + [t for t in loser.tags if t not in survivor.tags]
+    merged.custom_fields = {**loser.custom_fields, **survivor.custom_fields}
+    merged.dnd = survivor.dnd or loser.dnd
+    channels = set(survivor.dnd_channels) | set(loser.dnd_channels)
+    merged.dnd_channels = {
+        c: survivor.dnd_channels.get(c, False) or loser.dnd_channels.get(c, False) for c in channels
+    }
+    first = survivor.attribution.get("first") or loser.attribution.get("first")
+    merged.attribution = {**loser.attribution, **survivor.attribution}
+    if first:
+        merged.attribution["first"] = first
+    return merged

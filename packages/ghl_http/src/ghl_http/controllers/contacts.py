@@ -14,7 +14,7 @@ from ghl_core.contacts.services import ContactService
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
 from ghl_http.schemas import ListOf, page_of
-from ghl_http.schemas_contacts import ContactIn, ContactOut, ContactSettingsIO, UpsertOut
+from ghl_http.schemas_contacts import ContactIn, ContactOut, ContactSettingsIO, MergeIn, UpsertOut
 
 
 class ContactsController(Controller):
@@ -49,6 +49,15 @@ class ContactsController(Controller):
         contact, created = await contacts.upsert(actor, data.model_dump(exclude_unset=True))
         body = UpsertOut(contact=ContactOut.of(contact), action="created" if created else "updated")
         return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+    @post("/merge", status_code=HTTP_200_OK, summary="Merge two contacts into the survivor")
+    async def merge_contacts(
+        self,
+        data: JSONBody[MergeIn],
+        actor: NamedDependency[Actor],
+        contacts: NamedDependency[ContactService],
+    ) -> ContactOut:
+        return ContactOut.of(await contacts.merge(actor, data.survivor_id, data.loser_id))
 
     @get("/settings", summary="The location's duplicate rule")
     async def get_settings(
@@ -93,6 +102,19 @@ class ContactsController(Controller):
         contacts: NamedDependency[ContactService],
     ) -> None:
         await contacts.delete(actor, contact_id)
+
+    @post(
+        "/{contact_id:uuid}/erase",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Erase a contact's personal data for good (right to be forgotten)",
+    )
+    async def erase_contact(
+        self,
+        contact_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        contacts: NamedDependency[ContactService],
+    ) -> None:
+        await contacts.erase(actor, contact_id)
 
     @post("/{contact_id:uuid}/restore", status_code=HTTP_200_OK, summary="Restore a deleted contact")
     async def restore_contact(

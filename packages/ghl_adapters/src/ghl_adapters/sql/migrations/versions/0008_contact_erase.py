@@ -1,0 +1,45 @@
+"""Erasing a contact (right to be forgotten): scrub its personal data from the audit trail and the event
+outbox too. The application may not update those tables, so a narrow security-definer function does it,
+for the caller's own location only.
+
+Revision ID: 0008_contact_erase
+Revises: 0002_contacts
+Create Date: 2026-11-25
+"""
+
+from alembic import op
+
+revision = "0008_contact_erase"
+down_revision = "0002_contacts"
+branch_labels = None
+depends_on = None
+
+FUNCTION = r"""
+CREATE FUNCTION ghl_erase_contact_history(p_contact uuid) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_location uuid := ghl_current_location();
+  v_rows integer;
+BEGIN
+  IF v_location IS NULL THEN
+    RAISE EXCEPTION 'no location in scope';
+  END IF;
+  UPDATE audit_log SET before = CASE WHEN before IS NULL THEN NULL ELSE '{"erased": true}'::jsonb END,
+                       after = CASE WHEN after IS NULL THEN NULL ELSE '{"erased": true}'::jsonb END
+   WHERE entity_id = p_contact AND location_id = v_location;
+  GET DIAGNOSTICS v_rows = ROW_COUNT;
+  UPDATE domain_events SET payload = jsonb_build_object('contact', jsonb_build_object('id', p_contact, 'erased', true))
+   WHERE entity_id = p_contact AND location_id = v_location;
+  RETURN v_rows;
+END $$;
+REVOKE ALL ON FUNCTION ghl_erase_contact_history(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ghl_erase_contact_history(uuid) TO ghl_app;
+"""
+
+
+def upgrade() -> None:
+    op.execute(FUNCTION)
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS ghl_erase_contact_history(uuid)")
