@@ -1,0 +1,128 @@
+"""Contact input rules: normalisation before any duplicate check, one error per bad field, merging."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ghl_core.contacts.fields import clean_contact_fields, clean_tags, normalize_tag
+from ghl_core.contacts.models import Contact, DndChannel
+from ghl_core.contacts.phones import normalize_phone
+from ghl_core.contacts.services import merge_contacts
+from ghl_core.shared.errors import FieldError, ValidationFailed
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def contact(**fields: object) -> Contact:
+    return Contact(id=uuid.uuid4(), location_id=uuid.uuid4(), created_at=NOW, updated_at=NOW, **fields)  # type: ignore[arg-type]
+
+
+@given(st.sampled_from(["3125550142", "(312) 555-0142", "312.555.0142", "+1 312 555 0142", "1-312-555-0142"]))
+def test_every_us_format_gives_one_e164(raw: str) -> None:
+    assert normalize_phone(raw, "US") == "+13125550142"
+
+
+def test_region_decides_numbers_without_country_code() -> None:
+    assert normalize_phone("020 7946 0958", "GB") == "+442079460958"
+    assert normalize_phone("+33 1 42 68 53 00", "US") == "+33142685300"
+    for bad in ("12", "not a phone", "+1 555", ""):
+        with pytest.raises(ValueError, match=r"\S"):
+            normalize_phone(bad, "US")
+
+
+@given(st.emails())
+def test_emails_are_lower_cased_and_stable(email: str) -> None:
+    once = clean_contact_fields({"email": email}, "US")["email"]
+    assert once == once.lower()
+    assert clean_contact_fields({"email": once}, "US")["email"] == once
+
+
+@given(st.lists(st.text(min_size=1, max_size=30), max_size=20))
+def test_tags_are_normalised_unique_and_idempotent(raw: list[str]) -> None:
+    errors: list[FieldError] = []
+    tags = clean_tags(raw, "/tags", errors)
+    assert len(tags) == len(set(tags))
+    assert all(t == normalize_tag(t) for t in tags)
+    assert clean_tags(tags, "/tags", []) == tags
+
+
+def test_every_bad_field_is_reported_and_nothing_else() -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        clean_contact_fields(
+            {
+                "email": "nope",
+                "phone": "12",
+                "country": "USA",
+                "timezone": "Nowhere/City",
+                "date_of_birth": "1800-01-01",
+                "dnd": "yes",
+                "dnd_channels": {"pigeon": True, "sms": "on"},
+                "tags": ["ok", ""],
+                "attribution": {"utm_x": "1"},
+                "assigned_user_id": "42",
+                "first_name": "x" * 600,
+                "custom_fields": [],
+                "favourite_colour": "blue",
+            },
+            "US",
+        )
+    assert sorted(e.pointer for e in exc.value.errors) == sorted(
+        [
+            "/email",
+            "/phone",
+            "/country",
+            "/timezone",
+            "/date_of_birth",
+            "/dnd",
+            "/dnd_channels/pigeon",
+            "/dnd_channels/sms",
+            "/tags/1",
+            "/attribution/last/utm_x",
+            "/assigned_user_id",
+            "/first_name",
+            "/custom_fields",
+            "/favourite_colour",
+        ]
+    )
+
+
+def test_clearing_and_attribution_touches() -> None:
+    cleaned = clean_contact_fields(
+        {"email": "", "phone": None, "website": "  ", "attribution": {"first": {"utm_source": "ads"}}}, "US"
+    )
+    assert cleaned == {
+        "email": None,
+        "phone": None,
+        "website": None,
+        "attribution": {"first": {"utm_source": "ads"}},
+    }
+
+
+def test_merge_fills_blanks_and_keeps_do_not_disturb() -> None:
+    survivor = contact(email="a@x.io", tags=["vip"], custom_fields={"k": 1}, dnd_channels={"email": False})
+    loser = contact(
+        phone="+13125550142",
+        first_name="Lou",
+        email="b@x.io",
+        tags=["vip", "lead"],
+        custom_fields={"k": 2, "j": 3},
+        dnd_channels={"email": True},
+        attribution={"first": {"utm_source": "ads"}},
+    )
+    merged = merge_contacts(survivor, loser)
+    assert (merged.id, merged.email, merged.phone, merged.first_name) == (
+        survivor.id,
+        "a@x.io",
+        "+13125550142",
+        "Lou",
+    )
+    assert merged.tags == ["vip", "lead"]
+    assert merged.custom_fields == {"k": 1, "j": 3}
+    assert not merged.can_receive(DndChannel.EMAIL)
+    assert merged.attribution == {"first": {"utm_source": "ads"}}
+    assert survivor.tags == ["vip"]  # the inputs are left alone
