@@ -489,3 +489,23 @@ def test_doctor_reports_invalid_settings(cli_env: Env) -> None:
     doc = invoke_json(cli_env | {"REDIS_URL": "http://nope"}, "doctor", exit_code=1)
     assert checks_by_name(doc)["settings"]["level"] == "error"
     assert "REDIS_URL" in checks_by_name(doc)["settings"]["detail"]
+
+
+def test_users_create_with_location_grants(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    first = invoke_json(cli_env, "locations", "create", "First", "--agency", agency["id"])
+    second = invoke_json(cli_env, "locations", "create", "Second", "--agency", agency["id"])
+    user = invoke_json(
+        cli_env,
+        *("users", "create", "--email", f"g{uuid.uuid4().hex[:6]}@example.com", "--name", "Gia"),
+        *("--agency", agency["id"], "--clerk-user-id", f"user_{uuid.uuid4().hex[:8]}"),
+        *("--location", first["id"], "--location", f"{second['id']}:admin"),
+    )
+    assert user["grants"] == {first["id"]: "user", second["id"]: "admin"}
+    bad = invoke_json(
+        cli_env,
+        *("users", "create", "--email", "x@example.com", "--name", "X", "--agency", agency["id"]),
+        *("--clerk-user-id", "user_x", "--location", "not-a-uuid:owner"),
+        exit_code=1,
+    )
+    assert [e["pointer"] for e in bad["error"]["errors"]] == ["/locations/0"]

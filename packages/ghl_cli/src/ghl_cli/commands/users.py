@@ -14,9 +14,9 @@ from ghl_cli.options import DEFAULT_PAGE, AgencyOption, CursorOption, JsonOption
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_cli.views import user_view
-from ghl_core.shared.errors import ValidationFailed
+from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.pagination import Page
-from ghl_core.tenancy.models import AgencyRole, User
+from ghl_core.tenancy.models import AgencyRole, LocationGrant, LocationRole, User
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.services import NewUser
 
@@ -34,6 +34,22 @@ async def create_user(container: Container, data: NewUser, agency_id: uuid.UUID 
 
 async def list_users(container: Container, limit: int, cursor: str | None) -> Page[User]:
     return await container.tenancy().list_users(Actor.operator(), page_request(limit, cursor))
+
+
+def parse_grants(values: list[str]) -> tuple[LocationGrant, ...]:
+    grants: list[LocationGrant] = []
+    errors: list[FieldError] = []
+    for i, value in enumerate(values):
+        raw_id, _, raw_role = value.partition(":")
+        try:
+            grants.append(LocationGrant(uuid.UUID(raw_id), LocationRole(raw_role or LocationRole.USER.value)))
+        except ValueError:
+            errors.append(
+                FieldError(f"/locations/{i}", f"'{value}' is not LOCATION_ID or LOCATION_ID:admin|user")
+            )
+    if errors:
+        raise ValidationFailed(errors)
+    return tuple(grants)
 
 
 def read_password(from_stdin: bool, clerk_user_id: str | None) -> str | None:
@@ -69,13 +85,24 @@ def create(
             help="Link a Clerk user (user_...): Clerk signs them in, so no password is asked for.",
         ),
     ] = None,
+    locations: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--location",
+            help="Grant a location: ID, or ID:admin for a location admin (ID:user by default). Repeatable.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a user in an agency. Prompts for a password (hidden) unless --password-stdin or
     --clerk-user-id is given."""
     output = Output(json=json_output)
+    with reported(output):
+        grants = parse_grants(locations or [])
     password = read_password(password_stdin, clerk_user_id)
-    data = NewUser(email=email, name=name, role=role, password=password, clerk_user_id=clerk_user_id)
+    data = NewUser(
+        email=email, name=name, role=role, password=password, clerk_user_id=clerk_user_id, grants=grants
+    )
     with reported(output):
         user = with_services(output, lambda c: create_user(c, data, agency))
     output.record("User created", user_view(user))
