@@ -1,4 +1,4 @@
-"""Custom field definitions and the validation of their values."""
+"""Custom field definitions: what a location's contacts may carry beyond the standard fields."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ class FieldType(StrEnum):
     SINGLE_OPTION = "single_option"
     MULTIPLE_OPTIONS = "multiple_options"
 
+    @property
+    def has_options(self) -> bool:
+        return self in (FieldType.SINGLE_OPTION, FieldType.MULTIPLE_OPTIONS)
+
 
 @dataclass(slots=True)
 class CustomFieldDefinition:
@@ -33,6 +37,8 @@ class CustomFieldDefinition:
     updated_at: datetime
     options: list[str] = field(default_factory=list)
     deleted_at: datetime | None = None
+    created_by: uuid.UUID | None = None
+    updated_by: uuid.UUID | None = None
 
     def snapshot(self) -> dict[str, Any]:
         return {
