@@ -1,0 +1,1 @@
+"""Notes: free text kept on a contact by users and integrations."""

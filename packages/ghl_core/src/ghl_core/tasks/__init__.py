@@ -1,0 +1,1 @@
+"""Tasks: to-dos on a contact, with a due time and an assignee."""

@@ -1,0 +1,187 @@
+"""Use cases of the tasks context: the tasks of a contact, and the location-wide task list."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from ghl_core.notes.services import agency_of, live_contact
+from ghl_core.shared.clock import Clock
+from ghl_core.shared.errors import NotFound, ValidationFailed
+from ghl_core.shared.events import DomainEvent
+from ghl_core.shared.ids import new_id
+from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tasks.fields import clean_task_fields
+from ghl_core.tasks.models import Task, TaskFilter
+from ghl_core.tenancy.models import AgencyRole
+from ghl_core.tenancy.permissions import Actor, Permission
+
+# Fields whose change is an update; completing is its own event, and completed_at follows completed.
+_COMPLETION = frozenset({"completed", "completed_at"})
+
+
+async def check_assignee(
+    uow: UnitOfWork, agency_id: uuid.UUID, location_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """The assignee must be a live user of the location's agency who may use the location: agency owners
+    and admins reach every location, agency users only those granted. Asked through the narrow
+    security-definer look-ups, because a location credential cannot read the agency's users."""
+    user = await uow.credentials.user_by_id(user_id)
+    allowed = user is not None and not user.disabled and user.agency_id == agency_id
+    if allowed and user is not None and user.role not in (AgencyRole.OWNER, AgencyRole.ADMIN):
+        access = await uow.credentials.location_access(user_id, location_id)
+        allowed = access is not None and access[0] is not None
+    if not allowed:
+        raise ValidationFailed.one(
+            "/assignee_id", f"user {user_id} is not a user with access to this location"
+        )
+
+
+class TaskService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    @staticmethod
+    async def _visible(
+        uow: UnitOfWork, contact_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False
+    ) -> Task:
+        await live_contact(uow, contact_id)
+        task = await uow.tasks.get(task_id, lock=lock)
+        if task is None or task.contact_id != contact_id or task.deleted_at is not None:
+            raise NotFound(f"task {task_id} not found")
+        return task
+
+    def _apply(self, task: Task, fields: dict[str, Any]) -> Task:
+        changed = replace(task, **fields)
+        if changed.completed and not task.completed:
+            changed.completed_at = self._clock.now()
+        elif not changed.completed:
+            changed.completed_at = None
+        return changed
+
+    async def _event(
+        self, uow: UnitOfWork, agency_id: uuid.UUID, event_type: str, before: Task | None, after: Task
+    ) -> None:
+        await uow.events.add(
+            DomainEvent(
+                type=event_type,
+                agency_id=agency_id,
+                location_id=after.location_id,
+                entity_id=after.id,
+                payload={"before": before.snapshot() if before else None, "after": after.snapshot()},
+                occurred_at=self._clock.now(),
+            )
+        )
+
+    async def _audit(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        agency_id: uuid.UUID,
+        action: str,
+        before: Task | None,
+        after: Task,
+    ) -> None:
+        await record_change(
+            uow,
+            self._clock,
+            actor,
+            action=action,
+            entity_type="task",
+            entity_id=after.id,
+            agency_id=agency_id,
+            location_id=after.location_id,
+            before=before.snapshot() if before else None,
+            after=after.snapshot(),
+        )
+
+    async def create(self, actor: Actor, contact_id: uuid.UUID, data: dict[str, Any]) -> Task:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        fields = clean_task_fields(data, creating=True)
+        async with self._uow(actor.scope) as uow:
+            agency_id = await agency_of(uow, location_id)
+            await live_contact(uow, contact_id)
+            if fields.get("assignee_id"):
+                await check_assignee(uow, agency_id, location_id, fields["assignee_id"])
+            now = self._clock.now()
+            task = self._apply(
+                Task(
+                    id=new_id(),
+                    location_id=location_id,
+                    contact_id=contact_id,
+                    title=fields["title"],
+                    created_at=now,
+                    updated_at=now,
+                    created_by=actor.id,
+                    updated_by=actor.id,
+                ),
+                fields,
+            )
+            await uow.tasks.add(task)
+            await self._audit(uow, actor, agency_id, "create", None, task)
+            await self._event(uow, agency_id, "task.created", None, task)
+            if task.completed:
+                await self._event(uow, agency_id, "task.completed", None, task)
+            await uow.commit()
+        return task
+
+    async def get(self, actor: Actor, contact_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+        actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await self._visible(uow, contact_id, task_id)
+
+    async def list_for_contact(self, actor: Actor, contact_id: uuid.UUID, page: PageRequest) -> Page[Task]:
+        actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            await live_contact(uow, contact_id)
+            return await uow.tasks.list_for_contact(contact_id, page)
+
+    async def list(self, actor: Actor, filter: TaskFilter, page: PageRequest) -> Page[Task]:
+        actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await uow.tasks.list(filter, page)
+
+    async def update(
+        self, actor: Actor, contact_id: uuid.UUID, task_id: uuid.UUID, data: dict[str, Any]
+    ) -> Task:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        fields = clean_task_fields(data, creating=False)
+        async with self._uow(actor.scope) as uow:
+            agency_id = await agency_of(uow, location_id)
+            before = await self._visible(uow, contact_id, task_id, lock=True)
+            assignee = fields.get("assignee_id")
+            if assignee is not None and assignee != before.assignee_id:
+                await check_assignee(uow, agency_id, location_id, assignee)
+            after = self._apply(before, fields)
+            old, new = before.snapshot(), after.snapshot()
+            if old == new:
+                return before
+            after.updated_at, after.updated_by = self._clock.now(), actor.id
+            await uow.tasks.update(after)
+            await self._audit(uow, actor, agency_id, "update", before, after)
+            # One event per kind of change: completing alone is task.completed; reopening or changing
+            # anything else is task.updated.
+            if after.completed and not before.completed:
+                await self._event(uow, agency_id, "task.completed", before, after)
+            if (before.completed and not after.completed) or any(
+                old[k] != new[k] for k in old if k not in _COMPLETION
+            ):
+                await self._event(uow, agency_id, "task.updated", before, after)
+            await uow.commit()
+        return after
+
+    async def delete(self, actor: Actor, contact_id: uuid.UUID, task_id: uuid.UUID) -> None:
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            agency_id = await agency_of(uow, location_id)
+            before = await self._visible(uow, contact_id, task_id, lock=True)
+            now = self._clock.now()
+            after = replace(before, deleted_at=now, updated_at=now, updated_by=actor.id)
+            await uow.tasks.update(after)
+            await self._audit(uow, actor, agency_id, "delete", before, after)
+            await self._event(uow, agency_id, "task.deleted", before, after)
+            await uow.commit()
