@@ -1,0 +1,1 @@
+"""Pipelines with ordered stages, and the opportunities that move through them."""
