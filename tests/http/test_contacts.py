@@ -256,9 +256,14 @@ async def test_erase_removes_personal_data_everywhere(
         await api.post(f"{API}/contacts", headers=tenant.headers, json={"email": email, "first_name": "Erin"})
     ).json()
     await api.patch(f"{API}/contacts/{contact['id']}", headers=tenant.headers, json={"last_name": "Secret"})
-    assert (
-        await api.post(f"{API}/contacts/{contact['id']}/erase", headers=tenant.headers)
-    ).status_code == 204
+    note = await api.post(
+        f"{API}/contacts/{contact['id']}/notes",
+        headers=tenant.headers,
+        json={"body": "Erin lives at 1 Hidden Rd"},
+    )
+    assert note.status_code == 201
+    erased = await api.post(f"{API}/contacts/{contact['id']}/erase", headers=tenant.headers)
+    assert erased.status_code == 204
     assert_problem(await api.get(f"{API}/contacts/{contact['id']}", headers=tenant.headers), 404)
     async with container.engines().owner.connect() as conn:
         row = (
@@ -271,19 +276,24 @@ async def test_erase_removes_personal_data_everywhere(
                 text("SELECT before, after FROM audit_log WHERE entity_id = :i"), {"i": contact["id"]}
             )
         ).all()
+        scrubbed = {"i": contact["id"], "n": note.json()["id"]}
         events = (
             (
                 await conn.execute(
-                    text("SELECT payload FROM domain_events WHERE entity_id = :i"), {"i": contact["id"]}
+                    text("SELECT payload FROM domain_events WHERE entity_id IN (:i, :n)"), scrubbed
                 )
             )
             .scalars()
             .all()
         )
+        note_audit = (
+            await conn.execute(text("SELECT before, after FROM audit_log WHERE entity_id = :n"), scrubbed)
+        ).all()
+        note_body = (await conn.execute(text("SELECT body FROM notes WHERE id = :n"), scrubbed)).scalar_one()
     assert row["erased_at"] is not None
     assert (row["email"], row["first_name"], row["last_name"]) == (None, None, None)
-    leftovers = str([list(a) for a in audit]) + str(events)
-    assert not [pii for pii in (email.lower(), "Erin", "Secret") if pii in leftovers]
+    leftovers = str([list(a) for a in audit + note_audit]) + str(events) + note_body
+    assert not [pii for pii in (email.lower(), "Erin", "Secret", "Hidden Rd") if pii in leftovers]
     assert len(audit) == 3
     # The address is free for a new contact.
     assert (

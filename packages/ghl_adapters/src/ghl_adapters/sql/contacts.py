@@ -1,21 +1,19 @@
-"""SQL repositories of the contacts context: contacts, their location's duplicate rule, tags and
-custom field definitions."""
+"""SQL repositories of the contacts context: contacts and their location's duplicate rule."""
 
 from __future__ import annotations
 
 import builtins
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select, text, update
+from sqlalchemy import Row, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
 from ghl_core.contacts.ports import DuplicateContact
-from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
-from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
 
 from . import tables as t
@@ -94,8 +92,9 @@ class SqlContactRepository:
         values = _values(contact, policy)
         await self._write(update(t.contacts).where(t.contacts.c.id == contact.id).values(**values), contact)
 
-    async def get(self, contact_id: uuid.UUID) -> Contact | None:
-        row = (await self._c.execute(select(t.contacts).where(t.contacts.c.id == contact_id))).first()
+    async def get(self, contact_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
+        query = select(t.contacts).where(t.contacts.c.id == contact_id)
+        row = (await self._c.execute(query.with_for_update() if for_update else query)).first()
         return _from_row(row) if row else None
 
     async def find_matches(self, email: str | None, phone: str | None) -> builtins.list[Contact]:
@@ -151,6 +150,16 @@ class SqlContactRepository:
                 [],
             ) from None
 
+    async def touch_activity(self, contact_id: uuid.UUID, at: datetime) -> bool:
+        c = t.contacts.c
+        statement = (
+            update(t.contacts)
+            .where(c.id == contact_id, c.deleted_at.is_(None), c.erased_at.is_(None))
+            .values(last_activity_at=func.greatest(func.coalesce(c.last_activity_at, at), at))
+            .returning(c.id)
+        )
+        return (await self._c.execute(statement)).first() is not None
+
     async def move_references(self, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
         await _move_references(self._c, from_id, to_id)
 
@@ -161,7 +170,7 @@ class SqlContactRepository:
 
 # Tables whose rows belong to a contact; merging points them at the survivor. Each later context that
 # adds such a table lists it here.
-CONTACT_REFERENCES: tuple[str, ...] = ()
+CONTACT_REFERENCES: tuple[str, ...] = ("notes", "tasks", "opportunities")
 
 
 async def _move_references(conn: AsyncConnection, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
@@ -170,38 +179,3 @@ async def _move_references(conn: AsyncConnection, from_id: uuid.UUID, to_id: uui
             text(f"UPDATE {table} SET contact_id = :to WHERE contact_id = :from"),  # noqa: S608 - fixed names
             {"to": to_id, "from": from_id},
         )
-
-
-class SqlTagRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._c = conn
-
-    async def ensure(self, location_id: uuid.UUID, names: builtins.list[str]) -> None:
-        if names:
-            rows = [{"id": new_id(), "location_id": location_id, "name": n} for n in sorted(set(names))]
-            await self._c.execute(
-                insert(t.tags).values(rows).on_conflict_do_nothing(index_elements=["location_id", "name"])
-            )
-
-
-class SqlCustomFieldRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._c = conn
-
-    async def definitions(self, location_id: uuid.UUID) -> builtins.list[CustomFieldDefinition]:
-        d = t.custom_field_definitions.c
-        q = select(t.custom_field_definitions).where(d.location_id == location_id, d.deleted_at.is_(None))
-        return [
-            CustomFieldDefinition(
-                id=r.id,
-                location_id=r.location_id,
-                key=r.key,
-                label=r.label,
-                type=FieldType(r.type),
-                options=list(r.options),
-                created_at=r.created_at,
-                updated_at=r.updated_at,
-                deleted_at=r.deleted_at,
-            )
-            for r in (await self._c.execute(q.order_by(d.created_at))).all()
-        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from datetime import datetime
 from typing import Protocol
 
 from ghl_core.contacts.models import Contact, DuplicatePolicy
@@ -35,8 +36,9 @@ class ContactRepository(Protocol):
         """Same duplicate rule as add."""
         ...
 
-    async def get(self, contact_id: uuid.UUID) -> Contact | None:
-        """Soft-deleted contacts too; callers decide."""
+    async def get(self, contact_id: uuid.UUID, *, for_update: bool = False) -> Contact | None:
+        """Soft-deleted contacts too; callers decide. `for_update` locks the row until the transaction
+        ends, so a read-modify-write cannot undo a concurrent change."""
         ...
 
     async def find_matches(self, email: str | None, phone: str | None) -> builtins.list[Contact]:
@@ -52,6 +54,11 @@ class ContactRepository(Protocol):
         ...
 
     async def set_policy(self, location_id: uuid.UUID, policy: DuplicatePolicy) -> None: ...
+
+    async def touch_activity(self, contact_id: uuid.UUID, at: datetime) -> bool:
+        """Moves the live contact's last_activity_at forward to `at` (never back), locking its row until
+        the transaction ends; False when no live contact has this id."""
+        ...
 
     async def move_references(self, from_id: uuid.UUID, to_id: uuid.UUID) -> None:
         """Points everything that belongs to one contact (notes, tasks, opportunities, ...) at another."""

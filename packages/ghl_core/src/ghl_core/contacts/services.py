@@ -31,8 +31,10 @@ class ContactService:
             raise NotFound(f"location {location_id} not found")
         return location
 
-    async def _visible(self, uow: UnitOfWork, contact_id: uuid.UUID, *, deleted: bool = False) -> Contact:
-        contact = await uow.contacts.get(contact_id)
+    async def _visible(
+        self, uow: UnitOfWork, contact_id: uuid.UUID, *, deleted: bool = False, lock: bool = False
+    ) -> Contact:
+        contact = await uow.contacts.get(contact_id, for_update=lock)
         if contact is None or contact.erased_at is not None or (contact.deleted_at is not None) != deleted:
             raise NotFound(f"contact {contact_id} not found")
         return contact
@@ -120,7 +122,9 @@ class ContactService:
         fields = clean_contact_fields(data, location.country)
         if "custom_fields" in fields:
             definitions = await uow.custom_fields.definitions(location.id)
-            fields["custom_fields"] = validate_values(definitions, fields["custom_fields"])
+            fields["custom_fields"] = validate_values(
+                definitions, fields["custom_fields"], region=location.country
+            )
         if fields.get("tags"):
             await uow.tags.ensure(location.id, fields["tags"])
         return fields
@@ -164,7 +168,7 @@ class ContactService:
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
-            before = await self._visible(uow, contact_id)
+            before = await self._visible(uow, contact_id, lock=True)
             fields = await self._clean(uow, location, data)
             after = self._apply(before, fields)
             if after.snapshot() == before.snapshot():
@@ -178,7 +182,7 @@ class ContactService:
     async def delete(self, actor: Actor, contact_id: uuid.UUID) -> None:
         actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
-            before = await self._visible(uow, contact_id)
+            before = await self._visible(uow, contact_id, lock=True)
             after = replace(
                 before, deleted_at=self._clock.now(), updated_at=self._clock.now(), updated_by=actor.id
             )
@@ -190,7 +194,7 @@ class ContactService:
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
-            before = await self._visible(uow, contact_id, deleted=True)
+            before = await self._visible(uow, contact_id, deleted=True, lock=True)
             if before.merged_into is not None:
                 raise ValidationFailed.one("/", f"this contact was merged into {before.merged_into}")
             after = replace(before, deleted_at=None, updated_at=self._clock.now(), updated_by=actor.id)
@@ -246,6 +250,9 @@ class ContactService:
             raise ValidationFailed.one("/loser_id", "must differ from survivor_id")
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
+            # Locked in id order, so two merges of the same pair cannot deadlock.
+            for contact_id in sorted((survivor_id, loser_id)):
+                await self._visible(uow, contact_id, lock=True)
             survivor = await self._visible(uow, survivor_id)
             loser = await self._visible(uow, loser_id)
             now = self._clock.now()
@@ -293,7 +300,7 @@ class ContactService:
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
-            contact = await uow.contacts.get(contact_id)
+            contact = await uow.contacts.get(contact_id, for_update=True)
             if contact is None or contact.erased_at is not None:
                 raise NotFound(f"contact {contact_id} not found")
             now = self._clock.now()

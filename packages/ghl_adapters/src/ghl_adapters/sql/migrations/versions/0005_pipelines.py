@@ -1,14 +1,14 @@
 """Pipelines with ordered stages, opportunities and their move history.
 
 Revision ID: 0005_pipelines
-Revises: 0002_contacts
+Revises: 0004_notes_tasks
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
 revision = "0005_pipelines"
-down_revision = "0002_contacts"
+down_revision = "0004_notes_tasks"
 branch_labels = None
 depends_on = None
 

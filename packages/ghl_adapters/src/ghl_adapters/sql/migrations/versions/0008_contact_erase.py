@@ -1,16 +1,16 @@
-"""Erasing a contact (right to be forgotten): scrub its personal data from the audit trail and the event
-outbox too. The application may not update those tables, so a narrow security-definer function does it,
-for the caller's own location only.
+"""Erasing a contact (right to be forgotten): scrub its personal data from its notes and tasks, and from
+the audit trail and the event outbox of the contact and of those notes and tasks. The application may not
+update the audit trail, so a narrow security-definer function does it, for the caller's own location only.
 
 Revision ID: 0008_contact_erase
-Revises: 0002_contacts
+Revises: 0005_pipelines
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
 revision = "0008_contact_erase"
-down_revision = "0002_contacts"
+down_revision = "0005_pipelines"
 branch_labels = None
 depends_on = None
 
@@ -24,12 +24,20 @@ BEGIN
   IF v_location IS NULL THEN
     RAISE EXCEPTION 'no location in scope';
   END IF;
+  UPDATE notes SET body = '[erased]' WHERE contact_id = p_contact AND location_id = v_location;
+  UPDATE tasks SET title = '[erased]', body = NULL WHERE contact_id = p_contact AND location_id = v_location;
   UPDATE audit_log SET before = CASE WHEN before IS NULL THEN NULL ELSE '{"erased": true}'::jsonb END,
                        after = CASE WHEN after IS NULL THEN NULL ELSE '{"erased": true}'::jsonb END
-   WHERE entity_id = p_contact AND location_id = v_location;
+   WHERE location_id = v_location
+     AND (entity_id = p_contact
+          OR entity_id IN (SELECT id FROM notes WHERE contact_id = p_contact AND location_id = v_location)
+          OR entity_id IN (SELECT id FROM tasks WHERE contact_id = p_contact AND location_id = v_location));
   GET DIAGNOSTICS v_rows = ROW_COUNT;
-  UPDATE domain_events SET payload = jsonb_build_object('contact', jsonb_build_object('id', p_contact, 'erased', true))
-   WHERE entity_id = p_contact AND location_id = v_location;
+  UPDATE domain_events SET payload = jsonb_build_object('erased', true, 'contact_id', p_contact)
+   WHERE location_id = v_location
+     AND (entity_id = p_contact
+          OR entity_id IN (SELECT id FROM notes WHERE contact_id = p_contact AND location_id = v_location)
+          OR entity_id IN (SELECT id FROM tasks WHERE contact_id = p_contact AND location_id = v_location));
   RETURN v_rows;
 END $$;
 REVOKE ALL ON FUNCTION ghl_erase_contact_history(uuid) FROM PUBLIC;
