@@ -1,0 +1,118 @@
+"""CSV import of N contacts (default 1,000,000; `python bench/contacts_import.py 200000` for fewer)
+through the import engine (the code path of `ghl contacts import` and POST /contacts/imports), beside
+PostgreSQL COPY of the same file into a plain staging table, in the same run. Prints rows/s and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_database
+
+from ghl_adapters.container import build_container, close_container
+from ghl_adapters.settings import Settings
+from ghl_cli.commands.contacts import location_actor
+from ghl_core.contacts.csv_rows import CsvSource
+from ghl_core.contacts.import_models import ImportOptions
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.services import NewLocation
+
+AREAS = (212, 312, 415, 617, 646, 702, 713, 773, 818, 917)
+HEADER = ["First Name", "Last Name", "Email", "Phone", "Company Name", "City", "Postal Code", "Tags"]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def write_csv(path: Path, n: int) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for i in range(n):
+            # Real US area codes, so every number is valid and distinct.
+            rest = i // len(AREAS)
+            phone = f"+1{AREAS[i % len(AREAS)]}{200 + rest // 10000 % 800:03d}{rest % 10000:04d}"
+            w.writerow(
+                [
+                    f"First{i}",
+                    f"Last{i}",
+                    f"person{i}@example.com",
+                    phone,
+                    "Acme",
+                    "Chicago",
+                    "60601",
+                    "bench",
+                ]
+            )
+
+
+async def run(url: str, n: int) -> None:
+    settings = Settings(database_url=url, secret_key="bench-" + "x" * 40, _env_file=None)  # type: ignore[call-arg]
+    container = build_container(settings, url)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "contacts.csv"
+        write_csv(path, n)
+        size = path.stat().st_size / 2**20
+        print(f"file: {n:,} rows, {size:.0f} MiB")
+        try:
+            agency = await container.tenancy().create_agency(Actor.operator(), "Bench agency")
+            location = await container.tenancy().create_location(
+                Actor.operator(), NewLocation(name="Bench", timezone="America/Chicago"), agency_id=agency.id
+            )
+            actor = await location_actor(container, location.id)
+            service = container.contact_imports()
+            samples: list[float] = []
+            base = rss_mb()
+            started = time.perf_counter()
+            with path.open(encoding="utf-8", newline="") as f:
+                source = CsvSource(f)
+                job = await service.start(actor, source.headers, ImportOptions())
+                done = await service.run(actor, job.id, source, progress=lambda c: samples.append(rss_mb()))
+            elapsed = time.perf_counter() - started
+            engine_rate = n / elapsed
+            print(f"engine: {done.counters.as_dict()} in {elapsed:.1f} s = {engine_rate:,.0f} rows/s")
+            q = max(1, len(samples) // 4)
+            print(
+                f"engine RSS: before {base:.0f} MiB, after first quarter {samples[q - 1]:.0f} MiB, "
+                f"end {samples[-1]:.0f} MiB, max {max(samples):.0f} MiB; ru_maxrss "
+                f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+            )
+        finally:
+            await close_container(container)
+        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            cols = ", ".join(f"c{i} text" for i in range(len(HEADER)))
+            conn.execute(f"CREATE TABLE bench_staging ({cols})")
+            started = time.perf_counter()
+            with (
+                conn.cursor() as cur,
+                cur.copy("COPY bench_staging FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+                path.open("rb") as f,
+            ):
+                while chunk := f.read(1 << 20):
+                    copy.write(chunk)
+            copy_elapsed = time.perf_counter() - started
+        copy_rate = n / copy_elapsed
+        print(f"COPY into a staging table: {copy_elapsed:.1f} s = {copy_rate:,.0f} rows/s")
+        print(f"engine / COPY = {engine_rate / copy_rate:.2f}")
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    with bench_database() as url:
+        asyncio.run(run(url, n))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""A contact import: its options, its progress and its error report; and the port that stores it and
+writes contacts in batches."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ghl_core.contacts.models import Contact, DuplicatePolicy
+from ghl_core.shared.audit import AuditEntry
+from ghl_core.shared.events import DomainEvent
+
+# The stored report keeps this many rejected rows; the counters keep counting past it.
+ERROR_CAP = 10_000
+
+
+class DuplicateMode(StrEnum):
+    """What a row that matches an existing contact (by e-mail or phone) does."""
+
+    SKIP = "skip"  # leave the existing contact alone
+    UPDATE = "update"  # fill it with the row's non-blank values
+    CREATE = "create"  # add another contact (only where the location allows duplicates)
+
+
+class ImportStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ImportCounters:
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "processed": self.processed,
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    mapping: dict[str, str] = field(default_factory=dict)  # header -> target; resolved at start
+    tags: tuple[str, ...] = ()
+    duplicates: DuplicateMode = DuplicateMode.UPDATE
+    filename: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tags": list(self.tags), "duplicate_policy": self.duplicates.value, "filename": self.filename}
+
+
+@dataclass(slots=True)
+class ContactImport:
+    id: uuid.UUID
+    location_id: uuid.UUID
+    status: ImportStatus
+    options: ImportOptions
+    created_at: datetime
+    counters: ImportCounters = field(default_factory=ImportCounters)
+    errors: list[RowError] = field(default_factory=list)  # the first ones, up to the count asked for
+    failure: str | None = None  # why the whole import stopped, when it did
+    runner: str | None = None  # the process running it
+    heartbeat_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_by: uuid.UUID | None = None
+
+
+class ContactImportRepository(Protocol):
+    async def add(self, job: ContactImport) -> None: ...
+
+    async def get(self, import_id: uuid.UUID, errors: int = 20) -> ContactImport | None:
+        """With its first `errors` rejected rows."""
+        ...
+
+    async def errors(self, import_id: uuid.UUID) -> builtins.list[RowError]:
+        """The whole stored report (up to ERROR_CAP rows), in line order."""
+        ...
+
+    async def save(self, job: ContactImport, new_errors: Sequence[RowError] = ()) -> None:
+        """Status, counters and times; appends `new_errors` to the stored report."""
+        ...
+
+    async def fail_abandoned(self, runner: str, stale_before: datetime, now: datetime) -> int:
+        """Marks failed the queued or running imports of other runners not heard of since
+        `stale_before` (their process stopped): they can be run again, re-runs being idempotent."""
+        ...
+
+    async def lock_location(self, location_id: uuid.UUID) -> None:
+        """Serialises batch writes of one location until the transaction ends."""
+        ...
+
+    async def matches(self, emails: Sequence[str], phones: Sequence[str]) -> builtins.list[Contact]:
+        """Live contacts of the scope's location holding any of these e-mails or phones, oldest first."""
+        ...
+
+    async def insert_contacts(
+        self, contacts: Sequence[Contact], policy: DuplicatePolicy
+    ) -> builtins.set[uuid.UUID]:
+        """Inserts what it can and returns the ids inserted; a row the unique e-mail/phone indexes
+        refuse (a concurrent writer got there first) is left out, not raised."""
+        ...
+
+    async def update_contacts(self, contacts: Sequence[Contact], policy: DuplicatePolicy) -> None:
+        """Raises DuplicateContact if a concurrent writer took one of the identifiers."""
+        ...
+
+    async def record(self, audit: Sequence[AuditEntry], events: Sequence[DomainEvent]) -> None: ...
+
+    async def export_batch(
+        self, after: tuple[datetime, uuid.UUID] | None, limit: int, tag: str | None
+    ) -> builtins.list[Contact]:
+        """Live contacts of the scope's location, oldest first, after a (created_at, id) key."""
+        ...

@@ -1,0 +1,474 @@
+"""Importing contacts from CSV rows: a streaming engine over an iterator of rows, written in batches.
+
+Each batch is one transaction: its contacts, their audit rows and events, and the import's counters and
+error report commit together, so a crash loses no accounting and never leaves half a row. A row is
+validated as the API validates a contact; a bad row is rejected with its line number and reason. A row
+matching an existing contact changes it only when a value differs, so running the same file twice
+changes nothing the second time."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from ghl_core.contacts.csv_rows import CsvRow
+from ghl_core.contacts.fields import clean_contact_fields, clean_tags
+from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, resolve_mapping, row_input
+from ghl_core.contacts.import_models import (
+    ERROR_CAP,
+    ContactImport,
+    DuplicateMode,
+    ImportCounters,
+    ImportOptions,
+    ImportStatus,
+    RowError,
+)
+from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
+from ghl_core.contacts.ports import DuplicateContact
+from ghl_core.contacts.services import ContactService
+from ghl_core.custom_fields.models import CustomFieldDefinition
+from ghl_core.custom_fields.values import validate_values
+from ghl_core.shared.audit import AuditEntry
+from ghl_core.shared.clock import Clock
+from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
+from ghl_core.shared.events import DomainEvent
+from ghl_core.shared.ids import new_id
+from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tenancy.models import Location
+from ghl_core.tenancy.permissions import Actor, Permission
+
+BATCH_SIZE = 500
+# A running import's process reports in after every batch; silence this long means it stopped.
+STALE_AFTER = timedelta(minutes=2)
+_ATTEMPTS = 3
+
+Progress = Callable[[ImportCounters], None]
+
+
+class _Raced(Exception):
+    """A concurrent writer took an identifier between our look-up and our write: redo the batch."""
+
+
+@dataclass
+class _Context:
+    location: Location
+    policy: DuplicatePolicy
+    definitions: list[CustomFieldDefinition]
+    columns: dict[str, str]  # target -> header, to name the column in a reason
+
+
+@dataclass
+class _BatchPlan:
+    counters: ImportCounters = field(default_factory=ImportCounters)
+    errors: list[RowError] = field(default_factory=list)
+    states: dict[uuid.UUID, Contact] = field(default_factory=dict)  # latest state of each touched contact
+    before: dict[uuid.UUID, Contact] = field(default_factory=dict)  # stored state of updated contacts
+    created: list[uuid.UUID] = field(default_factory=list)
+
+
+def _reason(exc: ValidationFailed, columns: dict[str, str]) -> str:
+    parts = []
+    for error in exc.errors:
+        segments = error.pointer.strip("/").split("/")
+        head = segments[0]
+        if head == "custom_fields" and len(segments) > 1:
+            key = f"{CUSTOM_PREFIX}{segments[1]}"
+        elif head == "attribution" and len(segments) > 1:
+            key = segments[-1]
+        elif head == "dnd_channels" and len(segments) > 1:
+            key = f"{DND_PREFIX}{segments[1]}"
+        elif head in ("first_name", "last_name") and head not in columns:
+            key = "name"
+        else:
+            key = head
+        column = columns.get(key, head) or "row"
+        parts.append(f"{column}: {error.detail}")
+    return "; ".join(parts)
+
+
+def _merge_fields(target: Contact, fields: dict[str, Any]) -> dict[str, Any]:
+    """An import adds tags, never removes them."""
+    if "tags" not in fields:
+        return fields
+    return {**fields, "tags": [*target.tags, *(t for t in fields["tags"] if t not in target.tags)]}
+
+
+class ContactImportService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, runner: str | None = None) -> None:
+        self._uow = uow
+        self._clock = clock
+        # Tells this process's imports from those of a process that stopped.
+        self._runner = runner or new_id().hex
+
+    @property
+    def runner(self) -> str:
+        return self._runner
+
+    async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
+        location = await uow.locations.get(location_id)
+        if location is None or location.deleted_at is not None:
+            raise NotFound(f"location {location_id} not found")
+        return location
+
+    async def _fail_abandoned(self, uow: UnitOfWork) -> None:
+        now = self._clock.now()
+        await uow.contact_imports.fail_abandoned(self._runner, now - STALE_AFTER, now)
+
+    # -- use cases ---------------------------------------------------------------------------------
+    async def start(self, actor: Actor, headers: list[str], options: ImportOptions) -> ContactImport:
+        """Checks the options against the file's header and records a queued import."""
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        errors: list[FieldError] = []
+        tags = clean_tags(list(options.tags), "/tags", errors)
+        if not any(h for h in headers):
+            errors.append(FieldError("/file", "the file has no header row"))
+        if errors:
+            raise ValidationFailed(errors)
+        async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
+            await self._fail_abandoned(uow)
+            definitions = await uow.custom_fields.definitions(location_id)
+            mapping = resolve_mapping(headers, options.mapping, [d.key for d in definitions])
+            now = self._clock.now()
+            job = ContactImport(
+                id=new_id(),
+                location_id=location_id,
+                status=ImportStatus.QUEUED,
+                options=replace(options, mapping=mapping, tags=tuple(tags)),
+                created_at=now,
+                runner=self._runner,
+                heartbeat_at=now,
+                created_by=actor.id,
+            )
+            await uow.contact_imports.add(job)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                action="create",
+                entity_type="contact_import",
+                entity_id=job.id,
+                agency_id=location.agency_id,
+                location_id=location_id,
+                before=None,
+                after={"mapping": mapping, **job.options.as_dict()},
+            )
+            await uow.commit()
+        return job
+
+    async def get(self, actor: Actor, import_id: uuid.UUID, errors: int = 20) -> ContactImport:
+        actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            await self._fail_abandoned(uow)
+            job = await uow.contact_imports.get(import_id, errors)
+            if job is None:
+                raise NotFound(f"import {import_id} not found")
+            await uow.commit()
+        return job
+
+    async def error_report(self, actor: Actor, import_id: uuid.UUID) -> list[RowError]:
+        actor.require_location(Permission.CONTACTS_READ)
+        async with self._uow(actor.scope) as uow:
+            if await uow.contact_imports.get(import_id, 0) is None:
+                raise NotFound(f"import {import_id} not found")
+            return await uow.contact_imports.errors(import_id)
+
+    async def run(
+        self,
+        actor: Actor,
+        import_id: uuid.UUID,
+        rows: Iterable[CsvRow],
+        progress: Progress | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> ContactImport:
+        """Runs a queued import over `rows` (the same file `start` saw the header of)."""
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            job = await uow.contact_imports.get(import_id, 0)
+            if job is None:
+                raise NotFound(f"import {import_id} not found")
+            if job.status is not ImportStatus.QUEUED:
+                raise ValidationFailed.one("/status", f"this import is {job.status.value}, not queued")
+            location = await self._location(uow, location_id)
+            definitions = await uow.custom_fields.definitions(location_id)
+            policy = await uow.contacts.policy(location_id)
+            now = self._clock.now()
+            job.status, job.started_at, job.heartbeat_at, job.runner = (
+                ImportStatus.RUNNING,
+                now,
+                now,
+                self._runner,
+            )
+            await uow.contact_imports.save(job)
+            await uow.commit()
+        columns: dict[str, str] = {}
+        for header, target in job.options.mapping.items():
+            columns.setdefault(target, header)
+        ctx = _Context(location, policy, definitions, columns)
+        try:
+            iterator = iter(rows)
+            while chunk := list(itertools.islice(iterator, batch_size)):
+                await self._batch(actor, job, ctx, chunk)
+                if progress is not None:
+                    progress(job.counters)
+        except Exception as exc:
+            job.status, job.failure, job.finished_at = ImportStatus.FAILED, str(exc), self._clock.now()
+            async with self._uow(actor.scope) as uow:
+                await uow.contact_imports.save(job)
+                await uow.commit()
+            raise
+        job.status, job.finished_at = ImportStatus.DONE, self._clock.now()
+        async with self._uow(actor.scope) as uow:
+            await uow.contact_imports.save(job)
+            await uow.commit()
+        return job
+
+    async def fail(self, actor: Actor, import_id: uuid.UUID, reason: str) -> None:
+        """Marks an import that could not run (its file unreadable) as failed."""
+        actor.require_location(Permission.CONTACTS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            job = await uow.contact_imports.get(import_id, 0)
+            if job is None or job.status in (ImportStatus.DONE, ImportStatus.FAILED):
+                return
+            job.status, job.failure, job.finished_at = ImportStatus.FAILED, reason, self._clock.now()
+            await uow.contact_imports.save(job)
+            await uow.commit()
+
+    # -- one batch -----------------------------------------------------------------------------------
+    def _prepare(
+        self, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
+        prepared: list[tuple[int, dict[str, Any]]] = []
+        errors: list[RowError] = []
+        for row in chunk:
+            if row.problem:
+                errors.append(RowError(row.line, row.problem))
+                continue
+            data, problems = row_input(row.values, job.options.mapping, job.options.tags)
+            try:
+                if problems:
+                    raise ValidationFailed(problems)
+                fields = clean_contact_fields(data, ctx.location.country)
+                if "custom_fields" in fields:
+                    fields["custom_fields"] = validate_values(ctx.definitions, fields["custom_fields"])
+                if not any(fields.get(k) for k in ("email", "phone", "first_name", "last_name")):
+                    raise ValidationFailed.one("/", "needs a name, an e-mail address or a phone number")
+            except ValidationFailed as exc:
+                errors.append(RowError(row.line, _reason(exc, ctx.columns)))
+                continue
+            prepared.append((row.line, fields))
+        return prepared, errors
+
+    async def _batch(self, actor: Actor, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]) -> None:
+        prepared, rejected = self._prepare(job, ctx, chunk)
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._uow(actor.scope) as uow:
+                    plan = await self._write(uow, actor, job, ctx, prepared)
+                    plan.errors = sorted([*rejected, *plan.errors], key=lambda e: e.line)
+                    plan.counters.failed = len(plan.errors)
+                    counters = job.counters
+                    merged = ImportCounters(
+                        processed=counters.processed + len(chunk),
+                        created=counters.created + plan.counters.created,
+                        updated=counters.updated + plan.counters.updated,
+                        skipped=counters.skipped + plan.counters.skipped,
+                        failed=counters.failed + plan.counters.failed,
+                    )
+                    room = max(0, ERROR_CAP - counters.failed)
+                    saved = replace_job(job, merged, self._clock.now())
+                    await uow.contact_imports.save(saved, plan.errors[:room])
+                    await uow.commit()
+                job.counters, job.heartbeat_at = merged, saved.heartbeat_at
+                return
+            except (_Raced, DuplicateContact):
+                if attempt + 1 < _ATTEMPTS:
+                    continue
+                # Still racing: reject the batch's rows; re-running the file picks them up safely.
+                lost = [
+                    RowError(line, "a concurrent change took its e-mail or phone; run again")
+                    for line, _ in prepared
+                ]
+                rejected = sorted([*rejected, *lost], key=lambda e: e.line)
+                prepared = []
+
+    async def _write(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        job: ContactImport,
+        ctx: _Context,
+        prepared: list[tuple[int, dict[str, Any]]],
+    ) -> _BatchPlan:
+        repo = uow.contact_imports
+        plan = _BatchPlan()
+        if not prepared:
+            return plan
+        await repo.lock_location(ctx.location.id)
+        emails = sorted({f["email"] for _, f in prepared if f.get("email")})
+        phones = sorted({f["phone"] for _, f in prepared if f.get("phone")})
+        index: dict[str, list[uuid.UUID]] = {}
+        for contact in await repo.matches(emails, phones):
+            plan.states[contact.id] = contact
+            self._index(index, contact)
+        for line, fields in prepared:
+            self._decide(plan, index, actor, job, ctx, line, fields)
+        now = self._clock.now()
+        creates = [plan.states[i] for i in plan.created]
+        updates = [plan.states[i] for i in plan.before]
+        tags = sorted({t for c in [*creates, *updates] for t in c.tags})
+        if tags:
+            await uow.tags.ensure(ctx.location.id, tags)
+        if creates and len(await repo.insert_contacts(creates, ctx.policy)) != len(creates):
+            raise _Raced
+        if updates:
+            await repo.update_contacts(updates, ctx.policy)
+        audit, events = self._records(actor, ctx, plan, now)
+        await repo.record(audit, events)
+        return plan
+
+    @staticmethod
+    def _index(index: dict[str, list[uuid.UUID]], contact: Contact) -> None:
+        for key in (
+            f"e:{contact.email}" if contact.email else "",
+            f"p:{contact.phone}" if contact.phone else "",
+        ):
+            if key and contact.id not in index.setdefault(key, []):
+                index[key].append(contact.id)
+
+    def _decide(
+        self,
+        plan: _BatchPlan,
+        index: dict[str, list[uuid.UUID]],
+        actor: Actor,
+        job: ContactImport,
+        ctx: _Context,
+        line: int,
+        fields: dict[str, Any],
+    ) -> None:
+        email, phone = fields.get("email"), fields.get("phone")
+        by_email = [plan.states[i] for i in index.get(f"e:{email}", [])] if email else []
+        by_phone = [plan.states[i] for i in index.get(f"p:{phone}", [])] if phone else []
+        policy = ctx.policy
+        if by_email and by_phone and by_email[0].id != by_phone[0].id and not policy.allow_duplicates:
+            plan.errors.append(
+                RowError(
+                    line,
+                    f"the e-mail address belongs to contact {by_email[0].id} and the phone number to "
+                    f"contact {by_phone[0].id}: merge them first",
+                )
+            )
+            return
+        first, second = (
+            (by_email, by_phone) if policy.priority is DuplicatePriority.EMAIL else (by_phone, by_email)
+        )
+        candidates = first + [c for c in second if c not in first]
+        mode = job.options.duplicates
+        if candidates and mode is DuplicateMode.SKIP:
+            plan.counters.skipped += 1
+            return
+        if candidates and mode is DuplicateMode.UPDATE:
+            target = candidates[0]
+            after = ContactService._apply(target, _merge_fields(target, fields))
+            if after.snapshot() == target.snapshot():
+                plan.counters.skipped += 1
+                return
+            after.updated_at, after.updated_by = self._clock.now(), actor.id
+            if target.id not in plan.created:
+                plan.before.setdefault(target.id, target)
+            plan.states[target.id] = after
+            self._index(index, after)
+            plan.counters.updated += 1
+            return
+        if candidates:  # DuplicateMode.CREATE
+            for candidate in candidates:
+                if (
+                    ContactService._apply(candidate, _merge_fields(candidate, fields)).snapshot()
+                    == candidate.snapshot()
+                ):
+                    plan.counters.skipped += 1
+                    return
+            if not policy.allow_duplicates:
+                plan.errors.append(
+                    RowError(
+                        line,
+                        f"contact {candidates[0].id} has this e-mail address or phone number and the "
+                        "location does not allow duplicates (use the update or skip duplicate policy)",
+                    )
+                )
+                return
+        now = self._clock.now()
+        contact = ContactService._apply(
+            Contact(
+                id=new_id(),
+                location_id=ctx.location.id,
+                created_at=now,
+                updated_at=now,
+                created_by=actor.id,
+                updated_by=actor.id,
+            ),
+            fields,
+        )
+        plan.states[contact.id] = contact
+        plan.created.append(contact.id)
+        self._index(index, contact)
+        plan.counters.created += 1
+
+    @staticmethod
+    def _records(
+        actor: Actor, ctx: _Context, plan: _BatchPlan, now: Any
+    ) -> tuple[list[AuditEntry], list[DomainEvent]]:
+        agency_id, location_id = ctx.location.agency_id, ctx.location.id
+        audit: list[AuditEntry] = []
+        events: list[DomainEvent] = []
+
+        def entry(action: str, contact_id: uuid.UUID, before: Any, after: Any) -> AuditEntry:
+            return AuditEntry(
+                agency_id=agency_id,
+                location_id=location_id,
+                actor_type=actor.kind.value,
+                actor_id=actor.id,
+                action=action,
+                entity_type="contact",
+                entity_id=contact_id,
+                before=before,
+                after=after,
+                created_at=now,
+            )
+
+        def event(kind: str, contact_id: uuid.UUID, payload: dict[str, Any]) -> DomainEvent:
+            return DomainEvent(kind, agency_id, location_id, contact_id, payload, now)
+
+        for contact_id in plan.created:
+            after = plan.states[contact_id].snapshot()
+            audit.append(entry("create", contact_id, None, after))
+            events.append(event("contact.created", contact_id, {"before": None, "after": after}))
+        for contact_id, stored in plan.before.items():
+            old, new = stored.snapshot(), plan.states[contact_id].snapshot()
+            audit.append(entry("update", contact_id, old, new))
+            added = sorted(set(new["tags"]) - set(old["tags"]))
+            if added:
+                events.append(event("contact.tag_added", contact_id, {"contact": new, "tags": added}))
+            if (old["dnd"], old["dnd_channels"]) != (new["dnd"], new["dnd_channels"]):
+                events.append(
+                    event(
+                        "contact.dnd_changed",
+                        contact_id,
+                        {"contact": new, "dnd": new["dnd"], "dnd_channels": new["dnd_channels"]},
+                    )
+                )
+            other = sorted(
+                k for k in new if old.get(k) != new.get(k) and k not in ("tags", "dnd", "dnd_channels")
+            )
+            if other:
+                events.append(event("contact.updated", contact_id, {"contact": new, "fields": other}))
+        return audit, events
+
+
+def replace_job(job: ContactImport, counters: ImportCounters, now: Any) -> ContactImport:
+    return replace(job, counters=counters, heartbeat_at=now)

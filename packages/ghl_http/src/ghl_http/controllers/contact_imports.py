@@ -1,0 +1,195 @@
+"""/api/v1/contacts/imports and /api/v1/contacts/export: CSV in and out.
+
+The upload is spooled to a temporary file, its header checked, and the import answered 202 at once; the
+rows are then imported in the background, in this process (durable jobs arrive with the jobs issue). An
+import cut short by a restart is marked failed once its process has been silent for two minutes, and can
+simply be run again: re-runs change nothing that was already imported."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Stream
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
+from ghl_core.contacts.exports import ContactExportService
+from ghl_core.contacts.import_mapping import parse_mapping_pairs
+from ghl_core.contacts.import_models import DuplicateMode, ImportOptions
+from ghl_core.contacts.imports import ContactImportService
+from ghl_core.shared.errors import ValidationFailed
+from ghl_core.tenancy.permissions import Actor, Permission
+from ghl_http.gate import API_PREFIX
+from ghl_http.schemas_contact_imports import ContactImportOut
+
+log = logging.getLogger(__name__)
+_CHUNK = 64 * 1024
+# Keeps the background imports referenced until they end (asyncio holds tasks only weakly).
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+async def _spool(request: Request[Any, Any, Any]) -> tuple[str, str | None, dict[str, list[str]]]:
+    """The uploaded CSV in a temporary file: its path, its file name, and any form fields."""
+    fd, path = tempfile.mkstemp(prefix="ghl-import-", suffix=".csv")
+    fields: dict[str, list[str]] = {}
+    filename: str | None = None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if request.content_type[0] == "multipart/form-data":
+                form = await request.form()
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise ValidationFailed.one("/file", "send the CSV as the form field 'file'")
+                filename = upload.filename
+                while chunk := await upload.read(_CHUNK):
+                    out.write(chunk)
+                for name in ("mapping", "tag", "duplicate_policy"):
+                    fields[name] = (
+                        [v for v in form.getall(name) if isinstance(v, str)] if name in form else []
+                    )
+            else:
+                async for chunk in request.stream():
+                    out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path, filename, fields
+
+
+def _open(path: str) -> io.TextIOWrapper:
+    with open(path, "rb") as raw:
+        sample = raw.read(_CHUNK)
+    return open(path, encoding=detect_encoding(sample), errors="replace", newline="")
+
+
+async def _run(service: ContactImportService, actor: Actor, import_id: uuid.UUID, path: str) -> None:
+    try:
+        with _open(path) as handle:
+            await service.run(actor, import_id, CsvSource(handle))
+    except Exception:
+        log.exception("contact import %s failed", import_id)
+        await service.fail(actor, import_id, "the import stopped on an unexpected error; run it again")
+    finally:
+        os.unlink(path)
+
+
+class ContactImportsController(Controller):
+    path = "/contacts/imports"
+    tags = ["contacts: import and export"]
+
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Import contacts from CSV (text/csv body or multipart field 'file'); runs in the background",
+    )
+    async def start_import(
+        self,
+        request: Request[Any, Any, Any],
+        actor: NamedDependency[Actor],
+        contact_imports: NamedDependency[ContactImportService],
+        mapping: Annotated[
+            list[str] | None,
+            QueryParameter(description="Header=field (repeatable); Header= ignores a column"),
+        ] = None,
+        tag: Annotated[list[str] | None, QueryParameter(description="Tag every row (repeatable)")] = None,
+        duplicate_policy: Annotated[
+            DuplicateMode | None,
+            QueryParameter(description="A row matching a contact: skip, update or create"),
+        ] = None,
+    ) -> Response[ContactImportOut]:
+        # Refuse a caller without the permission before reading a large body.
+        actor.require_location(Permission.CONTACTS_WRITE)
+        path, filename, form = await _spool(request)
+        try:
+            policy_text = next(iter(form.get("duplicate_policy", [])), None)
+            if policy_text is not None and policy_text not in DuplicateMode._value2member_map_:
+                raise ValidationFailed.one("/duplicate_policy", "must be skip, update or create")
+            options = ImportOptions(
+                mapping=parse_mapping_pairs([*(mapping or []), *form.get("mapping", [])]),
+                tags=(*(tag or []), *form.get("tag", [])),
+                duplicates=DuplicateMode(policy_text)
+                if policy_text
+                else duplicate_policy or DuplicateMode.UPDATE,
+                filename=filename,
+            )
+            with _open(path) as handle:
+                headers = CsvSource(handle).headers
+            job = await contact_imports.start(actor, headers, options)
+        except BaseException:
+            os.unlink(path)
+            raise
+        task = asyncio.create_task(_run(contact_imports, actor, job.id, path))
+        _RUNNING.add(task)
+        task.add_done_callback(_RUNNING.discard)
+        return Response(
+            ContactImportOut.of(job),
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Location": f"{API_PREFIX}/contacts/imports/{job.id}"},
+        )
+
+    @get("/{import_id:uuid}", summary="An import's status, counters and first rejected rows")
+    async def get_import(
+        self,
+        import_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        contact_imports: NamedDependency[ContactImportService],
+        errors: Annotated[int, QueryParameter(ge=0, le=100, description="Rejected rows to show")] = 20,
+    ) -> ContactImportOut:
+        return ContactImportOut.of(await contact_imports.get(actor, import_id, errors))
+
+    @get(
+        "/{import_id:uuid}/errors.csv",
+        summary="Every rejected row (line, reason) as CSV",
+        media_type="text/csv",
+    )
+    async def import_errors(
+        self,
+        import_id: FromPath[uuid.UUID],
+        actor: NamedDependency[Actor],
+        contact_imports: NamedDependency[ContactImportService],
+    ) -> Response[str]:
+        rows = await contact_imports.error_report(actor, import_id)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(["line", "reason"])
+        writer.writerows([e.line, e.reason] for e in rows)
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="import-{import_id}-errors.csv"'},
+        )
+
+
+class ContactExportController(Controller):
+    path = "/contacts/export"
+    tags = ["contacts: import and export"]
+
+    @get(
+        "/",
+        summary="Every live contact as CSV, streamed (optionally only those with a tag)",
+        media_type="text/csv",
+    )
+    async def export_contacts(
+        self,
+        actor: NamedDependency[Actor],
+        contact_exports: NamedDependency[ContactExportService],
+        tag: Annotated[str | None, QueryParameter(description="Only contacts with this tag")] = None,
+    ) -> Stream:
+        chunks: AsyncIterator[str] = await contact_exports.export(actor, tag)
+        return Stream(
+            chunks,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+        )

@@ -1,0 +1,97 @@
+"""`ghl contacts`: list, get, create, import (with an error report) and export, as an operator."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from pathlib import Path
+
+import pytest
+
+from clitools import Env, env_for, invoke, invoke_json
+from ghl_adapters.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def cli_env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Env:
+    assert settings.database_url
+    return env_for(settings, settings.database_url, tmp_path_factory.mktemp("cli-contacts"))
+
+
+def new_location(env: Env) -> str:
+    agency = invoke_json(env, "agencies", "create", f"Agency {uuid.uuid4().hex[:6]}")
+    location = invoke_json(env, "locations", "create", "Main Street", "--agency", agency["id"])
+    return str(location["id"])
+
+
+def test_create_get_list(cli_env: Env) -> None:
+    location = new_location(cli_env)
+    made = invoke_json(
+        cli_env,
+        "contacts",
+        "create",
+        "--location",
+        location,
+        "--email",
+        "A@Example.com",
+        "--first-name",
+        "Al",
+    )
+    assert made["email"] == "a@example.com"
+    got = invoke_json(cli_env, "contacts", "get", made["id"], "--location", location)
+    assert got["id"] == made["id"]
+    listed = invoke_json(cli_env, "contacts", "list", "--location", location)
+    assert [c["id"] for c in listed["items"]] == [made["id"]]
+    other = new_location(cli_env)
+    missing = invoke(cli_env, "contacts", "get", made["id"], "--location", other, "--json")
+    assert missing.exit_code != 0
+    assert invoke_json(cli_env, "contacts", "list", "--location", other)["items"] == []
+    bad = invoke(cli_env, "contacts", "create", "--location", location, "--email", "nope", "--json")
+    assert bad.exit_code != 0
+
+
+def test_import_twice_then_export_round_trip(cli_env: Env, tmp_path: Path) -> None:
+    location = new_location(cli_env)
+    source = tmp_path / "people.csv"
+    source.write_text(
+        "\ufeffName;E-mail;Phone Number;Notes\n"
+        "Ann Lee;ann@example.com;+1 312 555 0101;x\n"
+        "Bob;bad-email;;\n"
+        "\n"
+        "Cy Doe;cy@example.com;;y\n",
+        encoding="utf-8",
+    )
+    errors = tmp_path / "errors.csv"
+    args = (
+        "contacts",
+        "import",
+        str(source),
+        "--location",
+        location,
+        "--map",
+        "E-mail=email",
+        "--tag",
+        "Fair",
+    )
+    first = invoke_json(cli_env, *args, "--errors", str(errors))
+    assert (first["status"], first["created"], first["failed"], first["skipped"]) == ("done", 2, 1, 0)
+    assert list(csv.reader(errors.open())) == [["line", "reason"], ["3", first_reason(errors)]]
+    again = invoke_json(cli_env, *args)
+    assert (again["created"], again["updated"], again["skipped"], again["failed"]) == (0, 0, 2, 1)
+    exported = tmp_path / "out.csv"
+    written = invoke_json(cli_env, "contacts", "export", "--location", location, "--out", str(exported))
+    assert written["rows"] == 2
+    rows = list(csv.DictReader(exported.open(encoding="utf-8")))
+    assert sorted(r["email"] for r in rows) == ["ann@example.com", "cy@example.com"]
+    assert {r["tags"] for r in rows} == {"fair"}
+    target = new_location(cli_env)
+    copied = invoke_json(cli_env, "contacts", "import", str(exported), "--location", target)
+    assert (copied["created"], copied["failed"]) == (2, 0)
+    listed = invoke_json(cli_env, "contacts", "list", "--location", target)["items"]
+    assert sorted((c["name"], c["phone"]) for c in listed) == [("Ann Lee", "+13125550101"), ("Cy Doe", None)]
+
+
+def first_reason(errors: Path) -> str:
+    reason = list(csv.reader(errors.open()))[1][1]
+    assert reason.startswith("E-mail: is not a valid e-mail address")
+    return reason

@@ -1,0 +1,272 @@
+"""Contact import and export through the API: messy CSV, the error report, idempotent re-runs, tenancy."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from ghl_adapters.container import Container
+from http_kit import API, Tenant, assert_problem, pointers
+
+
+def csv_headers(tenant: Tenant) -> dict[str, str]:
+    return {**tenant.headers, "Content-Type": "text/csv"}
+
+
+async def run_import(
+    api: httpx.AsyncClient, tenant: Tenant, body: str | bytes, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    started = await api.post(
+        f"{API}/contacts/imports", headers=csv_headers(tenant), content=body, params=params or {}
+    )
+    assert started.status_code == 202, started.text
+    assert started.headers["location"] == f"{API}/contacts/imports/{started.json()['id']}"
+    for _ in range(300):
+        polled = await api.get(started.headers["location"], headers=tenant.headers, params={"errors": 100})
+        assert polled.status_code == 200, polled.text
+        if polled.json()["status"] in ("done", "failed"):
+            result: dict[str, Any] = polled.json()
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError("the import never finished")
+
+
+async def all_contacts(api: httpx.AsyncClient, tenant: Tenant) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        page = (await api.get(f"{API}/contacts", headers=tenant.headers, params=params)).json()
+        items += page["items"]
+        if not page["next_cursor"]:
+            return items
+        params["cursor"] = page["next_cursor"]
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+MESSY = (
+    "\ufeffFirst Name;Last Name;Email Address;Mobile Phone Number;Company;Zip;Lifecycle Stage;"
+    "Favourite Colour\n"
+    'Ann;Lee;ANN@Example.com;(312) 555-0101;"Acme; Inc";60601;lead;blue\n'  # line 2
+    "Bob;Bad;not-an-email;(312) 555-0102;;;;\n"  # line 3: bad e-mail
+    "\n"  # line 4: blank
+    'Cy;"Multi\nLine";cy@example.com;12;;;;\n'  # lines 5-6: quoted newline, bad phone
+    "Ann;Lee;ann@example.com;(312) 555-0101;Acme; Inc;60601;lead;blue\n"  # line 7: too many values
+    'Ann;Lee;ann@example.com;(312) 555-0101;"Acme; Inc";60601;lead;blue\n'  # line 8: same as line 2
+    f"Dee;{'x' * 600};dee@example.com;;;;;\n"  # line 9: huge value
+    "Eve;;eve@example.com;;;;customer;\n"  # line 10
+)
+
+
+async def test_messy_csv_imports_good_rows_and_reports_bad_ones(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    result = await run_import(api, tenant, MESSY.encode(), {"tag": ["Imported"]})
+    assert result["status"] == "done", result
+    assert result["mapping"] == {
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Email Address": "email",
+        "Mobile Phone Number": "phone",
+        "Company": "company_name",
+        "Zip": "postal_code",
+        "Lifecycle Stage": "tags",
+    }
+    assert result["counters"] == {"processed": 7, "created": 2, "updated": 0, "skipped": 1, "failed": 4}
+    errors = {e["line"]: e["reason"] for e in result["errors"]}
+    assert sorted(errors) == [3, 5, 7, 9]
+    assert errors[3].startswith("Email Address: is not a valid e-mail address")
+    assert errors[5].startswith("Mobile Phone Number:")
+    assert "header has 8 columns" in errors[7]
+    assert errors[9].startswith("Last Name: must be printable and at most 500")
+    contacts = {c["email"]: c for c in await all_contacts(api, tenant)}
+    assert set(contacts) == {"ann@example.com", "eve@example.com"}
+    ann = contacts["ann@example.com"]
+    assert (ann["phone"], ann["company_name"], ann["postal_code"]) == ("+13125550101", "Acme; Inc", "60601")
+    assert sorted(ann["tags"]) == ["imported", "lead"]
+    assert sorted(contacts["eve@example.com"]["tags"]) == ["customer", "imported"]
+    report = await api.get(f"{API}/contacts/imports/{result['id']}/errors.csv", headers=tenant.headers)
+    assert report.status_code == 200
+    assert report.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(report.text)))
+    assert rows[0] == ["line", "reason"]
+    assert [int(r[0]) for r in rows[1:]] == [3, 5, 7, 9]
+    async with container.engines().owner.connect() as conn:
+        audit = await conn.scalar(
+            text("SELECT count(*) FROM audit_log WHERE location_id = :l AND entity_type = 'contact'"),
+            {"l": tenant.location_id},
+        )
+        events = await conn.scalar(
+            text("SELECT count(*) FROM domain_events WHERE location_id = :l AND type = 'contact.created'"),
+            {"l": tenant.location_id},
+        )
+    assert (audit, events) == (2, 2)
+
+
+async def test_rerunning_the_same_file_changes_nothing(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    first = await run_import(api, tenant, MESSY.encode(), {"tag": ["Imported"]})
+    before = await all_contacts(api, tenant)
+    again = await run_import(api, tenant, MESSY.encode(), {"tag": ["Imported"]})
+    assert again["counters"] == {"processed": 7, "created": 0, "updated": 0, "skipped": 3, "failed": 4}
+    assert [e["line"] for e in again["errors"]] == [e["line"] for e in first["errors"]]
+    assert await all_contacts(api, tenant) == before
+
+
+async def test_existing_contact_is_updated_skipped_or_refused_by_policy(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    made = await api.post(
+        f"{API}/contacts", headers=tenant.headers, json={"email": "kim@example.com", "tags": ["old"]}
+    )
+    assert made.status_code == 201
+    body = "email,first_name,tags\nkim@example.com,Kim,new\n"
+    skipped = await run_import(api, tenant, body, {"duplicate_policy": "skip"})
+    assert skipped["counters"]["skipped"] == 1
+    refused = await run_import(api, tenant, body, {"duplicate_policy": "create"})
+    assert refused["counters"]["failed"] == 1
+    assert "does not allow duplicates" in refused["errors"][0]["reason"]
+    updated = await run_import(api, tenant, body, {"duplicate_policy": "update"})
+    assert updated["counters"] == {"processed": 1, "created": 0, "updated": 1, "skipped": 0, "failed": 0}
+    kim = (await api.get(f"{API}/contacts/{made.json()['id']}", headers=tenant.headers)).json()
+    assert (kim["first_name"], sorted(kim["tags"])) == (
+        "Kim",
+        ["new", "old"],
+    )  # tags are added, never removed
+    assert len(await all_contacts(api, tenant)) == 1
+
+
+async def test_bad_options_are_refused_with_pointers(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    body = "Email,Notes\na@example.com,x\n"
+    bad = await api.post(
+        f"{API}/contacts/imports",
+        headers=csv_headers(tenant),
+        content=body,
+        params={"mapping": ["Notes=favourite_food", "Missing=email"], "tag": ["  "]},
+    )
+    problem = assert_problem(bad, 422, "validation_failed")
+    assert pointers(problem) == ["/tags/0"]
+    bad_map = await api.post(
+        f"{API}/contacts/imports",
+        headers=csv_headers(tenant),
+        content=body,
+        params={"mapping": ["Notes=favourite_food", "Missing=email"]},
+    )
+    assert pointers(assert_problem(bad_map, 422)) == ["/mapping/Missing", "/mapping/Notes"]
+    nothing = await api.post(
+        f"{API}/contacts/imports", headers=csv_headers(tenant), content="Colour,Size\nred,L\n"
+    )
+    assert pointers(assert_problem(nothing, 422)) == ["/mapping"]
+    policy = await api.post(
+        f"{API}/contacts/imports",
+        headers=csv_headers(tenant),
+        content=body,
+        params={"duplicate_policy": "merge"},
+    )
+    assert_problem(policy, 422)
+    assert await all_contacts(api, tenant) == []
+
+
+async def test_explicit_mapping_and_multipart_upload(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    body = "Who,Mail,Ignored Email\nZed Zulu,zed@example.com,other@example.com\n"
+    started = await api.post(
+        f"{API}/contacts/imports",
+        headers=tenant.headers,
+        files={"file": ("people.csv", body.encode(), "text/csv")},
+        data={"mapping": ["Who=name", "Mail=email", "Ignored Email="], "duplicate_policy": "skip"},
+    )
+    assert started.status_code == 202, started.text
+    assert started.json()["filename"] == "people.csv"
+    assert started.json()["mapping"] == {"Who": "name", "Mail": "email"}
+    for _ in range(200):
+        job = (await api.get(started.headers["location"], headers=tenant.headers)).json()
+        if job["status"] == "done":
+            break
+        await asyncio.sleep(0.02)
+    assert job["counters"]["created"] == 1
+    (zed,) = await all_contacts(api, tenant)
+    assert (zed["first_name"], zed["last_name"], zed["email"]) == ("Zed", "Zulu", "zed@example.com")
+
+
+async def test_another_tenants_import_is_not_found(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    result = await run_import(api, tenant, "email\nx@example.com\n")
+    for url in (
+        f"{API}/contacts/imports/{result['id']}",
+        f"{API}/contacts/imports/{result['id']}/errors.csv",
+    ):
+        assert_problem(await api.get(url, headers=other_tenant.headers), 404, "not_found")
+    assert_problem(await api.get(f"{API}/contacts/imports/{uuid.uuid4()}", headers=tenant.headers), 404)
+
+
+async def test_export_round_trip_into_another_location(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    label = tag()
+    for i in range(5):
+        response = await api.post(
+            f"{API}/contacts",
+            headers=tenant.headers,
+            json={
+                "first_name": f"P{i}",
+                "last_name": "Round",
+                "email": f"p{i}@example.com",
+                "phone": f"(312) 555-01{i:02d}",
+                "tags": [label, "trip"] if i % 2 == 0 else ["trip"],
+                "dnd_channels": {"sms": i == 1},
+                "attribution": {"utm_source": "google"},
+                "date_of_birth": "1990-02-01",
+                "city": "Chicago",
+            },
+        )
+        assert response.status_code == 201, response.text
+    exported = await api.get(f"{API}/contacts/export", headers=tenant.headers)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert len(list(csv.DictReader(io.StringIO(exported.text)))) == 5
+    only_tag = await api.get(f"{API}/contacts/export", headers=tenant.headers, params={"tag": label.upper()})
+    assert sorted(r["email"] for r in csv.DictReader(io.StringIO(only_tag.text))) == [
+        "p0@example.com",
+        "p2@example.com",
+        "p4@example.com",
+    ]
+    result = await run_import(api, other_tenant, exported.content)
+    assert result["counters"] == {"processed": 5, "created": 5, "updated": 0, "skipped": 0, "failed": 0}
+    keep = (
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "tags",
+        "dnd_channels",
+        "attribution",
+        "date_of_birth",
+        "city",
+    )
+
+    def shape(contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(
+            ({k: sorted(c[k]) if k == "tags" else c[k] for k in keep} for c in contacts),
+            key=lambda c: c["email"],
+        )
+
+    assert shape(await all_contacts(api, other_tenant)) == shape(await all_contacts(api, tenant))
+    assert_problem(await api.get(f"{API}/contacts/export", headers={}), 401)
+
+
+async def test_concurrent_imports_of_one_file_create_each_contact_once(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    body = "email,first_name\n" + "".join(f"racer{i}@example.com,R{i}\n" for i in range(60))
+    first, second = await asyncio.gather(run_import(api, tenant, body), run_import(api, tenant, body))
+    assert first["counters"]["created"] + second["counters"]["created"] == 60
+    assert first["counters"]["failed"] == second["counters"]["failed"] == 0
+    assert len(await all_contacts(api, tenant)) == 60
