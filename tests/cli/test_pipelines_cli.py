@@ -11,7 +11,7 @@ import pytest
 from clitools import Env, env_for, invoke, invoke_json
 from ghl_adapters.container import build_container, close_container
 from ghl_adapters.settings import Settings
-from ghl_cli.commands.pipelines import location_operator
+from ghl_core.tenancy.permissions import Actor
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,7 @@ def new_opportunity(settings: Settings, location_id: str, pipeline_id: str) -> d
     async def make() -> dict[str, Any]:
         assert settings.database_url
         container = build_container(settings, settings.database_url)
-        actor = location_operator(uuid.UUID(location_id))
+        actor = Actor.operator_at(uuid.UUID(location_id))
         try:
             contact = await container.contacts().create(
                 actor, {"email": f"{uuid.uuid4().hex[:8]}@example.com"}

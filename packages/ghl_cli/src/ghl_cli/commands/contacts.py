@@ -24,8 +24,7 @@ from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import ContactImport, DuplicateMode, ImportCounters, ImportOptions
 from ghl_core.contacts.models import Contact
-from ghl_core.tenancy.models import AgencyRole
-from ghl_core.tenancy.permissions import LOCATION_SCOPES, Actor, ActorKind
+from ghl_core.tenancy.permissions import Actor
 
 app = typer.Typer(help="List, read, create, import and export a location's contacts.")
 
@@ -34,18 +33,9 @@ LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The locat
 
 
 async def location_actor(container: Container, location_id: uuid.UUID) -> Actor:
-    """The operator, acting inside one location: an agency-owner-like user with no user id, so the
-    audit trail shows actor_type 'user' and no actor id for operator work."""
+    """The operator inside one location; an unknown location is a clear not-found here."""
     location = await container.tenancy().get_location(Actor.operator(), location_id)
-    return Actor(
-        ActorKind.USER,
-        None,
-        location.agency_id,
-        location_id=location.id,
-        agency_role=AgencyRole.OWNER,
-        scopes=LOCATION_SCOPES,
-        credential_id="operator-cli",
-    )
+    return Actor.operator_at(location.id)
 
 
 def contact_view(c: Contact) -> dict[str, Any]:

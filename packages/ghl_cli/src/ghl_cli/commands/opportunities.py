@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ghl_adapters.container import Container
-from ghl_cli.commands.pipelines import LocationOption, location_operator
+from ghl_cli.commands.pipelines import LocationOption
 from ghl_cli.errors import reported
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
@@ -16,6 +16,7 @@ from ghl_cli.session import with_services
 from ghl_core.pipelines.fields import parse_filters
 from ghl_core.pipelines.models import Opportunity
 from ghl_core.shared.pagination import Page
+from ghl_core.tenancy.permissions import Actor
 
 app = typer.Typer(help="List a location's opportunities and move them through their pipeline.")
 
@@ -61,14 +62,14 @@ async def list_opportunities(
 ) -> Page[Opportunity]:
     filters = parse_filters(pipeline_id=str(pipeline) if pipeline else None, status=status)
     return await container.opportunities().list(
-        location_operator(location_id), page_request(limit, cursor), **filters
+        Actor.operator_at(location_id), page_request(limit, cursor), **filters
     )
 
 
 async def move_opportunity(
     container: Container, location_id: uuid.UUID, opportunity_id: uuid.UUID, data: dict[str, Any]
 ) -> Opportunity:
-    return await container.opportunities().move(location_operator(location_id), opportunity_id, data)
+    return await container.opportunities().move(Actor.operator_at(location_id), opportunity_id, data)
 
 
 @app.command("list")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from typing import Annotated, Any
 
@@ -23,12 +22,6 @@ COLUMNS = ("id", "name", "stages", "created_at")
 LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 
 
-def location_operator(location_id: uuid.UUID) -> Actor:
-    """The operator, acting inside one location: location services take their location from the actor.
-    The operator's connection bypasses row-level security, so these repositories filter by location."""
-    return dataclasses.replace(Actor.operator(), location_id=location_id)
-
-
 def pipeline_view(pipeline: Pipeline) -> dict[str, Any]:
     return {
         "id": str(pipeline.id),
@@ -46,14 +39,14 @@ def _row(pipeline: Pipeline) -> dict[str, Any]:
 async def list_pipelines(
     container: Container, location_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[Pipeline]:
-    return await container.pipelines().list(location_operator(location_id), page_request(limit, cursor))
+    return await container.pipelines().list(Actor.operator_at(location_id), page_request(limit, cursor))
 
 
 async def create_pipeline(
     container: Container, location_id: uuid.UUID, name: str, stages: list[str]
 ) -> Pipeline:
     data = {"name": name, "stages": [{"name": s} for s in stages]}
-    return await container.pipelines().create(location_operator(location_id), data)
+    return await container.pipelines().create(Actor.operator_at(location_id), data)
 
 
 @app.command("list")

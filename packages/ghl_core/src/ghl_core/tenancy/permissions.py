@@ -76,13 +76,26 @@ class Actor:
     def operator(cls) -> Actor:
         return cls(ActorKind.OPERATOR, None, None, scopes=frozenset(Permission), credential_id="operator")
 
+    @classmethod
+    def operator_at(cls, location_id: uuid.UUID) -> Actor:
+        """The operator acting inside one location (the `ghl` commands that take --location): every
+        permission, but the location's scope, so row-level security applies as for an API key."""
+        return cls(
+            ActorKind.OPERATOR,
+            None,
+            None,
+            location_id=location_id,
+            scopes=frozenset(Permission),
+            credential_id="operator",
+        )
+
     @property
     def is_operator(self) -> bool:
         return self.kind is ActorKind.OPERATOR
 
     @property
     def scope(self) -> TenantScope:
-        if self.is_operator:
+        if self.is_operator and self.location_id is None:
             return TenantScope.operator()
         if self.location_id is not None:
             return TenantScope.location(self.location_id)
