@@ -21,12 +21,22 @@ from ghl_adapters.sql.engines import create_engines
 from ghl_adapters.sql.idempotency import SqlIdempotencyStore
 from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
 from ghl_core.audit.services import AuditService
+from ghl_core.contacts.exports import ContactExportService
+from ghl_core.contacts.imports import ContactImportService
+from ghl_core.contacts.search import ContactSearchService
 from ghl_core.contacts.services import ContactService
+from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
 from ghl_core.identity.ports import ExternalTokenVerifier, FailureCounter
+from ghl_core.notes.services import NoteService
+from ghl_core.pipelines.opportunities import OpportunityService
+from ghl_core.pipelines.services import PipelineService
 from ghl_core.shared.clock import SystemClock
 from ghl_core.shared.ratelimit import RateLimiter
+from ghl_core.smart_lists.services import SmartListService
+from ghl_core.tags.services import TagService
+from ghl_core.tasks.services import TaskService
 from ghl_core.tenancy.services import TenancyService
 
 
@@ -92,6 +102,16 @@ class Container(containers.DeclarativeContainer):
     api_keys = providers.Singleton(ApiKeyService, uow, clock)
     audit = providers.Singleton(AuditService, uow)
     contacts = providers.Singleton(ContactService, uow, clock)
+    contact_imports = providers.Singleton(ContactImportService, uow, clock)
+    contact_exports = providers.Singleton(ContactExportService, uow)
+    contact_search = providers.Singleton(ContactSearchService, uow)
+    smart_lists = providers.Singleton(SmartListService, uow, clock)
+    tag_service = providers.Singleton(TagService, uow, clock)
+    custom_field_service = providers.Singleton(CustomFieldService, uow, clock)
+    notes = providers.Singleton(NoteService, uow, clock)
+    tasks = providers.Singleton(TaskService, uow, clock)
+    pipelines = providers.Singleton(PipelineService, uow, clock)
+    opportunities = providers.Singleton(OpportunityService, uow, clock)
     auth = providers.Singleton(
         AuthService, uow, clock, password_hasher, access_tokens, failure_counter, external_verifiers
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ghl_cli.commands import agencies, apikeys, db, doctor, locations, serve, users
+from ghl_cli.commands import agencies, apikeys, db, doctor, locations, opportunities, pipelines, serve, users
+from ghl_cli.commands import contacts as contacts_commands
 
 app = typer.Typer(
     name="ghl",
@@ -23,6 +24,9 @@ app.add_typer(agencies.app, name="agencies")
 app.add_typer(locations.app, name="locations")
 app.add_typer(users.app, name="users")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(contacts_commands.app, name="contacts")
+app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(opportunities.app, name="opportunities")
 
 
 def run() -> None:

@@ -17,8 +17,15 @@ from ghl_adapters.container import Container, close_container
 from ghl_adapters.runtime import readiness
 from ghl_http.controllers.agency import LocationsController, UsersController
 from ghl_http.controllers.auth import AuthController
+from ghl_http.controllers.contact_imports import ContactExportController, ContactImportsController
+from ghl_http.controllers.contact_search import ContactSearchController
 from ghl_http.controllers.contacts import ContactsController
+from ghl_http.controllers.custom_fields import CustomFieldsController
 from ghl_http.controllers.location import ApiKeysController, AuditController, LocationController
+from ghl_http.controllers.notes_tasks import ContactNotesController, ContactTasksController, TasksController
+from ghl_http.controllers.pipelines import OpportunitiesController, PipelinesController
+from ghl_http.controllers.smart_lists import SmartListsController
+from ghl_http.controllers.tags import ContactTagsController, TagsController
 from ghl_http.deps import DEPENDENCIES
 from ghl_http.gate import API_PREFIX, ApiGate
 from ghl_http.middleware.request_context import install_request_context, metrics_route
@@ -65,6 +72,13 @@ def _openapi() -> OpenAPIConfig:
             Tag(name="agency: locations"),
             Tag(name="agency: users"),
             Tag(name="location"),
+            Tag(name="contacts: import and export"),
+            Tag(name="tags"),
+            Tag(name="custom fields"),
+            Tag(name="notes and tasks"),
+            Tag(name="smart lists"),
+            Tag(name="pipelines"),
+            Tag(name="opportunities"),
         ],
     )
 
@@ -99,6 +113,18 @@ def create_app(
             ApiKeysController,
             AuditController,
             ContactsController,
+            ContactSearchController,
+            SmartListsController,
+            ContactImportsController,
+            ContactExportController,
+            TagsController,
+            ContactTagsController,
+            CustomFieldsController,
+            ContactNotesController,
+            ContactTasksController,
+            TasksController,
+            PipelinesController,
+            OpportunitiesController,
         ],
     )
     gate = DefineMiddleware(

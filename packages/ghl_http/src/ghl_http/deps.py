@@ -11,11 +11,21 @@ from litestar.params import QueryParameter
 
 from ghl_adapters.container import Container
 from ghl_core.audit.services import AuditService
+from ghl_core.contacts.exports import ContactExportService
+from ghl_core.contacts.imports import ContactImportService
+from ghl_core.contacts.search import ContactSearchService
 from ghl_core.contacts.services import ContactService
+from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
+from ghl_core.notes.services import NoteService
+from ghl_core.pipelines.opportunities import OpportunityService
+from ghl_core.pipelines.services import PipelineService
 from ghl_core.shared.errors import Unauthenticated
 from ghl_core.shared.pagination import MAX_LIMIT, PageRequest
+from ghl_core.smart_lists.services import SmartListService
+from ghl_core.tags.services import TagService
+from ghl_core.tasks.services import TaskService
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.services import TenancyService
 
@@ -52,6 +62,46 @@ def provide_contacts(state: State) -> ContactService:
     return _container(state).contacts()
 
 
+def provide_contact_imports(state: State) -> ContactImportService:
+    return _container(state).contact_imports()
+
+
+def provide_contact_exports(state: State) -> ContactExportService:
+    return _container(state).contact_exports()
+
+
+def provide_contact_search(state: State) -> ContactSearchService:
+    return _container(state).contact_search()
+
+
+def provide_smart_lists(state: State) -> SmartListService:
+    return _container(state).smart_lists()
+
+
+def provide_tag_service(state: State) -> TagService:
+    return _container(state).tag_service()
+
+
+def provide_custom_field_service(state: State) -> CustomFieldService:
+    return _container(state).custom_field_service()
+
+
+def provide_notes(state: State) -> NoteService:
+    return _container(state).notes()
+
+
+def provide_tasks(state: State) -> TaskService:
+    return _container(state).tasks()
+
+
+def provide_pipelines(state: State) -> PipelineService:
+    return _container(state).pipelines()
+
+
+def provide_opportunities(state: State) -> OpportunityService:
+    return _container(state).opportunities()
+
+
 def provide_page(
     limit: Annotated[
         int | None, QueryParameter(description=f"Items per page (1 to {MAX_LIMIT}, default 20)")
@@ -72,4 +122,14 @@ DEPENDENCIES = {
     "audit": Provide(provide_audit, sync_to_thread=False),
     "page": Provide(provide_page, sync_to_thread=False),
     "contacts": Provide(provide_contacts, sync_to_thread=False),
+    "contact_imports": Provide(provide_contact_imports, sync_to_thread=False),
+    "contact_exports": Provide(provide_contact_exports, sync_to_thread=False),
+    "contact_search": Provide(provide_contact_search, sync_to_thread=False),
+    "smart_lists": Provide(provide_smart_lists, sync_to_thread=False),
+    "tag_service": Provide(provide_tag_service, sync_to_thread=False),
+    "custom_field_service": Provide(provide_custom_field_service, sync_to_thread=False),
+    "notes": Provide(provide_notes, sync_to_thread=False),
+    "tasks": Provide(provide_tasks, sync_to_thread=False),
+    "pipelines": Provide(provide_pipelines, sync_to_thread=False),
+    "opportunities": Provide(provide_opportunities, sync_to_thread=False),
 }

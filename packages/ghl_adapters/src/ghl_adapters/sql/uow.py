@@ -9,8 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghl_core.shared.scope import ScopeKind, TenantScope
 
-from .contacts import SqlContactRepository, SqlCustomFieldRepository, SqlTagRepository
+from .contact_imports import SqlContactImportRepository
+from .contact_search import SqlContactSearch
+from .contacts import SqlContactRepository
+from .custom_fields import SqlCustomFieldRepository
 from .engines import Engines
+from .notes_tasks import SqlNoteRepository, SqlTaskRepository
+from .pipelines import SqlOpportunityRepository, SqlPipelineRepository
 from .repositories import (
     SqlAgencyRepository,
     SqlApiKeyRepository,
@@ -22,6 +27,8 @@ from .repositories import (
     SqlUserRepository,
 )
 from .request_context import current_request_id
+from .smart_lists import SqlSmartListRepository
+from .tags import SqlTagRepository
 
 _SET_SCOPE = text(
     "SELECT set_config('app.agency_id', :agency, true), set_config('app.location_id', :location, true)"
@@ -62,8 +69,15 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(conn, current_request_id())
         self.events = SqlEventOutbox(conn)
         self.contacts = SqlContactRepository(conn)
+        self.contact_imports = SqlContactImportRepository(conn, current_request_id())
         self.tags = SqlTagRepository(conn)
         self.custom_fields = SqlCustomFieldRepository(conn)
+        self.contact_search = SqlContactSearch(conn)
+        self.smart_lists = SqlSmartListRepository(conn)
+        self.notes = SqlNoteRepository(conn)
+        self.tasks = SqlTaskRepository(conn)
+        self.pipelines = SqlPipelineRepository(conn)
+        self.opportunities = SqlOpportunityRepository(conn)
         return self
 
     async def __aexit__(

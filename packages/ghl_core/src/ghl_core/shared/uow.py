@@ -6,11 +6,17 @@ from types import TracebackType
 from typing import Protocol
 
 from ghl_core.audit.ports import AuditLog, EventOutbox
+from ghl_core.contacts.import_models import ContactImportRepository
 from ghl_core.contacts.ports import ContactRepository
+from ghl_core.contacts.search import ContactSearch
 from ghl_core.custom_fields.ports import CustomFieldRepository
 from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
+from ghl_core.notes.ports import NoteRepository
+from ghl_core.pipelines.ports import OpportunityRepository, PipelineRepository
 from ghl_core.shared.scope import TenantScope
+from ghl_core.smart_lists.ports import SmartListRepository
 from ghl_core.tags.ports import TagRepository
+from ghl_core.tasks.ports import TaskRepository
 from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
 
 
@@ -25,8 +31,15 @@ class UnitOfWork(Protocol):
     audit: AuditLog
     events: EventOutbox
     contacts: ContactRepository
+    contact_imports: ContactImportRepository
     tags: TagRepository
     custom_fields: CustomFieldRepository
+    contact_search: ContactSearch
+    smart_lists: SmartListRepository
+    notes: NoteRepository
+    tasks: TaskRepository
+    pipelines: PipelineRepository
+    opportunities: OpportunityRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
 

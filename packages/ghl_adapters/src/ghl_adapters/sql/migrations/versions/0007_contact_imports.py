@@ -1,14 +1,14 @@
 """Contact imports: each import's options, progress and (capped) error report.
 
 Revision ID: 0007_contact_imports
-Revises: 0002_contacts
+Revises: 0006_contact_search
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
 revision = "0007_contact_imports"
-down_revision = "0002_contacts"
+down_revision = "0006_contact_search"
 branch_labels = None
 depends_on = None
 

@@ -3,14 +3,14 @@ the audit trail and the event outbox of the contact and of those notes and tasks
 update the audit trail, so a narrow security-definer function does it, for the caller's own location only.
 
 Revision ID: 0008_contact_erase
-Revises: 0005_pipelines
+Revises: 0007_contact_imports
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
 revision = "0008_contact_erase"
-down_revision = "0005_pipelines"
+down_revision = "0007_contact_imports"
 branch_labels = None
 depends_on = None
 

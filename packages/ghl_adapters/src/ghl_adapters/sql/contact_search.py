@@ -1,0 +1,336 @@
+"""The PostgreSQL adapter of `ContactSearch`: the filter tree compiled to SQLAlchemy expressions (every
+value a bound parameter), folded-text search on the trigram-indexed `search_text` column, keyset pages
+on indexed sort expressions and a planner-based total estimate."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Numeric,
+    Select,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+from ghl_core.contacts.filters import Condition, Group, Kind, Node
+from ghl_core.contacts.models import Contact
+from ghl_core.contacts.search import CountEstimate, SearchPage, SearchSpec
+from ghl_core.shared.errors import ValidationFailed
+from ghl_core.shared.pagination import Page, encode_cursor
+
+from . import tables as t
+from .contacts import _from_row
+
+# The view `contacts_scoped` (migration 0006) holds the caller's location's rows and the columns a search
+# reads. Row-level security lets no operator that is not LEAKPROOF (LIKE, &&, @>) run before its policy,
+# so through RLS the trigram, tag and jsonb GIN indexes could never be used; the view's own
+# `location_id = ghl_current_location()` keeps the tenant boundary while the planner picks indexes.
+# Only ids come from the view: the rows themselves are read from `contacts`, under RLS.
+_view_metadata = MetaData()
+contacts_scoped = Table(
+    "contacts_scoped",
+    _view_metadata,
+    *(
+        Column(name, t.contacts.c[name].type)
+        for name in (
+            "id",
+            "location_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "company_name",
+            "address1",
+            "city",
+            "state",
+            "postal_code",
+            "country",
+            "website",
+            "timezone",
+            "date_of_birth",
+            "gender",
+            "source",
+            "assigned_user_id",
+            "dnd",
+            "dnd_channels",
+            "tags",
+            "custom_fields",
+            "last_activity_at",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "erased_at",
+        )
+    ),
+    Column("search_text", Text),
+)
+c = contacts_scoped.c
+NO_ACTIVITY = datetime(1, 1, 1, tzinfo=UTC)
+TIME_SORTS = ("created_at", "updated_at", "last_activity_at")
+EXACT_COUNT_UP_TO = 200
+PHONE_SUFFIX_DIGITS = 7
+
+
+def sort_key(columns: Any, field: str) -> ColumnElement[Any]:
+    """The sort expression; each has a matching (location_id, expression, id) index (migration 0006)."""
+    if field == "last_activity_at":
+        return func.coalesce(columns.last_activity_at, literal(NO_ACTIVITY, DateTime(timezone=True)))
+    if field in ("first_name", "last_name"):
+        return func.lower(func.coalesce(columns[field], ""))
+    if field == "email":
+        return func.coalesce(columns.email, "")
+    return columns[field]  # type: ignore[no-any-return]
+
+
+class Explain(Executable, ClauseElement):
+    """EXPLAIN of a statement, with its parameters bound like the statement's own. `options` is a
+    constant of the caller's code (e.g. "ANALYZE, FORMAT TEXT" in the bench), never request input."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Any, options: str = "FORMAT JSON") -> None:
+        self.statement = statement
+        self.explain_options = options
+
+
+@compiles(Explain)
+def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    return f"EXPLAIN ({element.explain_options}) " + str(compiler.process(element.statement, **kw))
+
+
+# Searches bind their LIKE patterns, tag lists and jsonb documents as parameters; a cached generic plan
+# cannot see them, so it would not know the trigram index applies or how selective a tag is.
+CUSTOM_PLANS = text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _contains(column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
+    return column.like("%" + _like_escape(needle) + "%", escape="\\")
+
+
+def _custom_json(key: str) -> ColumnElement[Any]:
+    return c.custom_fields.op("->")(literal(key, Text))
+
+
+def _custom_typed(kind: Kind, key: str) -> ColumnElement[Any]:
+    """The value as SQL of the field's type, NULL when the stored JSON has another type."""
+    value = _custom_json(key)
+    kind_of = func.jsonb_typeof(value)
+    if kind is Kind.CUSTOM_NUMBER:
+        return case((kind_of == "number", cast(value, Numeric)), else_=None)
+    text_value = c.custom_fields.op("->>")(literal(key, Text))
+    if kind is Kind.CUSTOM_DATE:
+        return case((and_(kind_of == "string", text_value.op("~")(r"^\d{4}-\d{2}-\d{2}$")), text_value))
+    return case((kind_of == "string", func.lower(text_value)), else_=None)
+
+
+def _has(op: str, column: ColumnElement[Any], values: tuple[str, ...]) -> ColumnElement[bool]:
+    wanted = cast(literal(list(values), ARRAY(Text)), ARRAY(Text))
+    if op == "has_all":
+        return column.bool_op("@>")(wanted)
+    overlap = column.bool_op("&&")(wanted)
+    return overlap if op == "has_any" else not_(overlap)
+
+
+def _options(op: str, key: str, values: tuple[str, ...]) -> ColumnElement[bool]:
+    # Containment on the whole jsonb column uses its jsonb_path_ops GIN index.
+    if op == "has_all":
+        return c.custom_fields.bool_op("@>")(literal({key: list(values)}, JSONB))
+    anyof = or_(*(c.custom_fields.bool_op("@>")(literal({key: [v]}, JSONB)) for v in values))
+    return anyof if op == "has_any" else not_(anyof)
+
+
+def _ordered(op: str, column: ColumnElement[Any], want: Any) -> ColumnElement[bool]:
+    if op == "eq":
+        return column.op("=", is_comparison=True)(want)
+    if op == "neq":
+        return column.is_distinct_from(want)
+    if op == "in":
+        return column.in_(list(want))
+    if op == "gt":
+        return column.op(">", is_comparison=True)(want)
+    if op == "lt":
+        return column.op("<", is_comparison=True)(want)
+    if op == "between":
+        return column.between(want[0], want[1])
+    if op == "contains":
+        return _contains(column, want)
+    return column.like(_like_escape(want) + "%", escape="\\")  # starts_with
+
+
+def compile_node(node: Node) -> ColumnElement[bool]:
+    if isinstance(node, Group):
+        parts = [compile_node(item) for item in node.items]
+        if not parts:
+            return true()
+        return and_(*parts) if node.join == "and" else or_(*parts)
+    return _condition(node)
+
+
+def _condition(cond: Condition) -> ColumnElement[bool]:
+    op, want, kind = cond.operator, cond.value, cond.kind
+    if kind is Kind.TAGS:
+        if op == "exists":
+            present = func.cardinality(c.tags) > 0
+            return present if want else not_(present)
+        return _has(op, c.tags, want)
+    if kind is Kind.BOOL:
+        return c.dnd.is_(true()) if want else c.dnd.is_(false())
+    if kind is Kind.CHANNEL:
+        on = c.dnd_channels.bool_op("@>")(literal({cond.key: True}, JSONB))
+        return on if want else not_(on)
+    if kind.name.startswith("CUSTOM"):
+        return _custom(cond)
+    column = getattr(c, cond.field)
+    if op == "exists":
+        present = column.is_not(None) if kind is not Kind.TEXT else and_(column.is_not(None), column != "")
+        return present if want else not_(present)
+    if kind is Kind.TEXT:
+        # E-mails are stored lower-cased: compare the column itself so its index applies.
+        column = column if cond.field == "email" else func.lower(column)
+        if op == "neq":
+            return or_(column.is_(None), column != want)
+    return _ordered(op, column, want)
+
+
+def _custom(cond: Condition) -> ColumnElement[bool]:
+    op, want, kind, key = cond.operator, cond.value, cond.kind, cond.key
+    if op == "exists":
+        present = c.custom_fields.bool_op("?")(literal(key, Text))
+        return present if want else not_(present)
+    if kind is Kind.CUSTOM_OPTIONS:
+        return _options(op, key, want)
+    if op in ("eq", "neq", "in"):
+        # Typed JSON equality by containment, answered from the jsonb_path_ops index.
+        candidates = want if op == "in" else (want,)
+        hit = or_(*(c.custom_fields.bool_op("@>")(literal({key: v}, JSONB)) for v in candidates))
+        return not_(hit) if op == "neq" else hit
+    typed = _custom_typed(kind, key)
+    if kind is Kind.CUSTOM_TEXT:
+        want = want.lower()
+    return _ordered(op, typed, want)
+
+
+def where_clause(location_id: uuid.UUID, spec: SearchSpec) -> ColumnElement[bool]:
+    conditions: list[ColumnElement[bool]] = [
+        c.location_id == location_id,
+        c.deleted_at.is_(None),
+        c.erased_at.is_(None),
+    ]
+    if len(spec.tokens) == 1 and spec.tokens[0].isdigit() and len(spec.tokens[0]) >= PHONE_SUFFIX_DIGITS:
+        # A phone number: match the end of the stored digits, so it is found with or without its country
+        # and area code, from a btree on the reversed digits rather than a wide trigram scan.
+        reversed_digits = spec.tokens[0][::-1]
+        conditions.append(func.reverse(func.substr(c.phone, 2)).like(literal(reversed_digits + "%", Text)))
+        return and_(*conditions, *([compile_node(spec.filter)] if spec.filter is not None else []))
+    for token in spec.tokens:
+        # The token is folded the way the column was, by the same immutable function.
+        pattern = "%" + _like_escape(token) + "%"
+        conditions.append(
+            c.search_text.like(func.ghl_unaccent(func.lower(literal(pattern, Text))), escape="\\")
+        )
+    if spec.filter is not None:
+        conditions.append(compile_node(spec.filter))
+    return and_(*conditions)
+
+
+def _cursor_value(field: str, raw: str) -> Any:
+    if field in TIME_SORTS:
+        return datetime.fromisoformat(raw)
+    return raw
+
+
+def page_statement(
+    location_id: uuid.UUID, spec: SearchSpec, page: SearchPage, where: ColumnElement[bool] | None = None
+) -> Select[Any]:
+    """Ids in order from the view (where the indexes apply), then those rows from `contacts`."""
+    sort = spec.sort
+    key = sort_key(c, sort.field)
+    where = where_clause(location_id, spec) if where is None else where
+    if page.after is not None:
+        try:
+            after = (_cursor_value(sort.field, page.after[0]), uuid.UUID(page.after[1]))
+        except ValueError:
+            raise ValidationFailed.one("/cursor", "is not a cursor this API issued") from None
+        keyset = tuple_(key, c.id)
+        bound = tuple_(literal(after[0], key.type), literal(after[1]))
+        where = and_(where, keyset < bound if sort.direction == "desc" else keyset > bound)
+    order = (key.desc(), c.id.desc()) if sort.direction == "desc" else (key.asc(), c.id.asc())
+    ids = select(c.id).where(where).order_by(*order).limit(page.limit + 1).subquery("page_ids")
+    full = sort_key(t.contacts.c, sort.field)
+    ordered = (full.desc(), t.contacts.c.id.desc()) if sort.direction == "desc" else (full, t.contacts.c.id)
+    return (
+        select(t.contacts, full.label("sort_key")).join(ids, ids.c.id == t.contacts.c.id).order_by(*ordered)
+    )
+
+
+def count_statement(
+    location_id: uuid.UUID, spec: SearchSpec, where: ColumnElement[bool] | None = None
+) -> Select[Any]:
+    where = where_clause(location_id, spec) if where is None else where
+    return select(literal(1)).select_from(contacts_scoped).where(where)
+
+
+class SqlContactSearch:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+        self._compiled: dict[tuple[uuid.UUID, SearchSpec], ColumnElement[bool]] = {}
+
+    def _where(self, location_id: uuid.UUID, spec: SearchSpec) -> ColumnElement[bool]:
+        """The page and the estimate of one request share one compiled filter."""
+        key = (location_id, spec)
+        if key not in self._compiled:
+            self._compiled[key] = where_clause(location_id, spec)
+        return self._compiled[key]
+
+    async def search(self, location_id: uuid.UUID, spec: SearchSpec, page: SearchPage) -> Page[Contact]:
+        query = page_statement(location_id, spec, page, self._where(location_id, spec))
+        await self._c.execute(CUSTOM_PLANS)
+        rows = (await self._c.execute(query)).all()
+        items = [_from_row(r) for r in rows[: page.limit]]
+        cursor = None
+        if len(rows) > page.limit:
+            last = rows[page.limit - 1]
+            value = last.sort_key.isoformat() if isinstance(last.sort_key, datetime) else str(last.sort_key)
+            cursor = encode_cursor((spec.sort.field, spec.sort.direction, value, str(last.id)))
+        return Page(items=items, next_cursor=cursor)
+
+    async def estimate_count(self, location_id: uuid.UUID, spec: SearchSpec) -> CountEstimate:
+        """The planner's row estimate for the filtered query (no scan); when it is small the rows are
+        counted, bounded, so short lists show an exact figure."""
+        matching = count_statement(location_id, spec, self._where(location_id, spec))
+        plan = (await self._c.execute(Explain(matching))).scalar_one()
+        estimate = int(plan[0]["Plan"]["Plan Rows"])
+        if estimate > EXACT_COUNT_UP_TO:
+            return CountEstimate(value=estimate, exact=False)
+        bounded = select(func.count()).select_from(matching.limit(EXACT_COUNT_UP_TO + 1).subquery())
+        counted = int((await self._c.execute(bounded)).scalar_one())
+        if counted > EXACT_COUNT_UP_TO:
+            return CountEstimate(value=max(estimate, counted), exact=False)
+        return CountEstimate(value=counted, exact=True)

@@ -1,0 +1,80 @@
+"""Bodies of the contact search and smart list endpoints. The filter is loosely typed here on purpose:
+the core checks it and reports each mistake with its pointer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ghl_core.contacts.search import SearchResult
+from ghl_core.smart_lists.models import SmartList
+from ghl_http.schemas import Body
+from ghl_http.schemas_contacts import ContactOut
+
+FILTER_HELP = (
+    'A condition {"field", "operator", "value"} or a group {"and": [...]} / {"or": [...]} '
+    "(groups nest 3 deep, 50 conditions at most). See docs/search-and-filters.md."
+)
+SORT_HELP = (
+    'One key: [{"field": "created_at|updated_at|last_activity_at|first_name|last_name|email", '
+    '"direction": "asc|desc"}]'
+)
+
+
+class SearchIn(Body):
+    query: str | None = Field(None, description="Words matched in names, e-mail, company and phone")
+    filter: dict[str, Any] | None = Field(None, description=FILTER_HELP)
+    sort: list[dict[str, Any]] | None = Field(None, description=SORT_HELP)
+    limit: int | None = Field(None, description="Items per page (1 to 100, default 20)")
+    cursor: str | None = Field(None, description="The next_cursor of the previous page (same sort)")
+
+
+class SearchOut(BaseModel):
+    items: list[ContactOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
+    total_estimate: int = Field(
+        description="How many contacts match: an estimate from the query planner when large, counted when "
+        "at most 200 (see total_is_exact)"
+    )
+    total_is_exact: bool
+
+    @classmethod
+    def of(cls, result: SearchResult) -> SearchOut:
+        return cls(
+            items=[ContactOut.of(c) for c in result.page.items],
+            next_cursor=result.page.next_cursor,
+            total_estimate=result.total.value,
+            total_is_exact=result.total.exact,
+        )
+
+
+class SmartListIn(Body):
+    name: str | None = Field(None, max_length=200)
+    query: str | None = None
+    filter: dict[str, Any] | None = Field(None, description=FILTER_HELP)
+    sort: list[dict[str, Any]] | None = Field(None, description=SORT_HELP)
+
+
+class SmartListOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    query: str | None
+    filter: dict[str, Any] | None
+    sort: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, s: SmartList) -> SmartListOut:
+        return cls(
+            id=s.id,
+            name=s.name,
+            query=s.query,
+            filter=s.filter,
+            sort=s.sort,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )

@@ -1,0 +1,347 @@
+"""Finding contacts through the API: search, filters, sorts, keyset pages, estimates and smart lists."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from ghl_adapters.container import Container
+from http_kit import API, Tenant, assert_problem, new_tenant, pointers
+
+SEARCH = f"{API}/contacts/search"
+
+
+async def add(api: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    response = await api.post(f"{API}/contacts", headers=tenant.headers, json=fields)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def search(api: httpx.AsyncClient, tenant: Tenant, **body: Any) -> dict[str, Any]:
+    response = await api.post(SEARCH, headers=tenant.headers, json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def ids(result: dict[str, Any]) -> set[str]:
+    return {item["id"] for item in result["items"]}
+
+
+async def define_field(container: Container, tenant: Tenant, key: str, kind: str) -> None:
+    async with container.engines().owner.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO custom_field_definitions (id, location_id, key, label, type) "
+                "VALUES (:id, :loc, :key, :key, :type)"
+            ),
+            {"id": uuid.uuid4(), "loc": tenant.location_id, "key": key, "type": kind},
+        )
+
+
+async def set_fields(container: Container, contact_id: str, **values: Any) -> None:
+    async with container.engines().owner.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE contacts SET last_activity_at = CAST(:last_activity_at AS timestamptz) WHERE id = :id"
+            )
+            if "last_activity_at" in values
+            else text("UPDATE contacts SET custom_fields = CAST(:cf AS jsonb) WHERE id = :id"),
+            {"id": contact_id, **values},
+        )
+
+
+async def test_search_tolerates_case_accents_partial_words_and_phone_formats(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    jose = await add(api, tenant, first_name="José", last_name="Núñez", email="jn@example.com")
+    janet = await add(api, tenant, first_name="Janet", last_name="Smith", phone="+13125550142")
+    acme = await add(api, tenant, first_name="Bob", company_name="ACME Widgets", email="bob@acmewidgets.com")
+    assert ids(await search(api, tenant, query="jose")) == {jose["id"]}
+    assert ids(await search(api, tenant, query="NUNEZ")) == {jose["id"]}
+    assert ids(await search(api, tenant, query="jan")) == {janet["id"]}
+    assert ids(await search(api, tenant, query="(312) 555-0142")) == {janet["id"]}
+    assert ids(await search(api, tenant, query="555 0142")) == {janet["id"]}
+    assert ids(await search(api, tenant, query="widg")) == {acme["id"]}
+    assert ids(await search(api, tenant, query="bob@acme")) == {acme["id"]}
+    assert ids(await search(api, tenant, query="janet smith")) == {janet["id"]}
+    assert ids(await search(api, tenant, query="janet acme")) == set()
+    # LIKE wildcards in a query are literal characters, not patterns.
+    assert ids(await search(api, tenant, query="%")) == set()
+    assert ids(await search(api, tenant, query="j_n")) == set()
+
+
+async def test_filters_on_fields_tags_dnd_and_dates(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    a = await add(api, tenant, first_name="Ann", email="ann@example.com", tags=["vip", "lead"], dnd=True)
+    b = await add(api, tenant, first_name="Bea", city="Austin", tags=["lead"], dnd_channels={"sms": True})
+    c = await add(api, tenant, first_name="Cat", tags=[])
+    await set_fields(container, c["id"], last_activity_at="2026-01-05T00:00:00+00:00")
+
+    async def where(condition: dict[str, Any]) -> set[str]:
+        return ids(await search(api, tenant, filter=condition))
+
+    assert await where({"field": "tags", "operator": "has_any", "value": ["VIP", "nope"]}) == {a["id"]}
+    assert await where({"field": "tags", "operator": "has_all", "value": ["vip", "lead"]}) == {a["id"]}
+    assert await where({"field": "tags", "operator": "has_none", "value": ["lead"]}) == {c["id"]}
+    assert await where({"field": "tags", "operator": "exists", "value": False}) == {c["id"]}
+    assert await where({"field": "first_name", "operator": "eq", "value": "ann"}) == {a["id"]}
+    assert await where({"field": "first_name", "operator": "starts_with", "value": "b"}) == {b["id"]}
+    assert await where({"field": "first_name", "operator": "contains", "value": "A"}) == {
+        a["id"],
+        b["id"],
+        c["id"],
+    }
+    assert await where({"field": "city", "operator": "neq", "value": "austin"}) == {a["id"], c["id"]}
+    assert await where({"field": "email", "operator": "exists", "value": True}) == {a["id"]}
+    assert await where({"field": "first_name", "operator": "in", "value": ["Ann", "Cat"]}) == {
+        a["id"],
+        c["id"],
+    }
+    assert await where({"field": "dnd", "operator": "eq", "value": True}) == {a["id"]}
+    assert await where({"field": "dnd_channels.sms", "operator": "eq", "value": True}) == {b["id"]}
+    activity = {"field": "last_activity_at", "operator": "between", "value": ["yesterday", "2026-02-01"]}
+    problem = assert_problem(await api.post(SEARCH, headers=tenant.headers, json={"filter": activity}), 422)
+    assert pointers(problem) == ["/filter/value/0"]
+    activity["value"] = ["2026-01-01", "2026-02-01T00:00:00Z"]  # a bare date is midnight UTC
+    assert await where(activity) == {c["id"]}
+    assert await where({"field": "created_at", "operator": "lt", "value": "2000-01-01T00:00:00Z"}) == set()
+    nested = {
+        "or": [
+            {
+                "and": [
+                    {"field": "tags", "operator": "has_any", "value": ["lead"]},
+                    {"field": "dnd", "operator": "eq", "value": False},
+                ]
+            },
+            {"field": "first_name", "operator": "eq", "value": "cat"},
+        ]
+    }
+    assert await where(nested) == {b["id"], c["id"]}
+
+
+async def test_custom_field_filters_compare_by_type(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    await define_field(container, tenant, "score", "number")
+    await define_field(container, tenant, "plan", "single_option")
+    await define_field(container, tenant, "interests", "multiple_options")
+    low = await add(api, tenant, first_name="Low")
+    high = await add(api, tenant, first_name="High")
+    odd = await add(api, tenant, first_name="Odd")
+    await set_fields(container, low["id"], cf='{"score": 9, "plan": "Gold", "interests": ["ski"]}')
+    await set_fields(
+        container, high["id"], cf='{"score": 10.5, "plan": "silver", "interests": ["ski", "golf"]}'
+    )
+    # A value left from an earlier definition type must not break the typed comparison.
+    await set_fields(container, odd["id"], cf='{"score": "lots"}')
+
+    async def where(condition: dict[str, Any]) -> set[str]:
+        return ids(await search(api, tenant, filter=condition))
+
+    assert await where({"field": "custom_fields.score", "operator": "gt", "value": 9.5}) == {high["id"]}
+    assert await where({"field": "custom_fields.score", "operator": "between", "value": [1, 9]}) == {
+        low["id"]
+    }
+    assert await where({"field": "custom_fields.score", "operator": "eq", "value": 9}) == {low["id"]}
+    assert await where({"field": "custom_fields.score", "operator": "exists", "value": True}) == {
+        low["id"],
+        high["id"],
+        odd["id"],
+    }
+    assert await where({"field": "custom_fields.plan", "operator": "eq", "value": "Gold"}) == {low["id"]}
+    assert await where({"field": "custom_fields.plan", "operator": "contains", "value": "IL"}) == {high["id"]}
+    assert await where(
+        {"field": "custom_fields.interests", "operator": "has_all", "value": ["golf", "ski"]}
+    ) == {high["id"]}
+    assert await where({"field": "custom_fields.interests", "operator": "has_none", "value": ["golf"]}) == {
+        low["id"],
+        odd["id"],
+    }
+
+
+async def test_bad_filters_are_refused_with_pointers(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    body = {
+        "query": "x" * 201,
+        "filter": {
+            "and": [
+                {"field": "shoe_size", "operator": "eq", "value": 1},
+                {"field": "email", "operator": "gt", "value": "a"},
+                {"field": "tags", "operator": "has_any", "value": "vip"},
+                {"field": "custom_fields.nope", "operator": "eq", "value": 1},
+                {
+                    "field": "created_at",
+                    "operator": "between",
+                    "value": ["2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z"],
+                },
+                {"field": "assigned_user_id", "operator": "eq", "value": "not-a-uuid"},
+                {"or": [{"field": "dnd", "operator": "eq", "value": "yes", "extra": 1}]},
+            ]
+        },
+        "sort": [{"field": "phone", "direction": "sideways"}],
+    }
+    problem = assert_problem(
+        await api.post(SEARCH, headers=tenant.headers, json=body), 422, "validation_failed"
+    )
+    assert pointers(problem) == sorted(
+        [
+            "/query",
+            "/filter/and/0/field",
+            "/filter/and/1/operator",
+            "/filter/and/2/value",
+            "/filter/and/3/field",
+            "/filter/and/4/value",
+            "/filter/and/5/value",
+            "/filter/and/6/or/0/extra",
+            "/filter/and/6/or/0/value",
+            "/sort/0/field",
+            "/sort/0/direction",
+        ]
+    )
+    deep = {"and": [{"or": [{"and": [{"or": [{"field": "dnd", "operator": "eq", "value": True}]}]}]}]}
+    problem = assert_problem(await api.post(SEARCH, headers=tenant.headers, json={"filter": deep}), 422)
+    assert pointers(problem) == ["/filter/and/0/or/0/and/0/or"]
+    many = {"or": [{"field": "dnd", "operator": "eq", "value": True}] * 51}
+    problem = assert_problem(await api.post(SEARCH, headers=tenant.headers, json={"filter": many}), 422)
+    assert pointers(problem) == ["/filter/or"]
+    two_sorts = {"sort": [{"field": "email"}, {"field": "created_at"}]}
+    assert pointers(assert_problem(await api.post(SEARCH, headers=tenant.headers, json=two_sorts), 422)) == [
+        "/sort/1"
+    ]
+    limit = assert_problem(await api.post(SEARCH, headers=tenant.headers, json={"limit": 0}), 422)
+    assert pointers(limit) == ["/limit"]
+    unknown = assert_problem(await api.post(SEARCH, headers=tenant.headers, json={"filters": {}}), 422)
+    assert pointers(unknown) == ["/filters"]
+
+
+async def test_keyset_pages_cover_every_contact_once_in_each_sort(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    tenant = await new_tenant(container)
+    names = ["bob", "Ann", None, "cy", "ann", "Dee", None, "eve"]
+    made = [
+        await add(api, tenant, first_name=n, last_name="Pager", email=f"p{i}@example.com")
+        for i, n in enumerate(names)
+    ]
+    for field in ("created_at", "updated_at", "last_activity_at", "first_name", "last_name", "email"):
+        for direction in ("asc", "desc"):
+            seen: list[str] = []
+            cursor = None
+            while True:
+                page = await search(
+                    api, tenant, sort=[{"field": field, "direction": direction}], limit=3, cursor=cursor
+                )
+                seen += [item["id"] for item in page["items"]]
+                assert page["total_estimate"] == len(made)
+                assert page["total_is_exact"] is True
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert sorted(seen) == sorted(m["id"] for m in made), (field, direction)
+    by_name = await search(api, tenant, sort=[{"field": "first_name", "direction": "asc"}], limit=100)
+    firsts = [(item["first_name"] or "").lower() for item in by_name["items"]]
+    assert firsts == ["", "", "ann", "ann", "bob", "cy", "dee", "eve"]
+    # A cursor continues only the sort it came from.
+    page = await search(api, tenant, sort=[{"field": "email", "direction": "asc"}], limit=2)
+    other = await api.post(SEARCH, headers=tenant.headers, json={"cursor": page["next_cursor"], "limit": 2})
+    assert pointers(assert_problem(other, 422)) == ["/cursor"]
+    forged = await api.post(SEARCH, headers=tenant.headers, json={"cursor": "bm9wZQ"})
+    assert pointers(assert_problem(forged, 422)) == ["/cursor"]
+
+
+async def test_search_never_shows_another_tenants_or_deleted_contacts(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    mine = await add(api, tenant, first_name="Zelda", last_name="Unique")
+    theirs = await add(api, other_tenant, first_name="Zelda", last_name="Unique")
+    gone = await add(api, tenant, first_name="Zelda", last_name="Unique", email="gone@example.com")
+    await api.delete(f"{API}/contacts/{gone['id']}", headers=tenant.headers)
+    assert ids(await search(api, tenant, query="zelda unique")) == {mine["id"]}
+    assert ids(await search(api, other_tenant, query="zelda unique")) == {theirs["id"]}
+
+
+async def test_estimate_is_marked_and_counts_small_results(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    tenant = await new_tenant(container)
+    for i in range(3):
+        await add(api, tenant, first_name=f"Est{i}", tags=["est"])
+    result = await search(
+        api, tenant, filter={"field": "tags", "operator": "has_any", "value": ["est"]}, limit=2
+    )
+    assert (result["total_estimate"], result["total_is_exact"], len(result["items"])) == (3, True, 2)
+    assert result["next_cursor"]
+
+
+async def test_smart_lists_save_run_change_and_delete(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, container: Container
+) -> None:
+    vip = await add(api, tenant, first_name="Vic", tags=["smart-vip"])
+    await add(api, tenant, first_name="Nope", tags=["other"])
+    body = {
+        "name": "VIPs",
+        "filter": {"field": "tags", "operator": "has_any", "value": ["smart-vip"]},
+        "sort": [{"field": "first_name", "direction": "asc"}],
+    }
+    created = await api.post(f"{API}/smart-lists", headers=tenant.headers, json=body)
+    assert created.status_code == 201, created.text
+    smart = created.json()
+    url = f"{API}/smart-lists/{smart['id']}"
+    contacts = (await api.get(f"{url}/contacts", headers=tenant.headers)).json()
+    assert ids(contacts) == {vip["id"]}
+    assert contacts["total_is_exact"] is True
+    duplicate = await api.post(f"{API}/smart-lists", headers=tenant.headers, json={**body, "name": "vips"})
+    assert_problem(duplicate, 409, "duplicate_smart_list")
+    renamed = await api.patch(url, headers=tenant.headers, json={"name": "Top", "query": "nope"})
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "Top"
+    assert ids((await api.get(f"{url}/contacts", headers=tenant.headers)).json()) == set()
+    listed = (await api.get(f"{API}/smart-lists", headers=tenant.headers)).json()
+    assert smart["id"] in [item["id"] for item in listed["items"]]
+    bad = await api.patch(
+        url, headers=tenant.headers, json={"filter": {"field": "x", "operator": "eq", "value": 1}}
+    )
+    assert pointers(assert_problem(bad, 422)) == ["/filter/field"]
+    assert_problem(await api.post(f"{API}/smart-lists", headers=tenant.headers, json={"filter": None}), 422)
+    for method in ("get", "delete"):
+        assert_problem(await api.request(method.upper(), url, headers=other_tenant.headers), 404)
+    assert_problem(await api.get(f"{url}/contacts", headers=other_tenant.headers), 404)
+    assert (await api.delete(url, headers=tenant.headers)).status_code == 204
+    assert_problem(await api.get(url, headers=tenant.headers), 404)
+    async with container.engines().owner.connect() as conn:
+        events = (
+            (
+                await conn.execute(
+                    text("SELECT type FROM domain_events WHERE entity_id = :i ORDER BY occurred_at"),
+                    {"i": smart["id"]},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        audits = (
+            (
+                await conn.execute(
+                    text("SELECT action FROM audit_log WHERE entity_id = :i ORDER BY created_at"),
+                    {"i": smart["id"]},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert list(events) == ["smart_list.created", "smart_list.updated", "smart_list.deleted"]
+    assert list(audits) == ["create", "update", "delete"]
+
+
+async def test_racing_smart_lists_with_one_name_make_one(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    body = {"name": f"Race {uuid.uuid4().hex[:6]}"}
+    responses = await asyncio.gather(
+        *(api.post(f"{API}/smart-lists", headers=tenant.headers, json=body) for _ in range(5))
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409]
