@@ -24,6 +24,7 @@ from ghl_core.audit.services import AuditService
 from ghl_core.contacts.exports import ContactExportService
 from ghl_core.contacts.imports import ContactImportService
 from ghl_core.contacts.search import ContactSearchService
+from ghl_core.contacts.selection import ContactFinder
 from ghl_core.contacts.services import ContactService
 from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.identity.api_keys import ApiKeyService
@@ -103,7 +104,8 @@ class Container(containers.DeclarativeContainer):
     audit = providers.Singleton(AuditService, uow)
     contacts = providers.Singleton(ContactService, uow, clock)
     contact_imports = providers.Singleton(ContactImportService, uow, clock)
-    contact_exports = providers.Singleton(ContactExportService, uow)
+    contact_exports = providers.Singleton(ContactExportService, uow, clock)
+    contact_finder = providers.Singleton(ContactFinder, uow, clock)
     contact_search = providers.Singleton(ContactSearchService, uow)
     smart_lists = providers.Singleton(SmartListService, uow, clock)
     tag_service = providers.Singleton(TagService, uow, clock)

@@ -19,6 +19,8 @@ from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_bytes
 API_PREFIX = "/api/v1"
 # Reached without a credential; limited per client address instead.
 PUBLIC_PATHS = frozenset({f"{API_PREFIX}/auth/{name}" for name in ("signup", "login", "refresh", "logout")})
+# POSTs that only read and answer a stream: an Idempotency-Key would hold (and store) the whole stream.
+STREAMED_READS = frozenset({f"{API_PREFIX}/contacts/export"})
 
 Authenticate = Callable[[str], Awaitable[Actor]]
 # Plain ASGI shapes: this middleware reads and writes raw messages.
@@ -105,7 +107,8 @@ class ApiGate:
             return
         send = self._with_headers(send, extra)
         idem_key = _header(scope, b"idempotency-key")
-        if scope["method"] == "POST" and idem_key is not None and actor is not None:
+        streamed_read = scope["path"].rstrip("/") in STREAMED_READS
+        if scope["method"] == "POST" and idem_key is not None and actor is not None and not streamed_read:
             await self._idempotent(scope, receive, send, actor, idem_key)
             return
         await self.app(scope, receive, send)

@@ -1,14 +1,16 @@
-"""Bodies of the contact import endpoints."""
+"""Bodies of the contact import and export endpoints."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ghl_core.contacts.import_models import ContactImport
+from ghl_http.schemas import Body
+from ghl_http.schemas_contact_search import FILTER_HELP
 
 
 class RowErrorOut(BaseModel):
@@ -54,3 +56,12 @@ class ContactImportOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
         )
+
+
+class ExportIn(Body):
+    """What to export: combined with AND; an empty body exports every contact."""
+
+    query: str | None = Field(None, description="Words matched in names, e-mail, company and phone")
+    filter: dict[str, Any] | None = Field(None, description=FILTER_HELP)
+    tags: list[str] | None = Field(None, description="Tags a contact must all have")
+    smart_list_id: uuid.UUID | None = Field(None, description="Only the contacts of this smart list")

@@ -24,12 +24,16 @@ from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import ContactImport, DuplicateMode, ImportCounters, ImportOptions
 from ghl_core.contacts.models import Contact
+from ghl_core.contacts.selection import ContactSelection
 from ghl_core.tenancy.permissions import Actor
 
 app = typer.Typer(help="List, read, create, import and export a location's contacts.")
 
 COLUMNS = ("id", "name", "email", "phone", "tags", "created_at")
 LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
+SmartListOption = Annotated[
+    uuid.UUID | None, typer.Option("--smart-list", help="Only the contacts of this smart list (its id).")
+]
 
 
 async def location_actor(container: Container, location_id: uuid.UUID) -> Actor:
@@ -67,15 +71,27 @@ def import_view(job: ContactImport) -> dict[str, Any]:
 @app.command("list")
 def list_(
     location: LocationOption,
+    query: Annotated[
+        str | None, typer.Option("--query", help="Words matched in names, e-mail, company and phone.")
+    ] = None,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only contacts with this tag (repeatable: all of them).")
+    ] = None,
+    smart_list: SmartListOption = None,
     limit: LimitOption = DEFAULT_PAGE,
     cursor: CursorOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List a location's contacts, newest first."""
+    """List a location's contacts, newest first; or find them by words, tags or a smart list (in the
+    smart list's order), as the API's search does."""
     output = Output(json=json_output)
+    selection = ContactSelection(query=query, tags=tuple(tags or ()), smart_list_id=smart_list)
 
     async def work(c: Container) -> Any:
-        return await c.contacts().list(await location_actor(c, location), page_request(limit, cursor))
+        actor = await location_actor(c, location)
+        if selection.everyone:
+            return await c.contacts().list(actor, page_request(limit, cursor))
+        return (await c.contact_finder().find(actor, selection, limit, cursor)).page
 
     with reported(output):
         page = with_services(output, work)
@@ -200,15 +216,20 @@ def import_(
 def export(
     location: LocationOption,
     out: Annotated[Path | None, typer.Option("--out", help="Write the CSV here (default: stdout).")] = None,
-    tag: Annotated[str | None, typer.Option("--tag", help="Only contacts with this tag.")] = None,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only contacts with this tag (repeatable: all of them).")
+    ] = None,
+    smart_list: SmartListOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Export a location's contacts as CSV (streamed in batches)."""
+    """Export a location's contacts as CSV (streamed in batches): all of them, or a smart list's, or
+    those with the tags (both: the smart list's contacts with the tags)."""
     output = Output(json=json_output)
+    selection = ContactSelection(tags=tuple(tags or ()), smart_list_id=smart_list)
 
     async def work(c: Container) -> int:
         actor = await location_actor(c, location)
-        chunks = await c.contact_exports().export(actor, tag)
+        chunks = await c.contact_exports().export(actor, selection)
         handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
         rows = -1
         try:

@@ -1,6 +1,8 @@
 """Exporting a location's contacts as CSV, in keyset batches of short transactions (constant memory).
 
-The columns are the import's own targets, so an export imports back into another location unchanged."""
+The columns are the import's own targets, so an export imports back into another location unchanged.
+Every contact, or those with a tag, are read straight from the table; a smart list, a query or a filter
+select through the search port, page by page with its cursors (see ghl_core.contacts.selection)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,10 @@ from datetime import datetime
 from ghl_core.contacts.fields import normalize_tag
 from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, export_value
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, Contact, DndChannel
+from ghl_core.contacts.search import SearchPage, SearchSpec
+from ghl_core.contacts.selection import ContactFinder, ContactSelection, oldest_first
+from ghl_core.shared.clock import Clock
+from ghl_core.shared.pagination import decode_cursor
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -66,18 +72,26 @@ def _csv_text(rows: list[list[str]]) -> str:
 
 
 class ContactExportService:
-    def __init__(self, uow: UnitOfWorkFactory, batch_size: int = EXPORT_BATCH) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, batch_size: int = EXPORT_BATCH) -> None:
         self._uow = uow
         self._batch = batch_size
+        self.finder = ContactFinder(uow, clock)
 
-    async def export(self, actor: Actor, tag: str | None = None) -> AsyncIterator[str]:
-        """Checks the caller now, then yields CSV text: the header, then one chunk per batch."""
+    async def export(self, actor: Actor, selection: ContactSelection | None = None) -> AsyncIterator[str]:
+        """Checks the caller and the selection now (so a mistake is an error, not a broken stream), then
+        yields CSV text: the header, then one chunk per batch."""
         location_id = actor.require_location(Permission.CONTACTS_READ)
+        selection = selection or ContactSelection()
+        spec: SearchSpec | None = None
         async with self._uow(actor.scope) as uow:
+            if not selection.everyone and not _one_tag(selection):
+                spec = oldest_first(await self.finder.spec(uow, location_id, selection))
             definitions = await uow.custom_fields.definitions(location_id)
         custom_keys = [d.key for d in definitions]
         header = [*BASE_COLUMNS, *(f"{CUSTOM_PREFIX}{k}" for k in custom_keys)]
-        wanted = normalize_tag(tag) if tag else None
+        if spec is not None:
+            return self._searched(actor, location_id, spec, header, custom_keys)
+        wanted = normalize_tag(selection.tags[0]) if selection.tags and selection.tags[0] else None
         return self._chunks(actor, header, custom_keys, wanted)
 
     async def _chunks(
@@ -95,3 +109,34 @@ class ContactExportService:
             if len(batch) < self._batch:
                 return
             after = (batch[-1].created_at, batch[-1].id)
+
+    async def _searched(
+        self,
+        actor: Actor,
+        location_id: uuid.UUID,
+        spec: SearchSpec,
+        header: list[str],
+        custom_keys: list[str],
+    ) -> AsyncIterator[str]:
+        """The search's keyset pages, one short transaction each, continued by the page's cursor."""
+        yield _csv_text([header])
+        page = SearchPage(limit=self._batch)
+        while True:
+            async with self._uow(actor.scope) as uow:
+                found = await uow.contact_search.search(location_id, spec, page)
+            if found.items:
+                yield _csv_text([contact_row(c, custom_keys) for c in found.items])
+            if found.next_cursor is None:
+                return
+            parts = decode_cursor(found.next_cursor)
+            page = SearchPage(limit=self._batch, after=(parts[2], parts[3]))
+
+
+def _one_tag(selection: ContactSelection) -> bool:
+    """Only one tag: the plain table read answers it (the path exports always took)."""
+    return (
+        len(selection.tags) == 1
+        and selection.smart_list_id is None
+        and selection.filter is None
+        and not (selection.query or "").strip()
+    )

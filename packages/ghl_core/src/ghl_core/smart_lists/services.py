@@ -6,7 +6,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from ghl_core.contacts.search import ContactSearchService, SearchResult
+from ghl_core.contacts.search import ContactSearchService, SearchResult, SearchSpec
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
@@ -134,7 +134,14 @@ class SmartListService:
         """Runs the saved search as it reads now (a custom field deleted since is reported as 422)."""
         location_id = actor.require_location(Permission.CONTACTS_READ)
         async with self._uow(actor.scope) as uow:
-            saved = await self._visible(uow, smart_list_id)
-            raw = {"query": saved.query, "filter": saved.filter, "sort": saved.sort}
-            spec = await self._search.spec(uow, location_id, raw)
+            spec = await self.saved_spec(uow, location_id, smart_list_id)
             return await self._search.run(uow, location_id, spec, limit, cursor)
+
+    async def saved_spec(
+        self, uow: UnitOfWork, location_id: uuid.UUID, smart_list_id: uuid.UUID
+    ) -> SearchSpec:
+        """The saved search, checked as it reads now, inside the caller's unit of work (so another
+        location's list is simply not found)."""
+        saved = await self._visible(uow, smart_list_id)
+        raw = {"query": saved.query, "filter": saved.filter, "sort": saved.sort}
+        return await self._search.spec(uow, location_id, raw)

@@ -20,19 +20,20 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
-from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
 from ghl_core.contacts.exports import ContactExportService
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import DuplicateMode, ImportOptions
 from ghl_core.contacts.imports import ContactImportService
+from ghl_core.contacts.selection import ContactSelection
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_http.gate import API_PREFIX
-from ghl_http.schemas_contact_imports import ContactImportOut
+from ghl_http.schemas_contact_imports import ContactImportOut, ExportIn
 
 log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
@@ -172,24 +173,53 @@ class ContactImportsController(Controller):
         )
 
 
+def _csv_stream(chunks: AsyncIterator[str]) -> Stream:
+    return Stream(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+    )
+
+
 class ContactExportController(Controller):
     path = "/contacts/export"
     tags = ["contacts: import and export"]
 
     @get(
         "/",
-        summary="Every live contact as CSV, streamed (optionally only those with a tag)",
+        summary="Every live contact as CSV, streamed (optionally only a smart list's, or those with a tag)",
         media_type="text/csv",
     )
     async def export_contacts(
         self,
         actor: NamedDependency[Actor],
         contact_exports: NamedDependency[ContactExportService],
-        tag: Annotated[str | None, QueryParameter(description="Only contacts with this tag")] = None,
+        tag: Annotated[
+            list[str] | None, QueryParameter(description="Only contacts with this tag (repeatable: all)")
+        ] = None,
+        smart_list_id: Annotated[
+            uuid.UUID | None, QueryParameter(description="Only the contacts of this smart list")
+        ] = None,
     ) -> Stream:
-        chunks: AsyncIterator[str] = await contact_exports.export(actor, tag)
-        return Stream(
-            chunks,
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+        selection = ContactSelection(tags=tuple(tag or ()), smart_list_id=smart_list_id)
+        return _csv_stream(await contact_exports.export(actor, selection))
+
+    @post(
+        "/",
+        status_code=HTTP_200_OK,
+        summary="The contacts matching a search (query, filter as in POST /contacts/search) as CSV",
+        media_type="text/csv",
+    )
+    async def export_search(
+        self,
+        data: JSONBody[ExportIn],
+        actor: NamedDependency[Actor],
+        contact_exports: NamedDependency[ContactExportService],
+    ) -> Stream:
+        selection = ContactSelection(
+            query=data.query,
+            filter=data.filter,
+            tags=tuple(data.tags or ()),
+            smart_list_id=data.smart_list_id,
         )
+        return _csv_stream(await contact_exports.export(actor, selection))
