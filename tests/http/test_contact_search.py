@@ -7,9 +7,11 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+import pytest
+from sqlalchemy import func, select, text
 
 from ghl_adapters.container import Container
+from ghl_adapters.sql import contact_search
 from http_kit import API, Tenant, assert_problem, new_tenant, pointers
 
 SEARCH = f"{API}/contacts/search"
@@ -345,3 +347,155 @@ async def test_racing_smart_lists_with_one_name_make_one(api: httpx.AsyncClient,
         *(api.post(f"{API}/smart-lists", headers=tenant.headers, json=body) for _ in range(5))
     )
     assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409]
+
+
+# --- Full-text search (migration 0009): word prefixes from the tsvector, with or without pg_trgm ---
+
+
+@pytest.fixture(params=["trigram", "words only"])
+def trigram_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the server's own answer, and again as on a server without pg_trgm."""
+    mode: str = request.param
+    if mode == "words only":
+
+        async def absent(conn: object) -> bool:
+            return False
+
+        monkeypatch.setattr(contact_search, "has_trigram_index", absent)
+    return mode
+
+
+async def people(api: httpx.AsyncClient, tenant: Tenant) -> dict[str, str]:
+    made = {
+        "jane_doe": await add(
+            api, tenant, first_name="Jane", last_name="Doe", email="jane.doe@example.com", company_name="Acme"
+        ),
+        "john_doe": await add(api, tenant, first_name="John", last_name="Doe", company_name="Globex"),
+        "jane_roe": await add(api, tenant, first_name="Jane", last_name="Roe", company_name="ACME Widgets"),
+        "renee": await add(api, tenant, first_name="Renée", last_name="Müller"),
+        "andre": await add(api, tenant, first_name="Andre", last_name="Lopez"),
+        "mary": await add(api, tenant, first_name="M", email="mary-ann.o_neil+crm@mail.example.org"),
+    }
+    return {name: contact["id"] for name, contact in made.items()}
+
+
+async def test_several_words_match_in_any_order_and_any_field(
+    api: httpx.AsyncClient, tenant: Tenant, trigram_mode: str
+) -> None:
+    p = await people(api, tenant)
+
+    async def found(query: str) -> set[str]:
+        return ids(await search(api, tenant, query=query))
+
+    assert await found("jane doe") == {p["jane_doe"]}
+    assert await found("doe jane") == {p["jane_doe"]}
+    assert await found("DOE   Jane") == {p["jane_doe"]}
+    assert await found("acme jane") == {p["jane_doe"], p["jane_roe"]}
+    assert await found("jane acme widgets") == {p["jane_roe"]}
+    assert await found("doe") == {p["jane_doe"], p["john_doe"]}
+    assert await found("jane globex") == set()
+    # Every word may be the start of a word.
+    assert await found("ja do") == {p["jane_doe"]}
+    assert await found("j") == {p["jane_doe"], p["john_doe"], p["jane_roe"]}
+    assert await found("glob") == {p["john_doe"]}
+    assert await found("janex") == set()
+
+
+async def test_accents_are_ignored_on_both_sides(
+    api: httpx.AsyncClient, tenant: Tenant, trigram_mode: str
+) -> None:
+    p = await people(api, tenant)
+
+    async def found(query: str) -> set[str]:
+        return ids(await search(api, tenant, query=query))
+
+    assert await found("renee") == {p["renee"]}
+    assert await found("MULLER ren") == {p["renee"]}
+    assert await found("René") == {p["renee"]}
+    assert await found("andré lópez") == {p["andre"]}
+
+
+async def test_email_is_found_by_its_parts_and_whole(
+    api: httpx.AsyncClient, tenant: Tenant, trigram_mode: str
+) -> None:
+    p = await people(api, tenant)
+
+    async def found(query: str) -> set[str]:
+        return ids(await search(api, tenant, query=query))
+
+    for query in (
+        "mary",
+        "ann mary",
+        "neil",
+        "o_neil",
+        "crm",
+        "mary-ann.o",
+        "mail.example",
+        "jane.doe@example.com",
+        "mary-ann.o_neil+crm@mail.example.org",
+    ):
+        expected = {p["jane_doe"]} if query.startswith("jane") else {p["mary"]}
+        assert await found(query) == expected, query
+    assert await found("example") == {p["jane_doe"], p["mary"]}
+    # Words joined by punctuation must follow each other: "o" and "neil" do, "neil" and "mary" do not.
+    assert await found("neil.mary") == set()
+
+
+async def test_tsquery_operators_in_a_query_are_plain_characters(
+    api: httpx.AsyncClient, tenant: Tenant, trigram_mode: str
+) -> None:
+    p = await people(api, tenant)
+
+    async def found(query: str) -> set[str]:
+        return ids(await search(api, tenant, query=query))
+
+    for query in ("a & b | !c :*", "'", "''", "\\", "(", ")", "<->", "!", ":*", "a:*b", "x' | 'y", "\\'"):
+        assert await found(query) == set(), query
+    # Operator characters around a word are dropped; the word still matches as a prefix.
+    for query in ("!jane", "jane:*", "(jane)", "jane|", "'jane'", "jane\\"):
+        assert await found(query) == {p["jane_doe"], p["jane_roe"]}, query
+    assert await found("!jane & doe") == set()  # "&" alone is a token of no word
+
+
+async def test_without_pg_trgm_word_searches_find_the_same_contacts(
+    api: httpx.AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = await people(api, tenant)
+    queries = ("jane doe", "doe jane", "acme jane", "ren", "müller", "mary-ann.o", "example", "glob", "zzz")
+    with_server = [ids(await search(api, tenant, query=q)) for q in queries]
+
+    async def absent(conn: object) -> bool:
+        return False
+
+    monkeypatch.setattr(contact_search, "has_trigram_index", absent)
+    without = [ids(await search(api, tenant, query=q)) for q in queries]
+    assert without == with_server
+    assert with_server[0] == {p["jane_doe"]}
+    # Only the trigram index finds text inside a word.
+    assert ids(await search(api, tenant, query="idgets")) == set()
+    assert ids(await search(api, tenant, query="ohn")) == set()
+
+
+async def test_inside_word_matches_follow_the_trigram_index(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    p = await people(api, tenant)
+    async with container.engines().owner.connect() as conn:
+        available = (
+            await conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'"))
+        ).scalar_one() == 1
+        assert await contact_search.has_trigram_index(conn) is available
+    inside = ids(await search(api, tenant, query="idgets"))
+    assert inside == ({p["jane_roe"]} if available else set())
+
+
+async def test_a_word_reaches_to_tsquery_quoted_as_one_operand(container: Container) -> None:
+    """Queries are split on punctuation before this point; the quoting still holds on its own."""
+    async with container.engines().owner.connect() as conn:
+        for word in ("a & b | !c :*", "it's", "back\\slash", "'", "x') | ('y", "Ünïcode"):
+            query = contact_search._word_query(word, prefix=True)
+            await conn.execute(select(query))
+        document = func.to_tsvector("simple", "a b c")
+        for word, hit in (("c | z", False), ("!b", True), ("a & !b", True)):
+            matched = select(document.bool_op("@@")(contact_search._word_query(word, prefix=True)))
+            assert (await conn.execute(matched)).scalar_one() is hit, word

@@ -1,10 +1,13 @@
 """The PostgreSQL adapter of `ContactSearch`: the filter tree compiled to SQLAlchemy expressions (every
-value a bound parameter), folded-text search on the trigram-indexed `search_text` column, keyset pages
-on indexed sort expressions and a planner-based total estimate."""
+value a bound parameter), folded-text search (word prefixes on the full-text `search_vector`, and
+substrings on the trigram-indexed `search_text` where the server has pg_trgm), keyset pages on indexed
+sort expressions and a planner-based total estimate."""
 
 from __future__ import annotations
 
+import re
 import uuid
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +33,8 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -86,6 +90,7 @@ contacts_scoped = Table(
         )
     ),
     Column("search_text", Text),
+    Column("search_vector", TSVECTOR),
 )
 c = contacts_scoped.c
 NO_ACTIVITY = datetime(1, 1, 1, tzinfo=UTC)
@@ -128,6 +133,76 @@ CUSTOM_PLANS = text("SELECT set_config('plan_cache_mode', 'force_custom_plan', t
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Runs of ASCII punctuation split words, on the stored side (migration 0009) as in a query: an e-mail is
+# its words, "jean-luc" is two. All tsquery operators (& | ! ( ) : * < - > ' and backslash) are among them.
+PUNCTUATION = re.compile(r"[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]+")
+TRIGRAM_INDEX_PRESENT = text("SELECT to_regclass('contacts_search_trgm_idx') IS NOT NULL")
+_trigram_index: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+async def has_trigram_index(conn: AsyncConnection) -> bool:
+    """Whether migration 0006 could build the trigram index (the server had pg_trgm): asked of the
+    database once per engine. Without it a substring LIKE would scan every row of the location, so
+    search then matches word prefixes only."""
+    engine = conn.sync_engine
+    known = _trigram_index.get(engine)
+    if known is None:
+        known = bool((await conn.execute(TRIGRAM_INDEX_PRESENT)).scalar_one())
+        _trigram_index[engine] = known
+    return known
+
+
+def _word_query(word: str, prefix: bool) -> ColumnElement[Any]:
+    """A tsquery for one word, folded like the stored text. The folded word is quoted as one tsquery
+    operand (quote and backslash escaped), so nothing in it is read as an operator."""
+    folded = func.ghl_unaccent(func.lower(literal(word, Text)))
+    quoted = func.replace(func.replace(folded, "\\", "\\\\"), "'", "''")
+    operand = literal("'", Text) + quoted + literal("':*" if prefix else "'", Text)
+    return func.to_tsquery("simple", operand)
+
+
+def token_tsquery(token: str) -> ColumnElement[Any] | None:
+    """One query token as a tsquery: a plain word matches words that start with it ("jan" -> Janet); a
+    token with punctuation matches its words in a row, the last as a prefix ("bob@acme" -> bob, then a
+    word starting with acme). None when the token has no word at all ("%")."""
+    words = [w for w in PUNCTUATION.split(token) if w]
+    if not words:
+        return None
+    query = _word_query(words[-1], prefix=True)
+    for word in reversed(words[:-1]):
+        query = _word_query(word, prefix=False).op("<->")(query)
+    return query
+
+
+def _text_match(tokens: tuple[str, ...], trigram: bool) -> list[ColumnElement[bool]]:
+    """Every token must match, each in any field.
+
+    Without the trigram index: the tokens' tsqueries joined with `&&`, one GIN look-up of `search_vector`.
+    With it, a token also matches inside a word ("idgets" -> ACME Widgets) as a substring of the folded
+    `search_text`. For a token of letters and digits only that substring match already includes every
+    word-prefix match, and the trigram index answers it faster than a GIN prefix match of the tsvector
+    (docs/benchmarks.md), so it is used alone; a token with punctuation ("bob@acme", "!jane") matches
+    either way, so its results do not depend on the server."""
+    if not trigram:
+        queries = [query for query in map(token_tsquery, tokens) if query is not None]
+        if len(queries) < len(tokens):
+            return [false()]  # a token of punctuation only has no word to match
+        if not queries:
+            return []
+        combined = queries[0]
+        for query in queries[1:]:
+            combined = combined.op("&&")(query)
+        return [c.search_vector.bool_op("@@")(combined)]
+    conditions: list[ColumnElement[bool]] = []
+    for token in tokens:
+        # The token is folded the way the column was, by the same immutable function.
+        pattern = "%" + _like_escape(token) + "%"
+        inside = c.search_text.like(func.ghl_unaccent(func.lower(literal(pattern, Text))), escape="\\")
+        words = None if token.isalnum() else token_tsquery(token)
+        conditions.append(inside if words is None else or_(c.search_vector.bool_op("@@")(words), inside))
+    return conditions
 
 
 def _contains(column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
@@ -237,7 +312,7 @@ def _custom(cond: Condition) -> ColumnElement[bool]:
     return _ordered(op, typed, want)
 
 
-def where_clause(location_id: uuid.UUID, spec: SearchSpec) -> ColumnElement[bool]:
+def where_clause(location_id: uuid.UUID, spec: SearchSpec, trigram: bool = True) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = [
         c.location_id == location_id,
         c.deleted_at.is_(None),
@@ -249,12 +324,7 @@ def where_clause(location_id: uuid.UUID, spec: SearchSpec) -> ColumnElement[bool
         reversed_digits = spec.tokens[0][::-1]
         conditions.append(func.reverse(func.substr(c.phone, 2)).like(literal(reversed_digits + "%", Text)))
         return and_(*conditions, *([compile_node(spec.filter)] if spec.filter is not None else []))
-    for token in spec.tokens:
-        # The token is folded the way the column was, by the same immutable function.
-        pattern = "%" + _like_escape(token) + "%"
-        conditions.append(
-            c.search_text.like(func.ghl_unaccent(func.lower(literal(pattern, Text))), escape="\\")
-        )
+    conditions.extend(_text_match(spec.tokens, trigram))
     if spec.filter is not None:
         conditions.append(compile_node(spec.filter))
     return and_(*conditions)
@@ -302,15 +372,16 @@ class SqlContactSearch:
         self._c = conn
         self._compiled: dict[tuple[uuid.UUID, SearchSpec], ColumnElement[bool]] = {}
 
-    def _where(self, location_id: uuid.UUID, spec: SearchSpec) -> ColumnElement[bool]:
+    async def _where(self, location_id: uuid.UUID, spec: SearchSpec) -> ColumnElement[bool]:
         """The page and the estimate of one request share one compiled filter."""
         key = (location_id, spec)
         if key not in self._compiled:
-            self._compiled[key] = where_clause(location_id, spec)
+            trigram = bool(spec.tokens) and await has_trigram_index(self._c)
+            self._compiled[key] = where_clause(location_id, spec, trigram)
         return self._compiled[key]
 
     async def search(self, location_id: uuid.UUID, spec: SearchSpec, page: SearchPage) -> Page[Contact]:
-        query = page_statement(location_id, spec, page, self._where(location_id, spec))
+        query = page_statement(location_id, spec, page, await self._where(location_id, spec))
         await self._c.execute(CUSTOM_PLANS)
         rows = (await self._c.execute(query)).all()
         items = [_from_row(r) for r in rows[: page.limit]]
@@ -324,7 +395,7 @@ class SqlContactSearch:
     async def estimate_count(self, location_id: uuid.UUID, spec: SearchSpec) -> CountEstimate:
         """The planner's row estimate for the filtered query (no scan); when it is small the rows are
         counted, bounded, so short lists show an exact figure."""
-        matching = count_statement(location_id, spec, self._where(location_id, spec))
+        matching = count_statement(location_id, spec, await self._where(location_id, spec))
         plan = (await self._c.execute(Explain(matching))).scalar_one()
         estimate = int(plan[0]["Plan"]["Plan Rows"])
         if estimate > EXACT_COUNT_UP_TO:
