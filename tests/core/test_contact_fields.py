@@ -126,3 +126,39 @@ def test_merge_fills_blanks_and_keeps_do_not_disturb() -> None:
     assert not merged.can_receive(DndChannel.EMAIL)
     assert merged.attribution == {"first": {"utm_source": "ads"}}
     assert survivor.tags == ["vip"]  # the inputs are left alone
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            ["A@Example.com", "a@example.com", "not-an-email", "(312) 555-0142", "12", "+1 312 555 0142", ""]
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_shared_memo_gives_the_same_outcomes_as_none(raws: list[str]) -> None:
+    # An import validates many rows with one memo of e-mail and phone outcomes; each row must come out as
+    # it would alone, errors and their reasons included.
+    def outcome(raw: str, memo: dict[tuple[str, str, str], tuple[bool, str]] | None) -> object:
+        try:
+            return clean_contact_fields({"email": raw, "phone": raw}, "US", memo=memo)
+        except ValidationFailed as exc:
+            return [(e.pointer, e.detail) for e in exc.errors]
+
+    memo: dict[tuple[str, str, str], tuple[bool, str]] = {}
+    assert [outcome(r, memo) for r in raws] == [outcome(r, None) for r in raws]
+    assert all(key[0] in ("email", "phone") for key in memo)
+
+
+def test_a_memo_answers_a_value_it_has_seen() -> None:
+    memo: dict[tuple[str, str, str], tuple[bool, str]] = {}
+    clean_contact_fields({"email": "Kim@Example.com", "phone": "3125550142"}, "US", memo=memo)
+    assert memo == {
+        ("email", "", "Kim@Example.com"): (True, "kim@example.com"),
+        ("phone", "US", "3125550142"): (True, "+13125550142"),
+    }
+    memo[("email", "", "Kim@Example.com")] = (False, "remembered")
+    with pytest.raises(ValidationFailed) as exc:
+        clean_contact_fields({"email": "Kim@Example.com"}, "US", memo=memo)
+    assert [e.detail for e in exc.value.errors] == ["is not a valid e-mail address: remembered"]

@@ -270,3 +270,84 @@ async def test_concurrent_imports_of_one_file_create_each_contact_once(
     assert first["counters"]["created"] + second["counters"]["created"] == 60
     assert first["counters"]["failed"] == second["counters"]["failed"] == 0
     assert len(await all_contacts(api, tenant)) == 60
+
+
+async def _records(container: Container, contact_id: str) -> tuple[list[Any], list[Any]]:
+    async with container.engines().owner.connect() as conn:
+        audit = (
+            await conn.execute(
+                text(
+                    "SELECT action, jsonb_typeof(before), before, after, actor_id FROM audit_log "
+                    "WHERE entity_id = :c ORDER BY created_at, action"
+                ),
+                {"c": contact_id},
+            )
+        ).all()
+        events = (
+            await conn.execute(
+                text(
+                    "SELECT type, payload FROM domain_events WHERE entity_id = :c ORDER BY occurred_at, type"
+                ),
+                {"c": contact_id},
+            )
+        ).all()
+    return [tuple(r) for r in audit], [tuple(r) for r in events]
+
+
+async def test_batch_writes_store_what_the_api_stores(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    # The set-based batch writes (bound arrays, JSON carried as one document) against the per-row API.
+    made = await api.post(
+        f"{API}/contacts",
+        headers=tenant.headers,
+        json={
+            "first_name": "Api",
+            "email": "api@example.com",
+            "tags": ["zeta", "alpha", "mid"],
+            "dnd_channels": {"sms": True},
+        },
+    )
+    assert made.status_code == 201, made.text
+    body = 'first_name,email,tags,dnd_sms\nCsv,csv@example.com,"zeta, alpha, mid",yes\n'
+    created = await run_import(api, tenant, body)
+    assert created["counters"]["created"] == 1, created
+    by_email = {c["email"]: c for c in await all_contacts(api, tenant)}
+    api_made, imported = by_email["api@example.com"], by_email["csv@example.com"]
+    for key in ("tags", "dnd", "dnd_channels", "attribution", "custom_fields", "phone", "date_of_birth"):
+        assert imported[key] == api_made[key], key
+    assert imported["tags"] == ["zeta", "alpha", "mid"]  # in the file's order
+    (api_audit, _), (csv_audit, csv_events) = (
+        await _records(container, api_made["id"]),
+        await _records(container, imported["id"]),
+    )
+    assert [a[:2] for a in csv_audit] == [a[:2] for a in api_audit] == [("create", "null")]
+    assert csv_audit[0][3]["tags"] == api_audit[0][3]["tags"]
+    assert csv_audit[0][4] is not None
+    assert [(e[0], e[1]["before"], e[1]["after"]["email"]) for e in csv_events] == [
+        ("contact.created", None, "csv@example.com")
+    ]
+    # An update: one audit row with both states, an event per kind of change.
+    body = "email,tags,dnd_sms,city\ncsv@example.com,new,no,Chicago\n"
+    updated = await run_import(api, tenant, body)
+    assert updated["counters"]["updated"] == 1, updated
+    csv_audit, csv_events = await _records(container, imported["id"])
+    assert [a[:2] for a in csv_audit] == [("create", "null"), ("update", "object")]
+    before, after = csv_audit[1][2], csv_audit[1][3]
+    assert (before["city"], after["city"]) == (None, "Chicago")
+    assert sorted(after["tags"]) == ["alpha", "mid", "new", "zeta"]
+    assert sorted(e[0] for e in csv_events) == [
+        "contact.created",
+        "contact.dnd_changed",
+        "contact.tag_added",
+        "contact.updated",
+    ]
+    changed = {e[0]: e[1] for e in csv_events}
+    assert changed["contact.tag_added"]["tags"] == ["new"]
+    assert changed["contact.updated"]["fields"] == ["city"]
+    stored = (await api.get(f"{API}/contacts/{imported['id']}", headers=tenant.headers)).json()
+    assert (stored["city"], stored["dnd_channels"], stored["tags"]) == (
+        "Chicago",
+        {"sms": False},
+        ["zeta", "alpha", "mid", "new"],
+    )

@@ -4,6 +4,7 @@ values normalised (e-mail lower-cased, phone in E.164, tags trimmed) before any 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -69,9 +70,17 @@ def _text(value: object, pointer: str, errors: list[FieldError]) -> str | None:
     return cleaned or None
 
 
-def clean_contact_fields(data: dict[str, Any], region: str, prefix: str = "") -> dict[str, Any]:
+# Outcomes of e-mail and phone parsing, by (kind, region, raw value): the normalised value, or the reason
+# it is invalid. A caller validating many rows (an import) passes one, and bounds its size itself.
+Memo = dict[tuple[str, str, str], tuple[bool, str]]
+
+
+def clean_contact_fields(
+    data: dict[str, Any], region: str, prefix: str = "", memo: Memo | None = None
+) -> dict[str, Any]:
     """Validates and normalises the given fields (a partial set). Unknown fields are errors. A value of
-    None clears the field. Custom field values are returned as given, for their definitions to check."""
+    None clears the field. Custom field values are returned as given, for their definitions to check.
+    `memo` remembers e-mail and phone outcomes across calls (parsing them is most of the cost)."""
     errors: list[FieldError] = []
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -84,9 +93,9 @@ def clean_contact_fields(data: dict[str, Any], region: str, prefix: str = "") ->
                 text = check_country(text, pointer, errors)
             out[key] = text
         elif key == "email":
-            out[key] = _email(value, pointer, errors)
+            out[key] = _email(value, pointer, errors, memo)
         elif key == "phone":
-            out[key] = _phone(value, region, pointer, errors)
+            out[key] = _phone(value, region, pointer, errors, memo)
         elif key == "timezone":
             out[key] = check_timezone(value, pointer, errors) if isinstance(value, str) and value else None
         elif key == "date_of_birth":
@@ -112,30 +121,46 @@ def clean_contact_fields(data: dict[str, Any], region: str, prefix: str = "") ->
     return out
 
 
-def _email(value: object, pointer: str, errors: list[FieldError]) -> str | None:
+def _memoised(memo: Memo | None, key: tuple[str, str, str], parse: Callable[[], str]) -> tuple[bool, str]:
+    """(True, normalised) or (False, reason), from `memo` when it has seen `key`."""
+    if memo is not None and (known := memo.get(key)) is not None:
+        return known
+    try:
+        outcome = (True, parse())
+    except ValueError as exc:
+        outcome = (False, str(exc))
+    if memo is not None:
+        memo[key] = outcome
+    return outcome
+
+
+def _email(value: object, pointer: str, errors: list[FieldError], memo: Memo | None = None) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         errors.append(FieldError(pointer, "must be a string"))
         return None
-    try:
-        return normalize_email(value)
-    except ValueError as exc:
-        errors.append(FieldError(pointer, f"is not a valid e-mail address: {exc}"))
+    ok, result = _memoised(memo, ("email", "", value), lambda: normalize_email(value))
+    if not ok:
+        errors.append(FieldError(pointer, f"is not a valid e-mail address: {result}"))
         return None
+    return result
 
 
-def _phone(value: object, region: str, pointer: str, errors: list[FieldError]) -> str | None:
+def _phone(
+    value: object, region: str, pointer: str, errors: list[FieldError], memo: Memo | None = None
+) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str | int):
         errors.append(FieldError(pointer, "must be a string"))
         return None
-    try:
-        return normalize_phone(str(value), region)
-    except ValueError as exc:
-        errors.append(FieldError(pointer, str(exc)))
+    raw = str(value)
+    ok, result = _memoised(memo, ("phone", region, raw), lambda: normalize_phone(raw, region))
+    if not ok:
+        errors.append(FieldError(pointer, result))
         return None
+    return result
 
 
 def _date(value: object, pointer: str, errors: list[FieldError]) -> date | None:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from ghl_core.contacts.csv_rows import CsvRow
-from ghl_core.contacts.fields import clean_contact_fields, clean_tags
+from ghl_core.contacts.fields import Memo, clean_contact_fields, clean_tags
 from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, resolve_mapping, row_input
 from ghl_core.contacts.import_models import (
     ERROR_CAP,
@@ -43,6 +43,9 @@ from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
 BATCH_SIZE = 500
+# Parsed e-mail addresses and phone numbers an import remembers (a file often repeats them); past this many
+# it starts over, so memory stays flat however long the file.
+MEMO_CAP = 20_000
 # A running import's process reports in after every batch; silence this long means it stopped.
 STALE_AFTER = timedelta(minutes=2)
 _ATTEMPTS = 3
@@ -60,6 +63,7 @@ class _Context:
     policy: DuplicatePolicy
     definitions: list[CustomFieldDefinition]
     columns: dict[str, str]  # target -> header, to name the column in a reason
+    memo: Memo = field(default_factory=dict)  # e-mail and phone parsing outcomes, for this import only
 
 
 @dataclass
@@ -245,6 +249,8 @@ class ContactImportService:
     ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
         prepared: list[tuple[int, dict[str, Any]]] = []
         errors: list[RowError] = []
+        if len(ctx.memo) > MEMO_CAP:
+            ctx.memo.clear()
         for row in chunk:
             if row.problem:
                 errors.append(RowError(row.line, row.problem))
@@ -253,7 +259,7 @@ class ContactImportService:
             try:
                 if problems:
                     raise ValidationFailed(problems)
-                fields = clean_contact_fields(data, ctx.location.country)
+                fields = clean_contact_fields(data, ctx.location.country, memo=ctx.memo)
                 if "custom_fields" in fields:
                     fields["custom_fields"] = validate_values(ctx.definitions, fields["custom_fields"])
                 if not any(fields.get(k) for k in ("email", "phone", "first_name", "last_name")):
