@@ -11,9 +11,8 @@ from typing import Any
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, TEXT_FIELDS, DndChannel
 from ghl_core.contacts.phones import normalize_phone
 from ghl_core.shared.errors import FieldError, ValidationFailed
-from ghl_core.shared.validation import check_country, check_timezone, normalize_email
+from ghl_core.shared.validation import check_country, check_timezone, clean_text, normalize_email
 
-MAX_TEXT = 500
 MAX_TAG = 100
 MAX_TAGS = 200
 KNOWN_FIELDS = frozenset(
@@ -57,19 +56,6 @@ def clean_tags(values: object, pointer: str, errors: list[FieldError]) -> list[s
     return tags
 
 
-def _text(value: object, pointer: str, errors: list[FieldError]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(pointer, "must be a string"))
-        return None
-    cleaned = " ".join(value.split())
-    if len(cleaned) > MAX_TEXT or not cleaned.isprintable():
-        errors.append(FieldError(pointer, f"must be printable and at most {MAX_TEXT} characters"))
-        return None
-    return cleaned or None
-
-
 # Outcomes of e-mail and phone parsing, by (kind, region, raw value): the normalised value, or the reason
 # it is invalid. A caller validating many rows (an import) passes one, and bounds its size itself.
 Memo = dict[tuple[str, str, str], tuple[bool, str]]
@@ -88,7 +74,7 @@ def clean_contact_fields(
         if key not in KNOWN_FIELDS:
             errors.append(FieldError(pointer, "is not a contact field"))
         elif key in TEXT_FIELDS:
-            text = _text(value, pointer, errors)
+            text = clean_text(value, pointer, errors)
             if key == "country" and text:
                 text = check_country(text, pointer, errors)
             out[key] = text
@@ -220,7 +206,7 @@ def _attribution(value: object, pointer: str, errors: list[FieldError]) -> dict[
                 errors.append(
                     FieldError(f"{pointer}/{touch}/{key}", f"is not one of {', '.join(ATTRIBUTION_KEYS)}")
                 )
-            elif (text := _text(raw, f"{pointer}/{touch}/{key}", errors)) is not None:
+            elif (text := clean_text(raw, f"{pointer}/{touch}/{key}", errors)) is not None:
                 clean[key] = text
         out[touch] = clean
     return out

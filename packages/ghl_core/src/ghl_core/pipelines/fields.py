@@ -10,10 +10,9 @@ from ghl_core.contacts.fields import normalize_tag
 from ghl_core.pipelines.models import BoardFilter, OpportunityStatus
 from ghl_core.pipelines.money import clean_money
 from ghl_core.shared.errors import FieldError, ValidationFailed
-from ghl_core.shared.validation import check_name
+from ghl_core.shared.validation import MAX_TEXT_LENGTH, check_name, clean_text
 
 MAX_STAGES = 50
-MAX_TEXT = 500
 MAX_CUSTOM_FIELDS = 100
 MAX_CUSTOM_TEXT = 5000
 _CUSTOM_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -73,19 +72,6 @@ def clean_status(value: Any, pointer: str, errors: list[FieldError]) -> Opportun
         return None
 
 
-def _text(value: Any, pointer: str, errors: list[FieldError]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(pointer, "must be a string"))
-        return None
-    cleaned = " ".join(value.split())
-    if len(cleaned) > MAX_TEXT or not cleaned.isprintable():
-        errors.append(FieldError(pointer, f"must be printable and at most {MAX_TEXT} characters"))
-        return None
-    return cleaned or None
-
-
 def _custom_value(value: Any, pointer: str, errors: list[FieldError]) -> Any:
     if isinstance(value, str):
         if len(value) > MAX_CUSTOM_TEXT:
@@ -96,7 +82,7 @@ def _custom_value(value: Any, pointer: str, errors: list[FieldError]) -> Any:
     if isinstance(value, float):
         # Whole or not, a float in JSON round-trips; money belongs in `value`, not here.
         return value
-    if isinstance(value, list) and all(isinstance(v, str) and len(v) <= MAX_TEXT for v in value):
+    if isinstance(value, list) and all(isinstance(v, str) and len(v) <= MAX_TEXT_LENGTH for v in value):
         return value
     errors.append(FieldError(pointer, "must be a string, number, boolean, list of strings or null"))
     return None
@@ -142,7 +128,7 @@ def clean_opportunity_fields(
         elif key == "status":
             out[key] = clean_status(value, pointer, errors)
         elif key in ("lost_reason", "source"):
-            out[key] = _text(value, pointer, errors)
+            out[key] = clean_text(value, pointer, errors)
         elif key == "custom_fields":
             out[key] = clean_custom_fields(value, pointer, errors)
     raise_if(errors)

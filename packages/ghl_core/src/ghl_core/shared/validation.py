@@ -11,6 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from ghl_core.shared.errors import FieldError
 
 MAX_NAME_LENGTH = 200
+MAX_TEXT_LENGTH = 500
 
 
 def check_name(value: str, pointer: str, errors: list[FieldError]) -> str:
@@ -69,3 +70,19 @@ def check_password(value: str, pointer: str, errors: list[FieldError]) -> str:
     elif len(value) > MAX_PASSWORD_LENGTH:
         errors.append(FieldError(pointer, f"must be at most {MAX_PASSWORD_LENGTH} characters"))
     return value
+
+
+def clean_text(
+    value: object, pointer: str, errors: list[FieldError], max_length: int = MAX_TEXT_LENGTH
+) -> str | None:
+    """A short free-text field: whitespace collapsed, printable, bounded; blank becomes None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(pointer, "must be a string"))
+        return None
+    cleaned = " ".join(value.split())
+    if len(cleaned) > max_length or not cleaned.isprintable():
+        errors.append(FieldError(pointer, f"must be printable and at most {max_length} characters"))
+        return None
+    return cleaned or None
