@@ -40,7 +40,14 @@ class ContactService:
         return contact
 
     async def _record(
-        self, uow: UnitOfWork, actor: Actor, action: str, before: Contact | None, after: Contact, event: str
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        location: Location,
+        action: str,
+        before: Contact | None,
+        after: Contact,
+        event: str,
     ) -> None:
         await record_change(
             uow,
@@ -49,17 +56,18 @@ class ContactService:
             action=action,
             entity_type="contact",
             entity_id=after.id,
-            agency_id=(await self._location(uow, after.location_id)).agency_id,
+            agency_id=location.agency_id,
             location_id=after.location_id,
             before=before.snapshot() if before else None,
             after=after.snapshot(),
             event_type=event,
         )
 
-    async def _record_update(self, uow: UnitOfWork, actor: Actor, before: Contact, after: Contact) -> None:
+    async def _record_update(
+        self, uow: UnitOfWork, actor: Actor, location: Location, before: Contact, after: Contact
+    ) -> None:
         """One audit row for the change; one event per kind of change, named as integrators expect."""
         old, new = before.snapshot(), after.snapshot()
-        location = await self._location(uow, after.location_id)
         events: list[tuple[str, dict[str, Any]]] = []
         added = sorted(set(after.tags) - set(before.tags))
         removed = sorted(set(before.tags) - set(after.tags))
@@ -150,7 +158,7 @@ class ContactService:
             if not (contact.email or contact.phone or contact.first_name or contact.last_name):
                 raise ValidationFailed.one("/", "give at least a name, an e-mail address or a phone number")
             await uow.contacts.add(contact, await uow.contacts.policy(location.id))
-            await self._record(uow, actor, "create", None, contact, "contact.created")
+            await self._record(uow, actor, location, "create", None, contact, "contact.created")
             await uow.commit()
         return contact
 
@@ -175,19 +183,20 @@ class ContactService:
                 return before
             after.updated_at, after.updated_by = self._clock.now(), actor.id
             await uow.contacts.update(after, await uow.contacts.policy(location.id))
-            await self._record_update(uow, actor, before, after)
+            await self._record_update(uow, actor, location, before, after)
             await uow.commit()
         return after
 
     async def delete(self, actor: Actor, contact_id: uuid.UUID) -> None:
-        actor.require_location(Permission.CONTACTS_WRITE)
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
+            location = await self._location(uow, location_id)
             before = await self._visible(uow, contact_id, lock=True)
             after = replace(
                 before, deleted_at=self._clock.now(), updated_at=self._clock.now(), updated_by=actor.id
             )
             await uow.contacts.update(after, DuplicatePolicy(allow_duplicates=True))
-            await self._record(uow, actor, "delete", before, after, "contact.deleted")
+            await self._record(uow, actor, location, "delete", before, after, "contact.deleted")
             await uow.commit()
 
     async def restore(self, actor: Actor, contact_id: uuid.UUID) -> Contact:
@@ -199,7 +208,7 @@ class ContactService:
                 raise ValidationFailed.one("/", f"this contact was merged into {before.merged_into}")
             after = replace(before, deleted_at=None, updated_at=self._clock.now(), updated_by=actor.id)
             await uow.contacts.update(after, await uow.contacts.policy(location.id))
-            await self._record(uow, actor, "restore", before, after, "contact.restored")
+            await self._record(uow, actor, location, "restore", before, after, "contact.restored")
             await uow.commit()
         return after
 
