@@ -1,0 +1,173 @@
+"""Running jobs: a procrastinate worker with every job kind registered, stalled-job recovery, pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from procrastinate import App
+from procrastinate import JobContext as ProcrastinateContext
+from procrastinate.exceptions import ConnectorException
+from sqlalchemy import text
+
+from ghl_core.jobs.ports import JobContext
+
+from .catalog import job_kinds
+from .kinds import JobKind, RetrySchedule, ScheduledRetry
+from .queue import procrastinate_app
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+
+log = structlog.get_logger("ghl.jobs")
+
+PRUNE_KIND = "jobs.prune"
+_ERROR_LIMIT = 4000
+
+_RECORD_ERROR = text(
+    """
+    INSERT INTO job_errors (job_id, location_id, kind, attempt, error)
+    SELECT :job_id, l.id, :kind, :attempt, :error
+    FROM (SELECT 1) one LEFT JOIN locations l ON l.id = CAST(:location_id AS uuid)
+    ON CONFLICT (job_id) DO UPDATE
+      SET attempt = EXCLUDED.attempt, error = EXCLUDED.error, occurred_at = now()
+    """
+)
+
+
+def _location(args: dict[str, Any]) -> uuid.UUID | None:
+    value = args.get("location_id")
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def record_job_error(container: Container, ctx: JobContext, exc: BaseException) -> None:
+    """Keeps the last error of each job, so a failed one can be read and retried with its cause."""
+    message = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
+    try:
+        async with container.engines().owner.begin() as conn:
+            await conn.execute(
+                _RECORD_ERROR,
+                {
+                    "job_id": ctx.job_id,
+                    "kind": ctx.kind,
+                    "attempt": ctx.attempt,
+                    "error": message,
+                    "location_id": str(ctx.location_id) if ctx.location_id else None,
+                },
+            )
+    except Exception:  # the job's own error matters more than the bookkeeping's
+        log.exception("job_error_not_recorded", job_id=ctx.job_id)
+
+
+def _task(container: Container, kind: JobKind) -> Any:
+    async def run(context: ProcrastinateContext, **args: Any) -> None:
+        job = context.job
+        if job.id is None:  # pragma: no cover - a fetched job always has its id
+            raise RuntimeError("the job has no id")
+        ctx = JobContext(
+            job_id=job.id,
+            kind=kind.name,
+            attempt=job.attempts + 1,
+            max_attempts=kind.retry.max_attempts,
+            location_id=_location(args),
+        )
+        try:
+            await kind.handler(container, ctx, args)
+        except Exception as exc:
+            await record_job_error(container, ctx, exc)
+            raise
+
+    run.__name__ = kind.name.replace(".", "_")
+    return run
+
+
+async def prune_jobs(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+    app = container.job_app()
+    await app.job_manager.delete_old_jobs(nb_hours=container.settings().jobs_keep_hours)
+
+
+def worker_app(container: Container, kinds: list[JobKind] | None = None) -> App:
+    """A procrastinate app with its own pool and every kind registered as a task."""
+    settings = container.settings()
+    app = procrastinate_app(
+        container.database_url(), min_size=1, max_size=max(2, settings.worker_concurrency + 2)
+    )
+    all_kinds = [
+        *(kinds if kinds is not None else job_kinds(settings)),
+        JobKind(PRUNE_KIND, prune_jobs, RetrySchedule([60.0])),
+    ]
+    for kind in all_kinds:
+        app.task(
+            name=kind.name,
+            queue=kind.queue if kind.queue != "default" else kind.name.split(".", 1)[0],
+            pass_context=True,
+            retry=ScheduledRetry(kind.retry),
+        )(_task(container, kind))
+    app.periodic(cron="17 * * * *", periodic_id="prune")(app.tasks[PRUNE_KIND])
+    return app
+
+
+async def recover_stalled(app: App, stalled_after: float) -> int:
+    """Puts back the running jobs of workers that stopped sending heartbeats (killed, frozen)."""
+    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after)
+    recovered = 0
+    for job in stalled:
+        try:
+            await app.job_manager.retry_job(job)
+            recovered += 1
+        except ConnectorException:  # another worker recovered it first
+            continue
+    if recovered:
+        log.warning("stalled_jobs_recovered", count=recovered)
+    await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=stalled_after)
+    return recovered
+
+
+async def _recovery_loop(app: App, stalled_after: float) -> None:
+    while True:
+        await asyncio.sleep(stalled_after / 2)
+        try:
+            await recover_stalled(app, stalled_after)
+        except Exception:  # keep the loop alive through a database restart
+            log.exception("stalled_job_recovery_failed")
+
+
+async def run_worker(
+    container: Container,
+    *,
+    concurrency: int | None = None,
+    queues: list[str] | None = None,
+    install_signal_handlers: bool = True,
+    name: str | None = None,
+    kinds: list[JobKind] | None = None,
+) -> None:
+    """Runs until cancelled or signalled (SIGINT/SIGTERM): then finishes its jobs, or hands them back
+    after GHL_JOBS_SHUTDOWN_SECONDS."""
+    settings = container.settings()
+    stalled_after = settings.jobs_stalled_after_seconds
+    app = worker_app(container, kinds)
+    options: dict[str, Any] = {"queues": queues} if queues else {}
+    async with app.open_async():
+        recovery = asyncio.create_task(_recovery_loop(app, stalled_after))
+        try:
+            await app.run_worker_async(
+                concurrency=concurrency or settings.worker_concurrency,
+                **options,
+                name=name or f"ghl-{socket.gethostname()}",
+                install_signal_handlers=install_signal_handlers,
+                update_heartbeat_interval=max(0.5, stalled_after / 3),
+                stalled_worker_timeout=stalled_after,
+                shutdown_graceful_timeout=settings.jobs_shutdown_seconds,
+                fetch_job_polling_interval=settings.jobs_poll_seconds,
+            )
+        finally:
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery

@@ -1,0 +1,287 @@
+"""The job engine on the real database: enqueued in the caller's transaction, run by a procrastinate
+worker, retried on a schedule, kept as failed with its error, retried by hand, scheduled for later."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from ghl_adapters.container import Container
+from ghl_adapters.jobs.events import write_outbox
+from ghl_adapters.jobs.kinds import JobKind, RetrySchedule
+from ghl_core.identity.api_keys import parse_scopes
+from ghl_core.jobs.ports import JobContext, JobRequest
+from ghl_core.shared.events import DomainEvent
+from ghl_core.shared.scope import TenantScope
+from ghl_core.tenancy.permissions import Actor
+from jobs_kit import run_jobs
+from support import Tenant
+
+SEEN: dict[str, list[JobContext]] = {}
+
+
+async def echo(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+    SEEN.setdefault(str(args["tag"]), []).append(ctx)
+
+
+async def flaky(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+    SEEN.setdefault(str(args["tag"]), []).append(ctx)
+    if ctx.attempt < int(args["succeed_on"]):
+        raise RuntimeError(f"boom on attempt {ctx.attempt}")
+
+
+KINDS = [
+    JobKind("test.echo", echo),
+    JobKind("test.flaky", flaky, RetrySchedule([30.0, 60.0], jitter=0.0)),
+]
+
+
+async def jobs_tagged(container: Container, tag: str) -> list[Any]:
+    async with container.engines().owner.connect() as conn:
+        query = text(
+            "SELECT j.*, e.error, e.attempt AS error_attempt FROM procrastinate_jobs j "
+            "LEFT JOIN job_errors e ON e.job_id = j.id WHERE j.args ->> 'tag' = :tag ORDER BY j.id"
+        )
+        return list((await conn.execute(query, {"tag": tag})).all())
+
+
+async def enqueue(container: Container, tenant: Tenant, *jobs: JobRequest, commit: bool = True) -> None:
+    async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
+        await uow.jobs.enqueue(*jobs)
+        if commit:
+            await uow.commit()
+
+
+def tag() -> str:
+    return uuid.uuid4().hex
+
+
+async def test_a_job_exists_only_if_its_transaction_commits(container: Container, tenant: Tenant) -> None:
+    t = tag()
+    job = JobRequest("test.echo", {"tag": t}, location_id=tenant.location_id)
+    await enqueue(container, tenant, job, commit=False)
+    assert await jobs_tagged(container, t) == []
+
+    await enqueue(container, tenant, job)
+    (row,) = await jobs_tagged(container, t)
+    assert (row.task_name, row.queue_name, row.status) == ("test.echo", "test", "todo")
+    assert row.args["location_id"] == str(tenant.location_id)
+
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    (ctx,) = SEEN[t]
+    assert (ctx.kind, ctx.attempt, ctx.location_id) == ("test.echo", 1, tenant.location_id)
+    (row,) = await jobs_tagged(container, t)
+    assert row.status == "succeeded"
+
+
+async def consume_jobs_of(container: Container, tenant: Tenant) -> list[Any]:
+    async with container.engines().owner.connect() as conn:
+        query = text(
+            "SELECT id, args, lock, queueing_lock, status FROM procrastinate_jobs "
+            "WHERE task_name = 'events.consume' AND args ->> 'location_id' = :l ORDER BY id"
+        )
+        return list((await conn.execute(query, {"l": str(tenant.location_id)})).all())
+
+
+async def outbox_of(container: Container, tenant: Tenant) -> list[Any]:
+    async with container.engines().owner.connect() as conn:
+        query = text(
+            "SELECT o.consumer, d.type, d.entity_id, d.published_at FROM event_outbox o "
+            "JOIN domain_events d ON d.id = o.event_id WHERE o.location_id = :l ORDER BY o.id"
+        )
+        return list((await conn.execute(query, {"l": tenant.location_id})).all())
+
+
+async def create_contact(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    made = await client.post(
+        "/api/v1/contacts",
+        json={"first_name": "Ada", "email": f"{tag()}@example.com"},
+        headers=tenant.headers,
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+async def test_a_change_hands_its_events_to_the_job_engine(
+    container: Container, tenant: Tenant, client: httpx.AsyncClient
+) -> None:
+    await run_jobs(container, queues=["events"])  # the tenant's own set-up events
+    assert await outbox_of(container, tenant) == []
+    contact_id = await create_contact(client, tenant)
+    bad = await client.post("/api/v1/contacts", json={"email": "not an email"}, headers=tenant.headers)
+    assert bad.status_code == 422
+
+    # The committed change left its event for each consumer and one job to take it; the refused one
+    # left nothing.
+    (row,) = await outbox_of(container, tenant)
+    assert (row.consumer, row.type, str(row.entity_id)) == ("webhooks", "contact.created", contact_id)
+    assert row.published_at is not None
+    waiting = [j for j in await consume_jobs_of(container, tenant) if j.status == "todo"]
+    (job,) = waiting
+    assert job.args == {"consumer": "webhooks", "location_id": str(tenant.location_id)}
+    assert job.lock == job.queueing_lock == f"events:webhooks:{tenant.location_id}"
+
+    # More commits while that job waits add events, not jobs: the waiting job will take them all.
+    second = await create_contact(client, tenant)
+    assert len([j for j in await consume_jobs_of(container, tenant) if j.status == "todo"]) == 1
+    assert [str(r.entity_id) for r in await outbox_of(container, tenant)] == [contact_id, second]
+
+    await run_jobs(container, queues=["events"])
+    assert await outbox_of(container, tenant) == []
+    assert {j.status for j in await consume_jobs_of(container, tenant)} == {"succeeded"}
+
+
+async def test_a_commit_that_found_a_job_waiting_is_still_consumed_by_it(
+    container: Container, tenant: Tenant, client: httpx.AsyncClient
+) -> None:
+    """The race the barrier closes: a transaction sees a consumer job waiting, queues none, and commits
+    only after that job started. The job must wait for it and take its events."""
+    await create_contact(client, tenant)  # leaves a consumer job waiting
+    assert [j.status for j in await consume_jobs_of(container, tenant)].count("todo") == 1
+    event = DomainEvent(
+        "contact.updated", tenant.agency_id, tenant.location_id, uuid.uuid4(), {}, datetime.now(UTC)
+    )
+    async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
+        await uow.events.add(event)
+        assert await write_outbox(uow.connection, [event]) == []  # a job is waiting: none queued
+        uow.events.recorded.clear()
+        running = asyncio.create_task(run_jobs(container, queues=["events"]))
+        await asyncio.sleep(1.0)
+        assert not running.done(), "the consumer job must wait for this open transaction"
+        await uow.connection.commit()
+    await running
+    assert await outbox_of(container, tenant) == []
+
+
+async def test_a_failing_job_is_retried_on_its_schedule_until_it_succeeds(
+    container: Container, tenant: Tenant
+) -> None:
+    t = tag()
+    await enqueue(
+        container, tenant, JobRequest("test.flaky", {"tag": t, "succeed_on": 3}, tenant.location_id)
+    )
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS, fast_forward=False)
+    (row,) = await jobs_tagged(container, t)
+    # The first run failed; the retry waits its 30 s.
+    assert row.status == "todo"
+    assert row.scheduled_at > datetime.now(UTC) + timedelta(seconds=20)
+    assert row.error == "RuntimeError: boom on attempt 1"
+
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    assert [c.attempt for c in SEEN[t]] == [1, 2, 3]
+    assert all(c.max_attempts == 3 for c in SEEN[t])
+    (row,) = await jobs_tagged(container, t)
+    assert row.status == "succeeded"
+    assert (row.error_attempt, row.error) == (2, "RuntimeError: boom on attempt 2")
+
+
+async def test_an_exhausted_job_is_kept_failed_listed_and_retried_by_its_location_admin(
+    container: Container, tenant: Tenant, other_tenant: Tenant, client: httpx.AsyncClient
+) -> None:
+    t = tag()
+    await enqueue(
+        container, tenant, JobRequest("test.flaky", {"tag": t, "succeed_on": 99}, tenant.location_id)
+    )
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    (row,) = await jobs_tagged(container, t)
+    assert (row.status, row.attempts) == ("failed", 3)
+    assert row.error == "RuntimeError: boom on attempt 3"
+
+    listed = await client.get("/api/v1/jobs/failed", headers=tenant.headers)
+    assert listed.status_code == 200, listed.text
+    (item,) = [i for i in listed.json()["items"] if i["args"].get("tag") == t]
+    assert (item["id"], item["kind"], item["error"]) == (row.id, "test.flaky", row.error)
+
+    # Another location neither sees nor retries it.
+    theirs = await client.get("/api/v1/jobs/failed", headers=other_tenant.headers)
+    assert all(i["id"] != row.id for i in theirs.json()["items"])
+    refused = await client.post(f"/api/v1/jobs/{row.id}/retry", headers=other_tenant.headers)
+    assert refused.status_code == 404
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+    retried = await client.post(f"/api/v1/jobs/{row.id}/retry", headers=tenant.headers)
+    assert retried.status_code == 202, retried.text
+    (row,) = await jobs_tagged(container, t)
+    assert row.status == "todo"
+    again = await client.post(f"/api/v1/jobs/{row.id}/retry", headers=tenant.headers)
+    assert again.status_code == 404  # it is no longer failed
+
+    # One more attempt, which fails again: failed once more, not retried on the schedule.
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    (row,) = await jobs_tagged(container, t)
+    assert (row.status, len(SEEN[t])) == ("failed", 4)
+
+
+async def test_failed_jobs_page_with_a_cursor(
+    container: Container, tenant: Tenant, client: httpx.AsyncClient
+) -> None:
+    t = tag()
+    for _ in range(3):
+        await enqueue(
+            container, tenant, JobRequest("test.flaky", {"tag": t, "succeed_on": 99}, tenant.location_id)
+        )
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    first = (await client.get("/api/v1/jobs/failed?limit=2", headers=tenant.headers)).json()
+    assert len(first["items"]) == 2
+    assert first["next_cursor"]
+    rest = await client.get(
+        "/api/v1/jobs/failed", params={"limit": 2, "cursor": first["next_cursor"]}, headers=tenant.headers
+    )
+    ids = [i["id"] for i in first["items"] + rest.json()["items"]]
+    assert ids == sorted(ids, reverse=True)
+    assert len(set(ids)) == len(ids) >= 3
+    bad = await client.get("/api/v1/jobs/failed?offset=2", headers=tenant.headers)
+    assert bad.status_code == 422
+
+
+async def test_a_key_without_the_jobs_scopes_is_refused(
+    container: Container, tenant: Tenant, client: httpx.AsyncClient
+) -> None:
+    _, secret = await container.api_keys().create(
+        Actor.operator(),
+        "contacts only",
+        scopes=parse_scopes(["contacts:read"]),
+        location_id=tenant.location_id,
+    )
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert (await client.get("/api/v1/jobs/failed", headers=headers)).status_code == 403
+    assert (await client.post("/api/v1/jobs/1/retry", headers=headers)).status_code == 403
+
+
+async def test_a_scheduled_job_waits_for_its_time(container: Container, tenant: Tenant) -> None:
+    t = tag()
+    at = datetime.now(UTC) + timedelta(days=3)
+    await enqueue(container, tenant, JobRequest("test.echo", {"tag": t}, tenant.location_id, run_at=at))
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS, fast_forward=False)
+    (row,) = await jobs_tagged(container, t)
+    assert row.status == "todo"
+    assert abs((row.scheduled_at - at).total_seconds()) < 1
+    assert t not in SEEN
+
+
+async def test_a_queueing_lock_drops_the_duplicate_without_aborting_the_transaction(
+    container: Container, tenant: Tenant
+) -> None:
+    t = tag()
+    lock = f"once-{t}"
+    job = JobRequest("test.echo", {"tag": t}, tenant.location_id, queueing_lock=lock)
+    other = JobRequest("test.echo", {"tag": t, "n": 2}, tenant.location_id)
+    await enqueue(container, tenant, job, job, other)
+    rows = await jobs_tagged(container, t)
+    assert len(rows) == 2  # the duplicate was dropped; the job after it still committed
+    await enqueue(container, tenant, job)
+    assert len(await jobs_tagged(container, t)) == 2
+
+
+@pytest.mark.parametrize("status", ["nonsense"])
+async def test_the_operator_listing_refuses_an_unknown_status(container: Container, status: str) -> None:
+    from ghl_core.shared.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        await container.job_admin().list(status=status)
