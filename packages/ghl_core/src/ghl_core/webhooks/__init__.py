@@ -1,0 +1,2 @@
+"""Outbound webhooks: per-location subscriptions, signed deliveries (Standard Webhooks), retries and a
+delivery log."""
