@@ -1,0 +1,1 @@
+"""Inbound webhooks: one receiving path for every provider's callbacks (verify, store, answer, process)."""
