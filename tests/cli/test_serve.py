@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -69,6 +70,29 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     pytest.fail(f"ghl serve never became ready:\n{log.read_text()}")
 
 
+def assert_events_consumed_in_process(data_dir: Path, location_id: str) -> None:
+    """No `ghl worker` runs: the worker inside `ghl serve` consumes the events of the change."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "GHL_APP_DATABASE_URL"}}
+    env |= {"GHL_DATA_DIR": str(data_dir), "GHL_LOG_LEVEL": "WARNING"}
+    args = ["jobs", "list", "--kind", "events.consume", "--location", location_id, "--json"]
+    statuses: list[str] = []
+    for _ in range(120):
+        listed = subprocess.run(  # noqa: S603 - our own command, arguments built here
+            [sys.executable, "-m", "ghl_cli.main", *args],
+            env=env,
+            cwd=data_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        statuses = [job["status"] for job in json.loads(listed.stdout)["items"]]
+        if statuses and set(statuses) == {"succeeded"}:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the events were not consumed by the in-process worker: {statuses}")
+
+
 def test_serve_first_start_prints_a_working_demo_key_and_restarts_on_the_same_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
@@ -92,6 +116,13 @@ def test_serve_first_start_prints_a_working_demo_key_and_restarts_on_the_same_da
         assert openapi.status_code == 200
         assert openapi.json()["openapi"].startswith("3.")
         assert key not in os.environ.values()
+        made = httpx.post(
+            f"{base}/api/v1/contacts",
+            json={"first_name": "Serve"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert made.status_code == 201, made.text
+        assert_events_consumed_in_process(data_dir, location.json()["id"])
     assert process.returncode == 0, first_log.read_text()
 
     second_log = tmp_path / "second.log"

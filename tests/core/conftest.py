@@ -8,12 +8,14 @@ from fakes import (
     FakeExternalVerifier,
     FakePasswordHasher,
     FakeTokenCodec,
+    InMemoryCache,
     InMemoryFailureCounter,
     InMemoryStore,
 )
 from ghl_core.audit.services import AuditService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import FixedClock
 from ghl_core.tenancy.models import AgencyRole, LocationGrant, LocationRole, PlanTier
 from ghl_core.tenancy.permissions import Actor
@@ -52,13 +54,25 @@ def failures(clock: FixedClock) -> InMemoryFailureCounter:
 
 
 @pytest.fixture
-def tenancy(store: InMemoryStore, clock: FixedClock, hasher: FakePasswordHasher) -> TenancyService:
-    return TenancyService(store, clock, hasher)
+def cache(clock: FixedClock) -> InMemoryCache:
+    return InMemoryCache(clock)
 
 
 @pytest.fixture
-def api_keys(store: InMemoryStore, clock: FixedClock) -> ApiKeyService:
-    return ApiKeyService(store, clock)
+def read_cache(cache: InMemoryCache) -> ReadCache:
+    return ReadCache(cache, ttl_seconds=60)
+
+
+@pytest.fixture
+def tenancy(
+    store: InMemoryStore, clock: FixedClock, hasher: FakePasswordHasher, read_cache: ReadCache
+) -> TenancyService:
+    return TenancyService(store, clock, hasher, read_cache)
+
+
+@pytest.fixture
+def api_keys(store: InMemoryStore, clock: FixedClock, read_cache: ReadCache) -> ApiKeyService:
+    return ApiKeyService(store, clock, read_cache)
 
 
 @pytest.fixture
@@ -69,8 +83,9 @@ def auth(
     codec: FakeTokenCodec,
     failures: InMemoryFailureCounter,
     verifier: FakeExternalVerifier,
+    read_cache: ReadCache,
 ) -> AuthService:
-    return AuthService(store, clock, hasher, codec, failures, external=[verifier])
+    return AuthService(store, clock, hasher, codec, failures, external=[verifier], cache=read_cache)
 
 
 @pytest.fixture

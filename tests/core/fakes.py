@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
+from webhook_fakes import InMemoryWebhookRepository, WebhookData
+
 from ghl_core.audit.ports import AuditLog, EventOutbox
 from ghl_core.identity.models import (
     AccessClaims,
@@ -30,6 +32,8 @@ from ghl_core.identity.models import (
     UserCredential,
 )
 from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
+from ghl_core.jobs.models import FailedJob, FailedJobRepository
+from ghl_core.jobs.ports import JobQueue, JobRequest
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.errors import Conflict, Unauthenticated
@@ -38,6 +42,7 @@ from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
 from ghl_core.shared.scope import ScopeKind, TenantScope
 from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant, LocationRole, PlanTier, User
 from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
+from ghl_core.webhooks.ports import WebhookRepository
 
 T = TypeVar("T")
 
@@ -53,8 +58,11 @@ class StoreData:
     refresh_tokens: dict[uuid.UUID, RefreshToken] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
     events: list[DomainEvent] = field(default_factory=list)
+    jobs: list[JobRequest] = field(default_factory=list)
+    failed_jobs: dict[uuid.UUID | None, list[FailedJob]] = field(default_factory=dict)  # by location
     # Agencies soft-deleted by an operator: their users are disabled and their keys revoked.
     deleted_agencies: set[uuid.UUID] = field(default_factory=set)
+    webhooks: WebhookData = field(default_factory=WebhookData)
 
 
 class InMemoryStore:
@@ -348,6 +356,28 @@ class InMemoryEventOutbox(_Repo):
         self._d.events.append(event)
 
 
+class InMemoryJobQueue(_Repo):
+    async def enqueue(self, *jobs: JobRequest) -> None:
+        self._d.jobs.extend(jobs)
+
+
+class InMemoryFailedJobRepository(_Repo):
+    def _mine(self) -> list[FailedJob]:
+        return self._d.failed_jobs.get(self._uow.scope.location_id, [])
+
+    async def list(self, limit: int, before: int | None) -> list[FailedJob]:
+        rows = sorted((j for j in self._mine() if before is None or j.id < before), key=lambda j: -j.id)
+        return rows[:limit]
+
+    async def retry(self, job_id: int) -> bool:
+        mine = self._mine()
+        for job in mine:
+            if job.id == job_id:
+                mine.remove(job)
+                return True
+        return False
+
+
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore, scope: TenantScope) -> None:
         self.store = store
@@ -363,6 +393,9 @@ class InMemoryUnitOfWork:
         self.credentials: CredentialLookup = InMemoryCredentialLookup(self)
         self.audit: AuditLog = InMemoryAuditLog(self)
         self.events: EventOutbox = InMemoryEventOutbox(self)
+        self.jobs: JobQueue = InMemoryJobQueue(self)
+        self.failed_jobs: FailedJobRepository = InMemoryFailedJobRepository(self)
+        self.webhooks: WebhookRepository = InMemoryWebhookRepository(self)
 
     def working(self) -> StoreData:
         if self._work is None:
@@ -522,3 +555,29 @@ class InMemoryFailureCounter:
 
     async def clear(self, key: str) -> None:
         self._windows.pop(key, None)
+
+
+class InMemoryCache:
+    """The cache port for core tests: values expire on the fixed clock; `invalidated` records every call."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        self.clock = clock
+        self.values: dict[str, tuple[bytes, datetime]] = {}
+        self.invalidated: list[str] = []
+
+    async def get(self, key: str) -> bytes | None:
+        found = self.values.get(key)
+        if found is None or found[1] <= self.clock.now():
+            return None
+        return found[0]
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        self.values[key] = (value, self.clock.now() + timedelta(seconds=ttl_seconds))
+
+    async def invalidate(self, *keys: str) -> None:
+        self.invalidated.extend(keys)
+        for key in keys:
+            self.values.pop(key, None)
+
+    def clear(self) -> None:
+        self.values.clear()

@@ -15,7 +15,7 @@ from fakes import (
     InMemoryStore,
 )
 from ghl_core.identity.api_keys import ApiKeyService
-from ghl_core.identity.auth import LOGIN_MAX_FAILURES, AuthService, describe
+from ghl_core.identity.auth import API_KEY_TOUCH_INTERVAL, LOGIN_MAX_FAILURES, AuthService, describe
 from ghl_core.identity.secrets import REFRESH_TOKEN_PREFIX, secret_hash
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.errors import (
@@ -401,14 +401,19 @@ async def test_api_key_of_a_deleted_location_or_agency(
     operator: Actor,
     world: World,
     store: InMemoryStore,
+    clock: FixedClock,
 ) -> None:
     _, on_b = await api_keys.create(operator, "b", location_id=world.loc_b.id)
     _, on_a = await api_keys.create(operator, "a", location_id=world.loc_a.id)
+    assert (await auth.authenticate(on_b)).location_id == world.loc_b.id  # now cached
     await tenancy.delete_location(operator, world.loc_b.id)
     with pytest.raises(Unauthenticated):
         await auth.authenticate(on_b)
     assert (await auth.authenticate(on_a)).location_id == world.loc_a.id
+    # No service deletes an agency (an operator does it in SQL): its keys stop when their cached entry
+    # is next checked against the database.
     store.data.deleted_agencies.add(world.agency.id)
+    clock.advance(API_KEY_TOUCH_INTERVAL)
     with pytest.raises(Unauthenticated):
         await auth.authenticate(on_a)
 

@@ -7,8 +7,12 @@ from datetime import timedelta
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
 
+from ghl_adapters.cache import wiring as cache_wiring
 from ghl_adapters.identity import Argon2PasswordHasher, ClerkJwtVerifier, JwtAccessTokenCodec
 from ghl_adapters.identity.secretbox import AesGcmSecretBox
+from ghl_adapters.inbound.wiring import build_inbound_registry
+from ghl_adapters.jobs.admin import JobAdmin
+from ghl_adapters.jobs.queue import procrastinate_app
 from ghl_adapters.observability import HttpMetrics
 from ghl_adapters.ratelimit import (
     InMemoryFailureCounter,
@@ -20,6 +24,7 @@ from ghl_adapters.settings import Settings
 from ghl_adapters.sql.engines import create_engines
 from ghl_adapters.sql.idempotency import SqlIdempotencyStore
 from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
+from ghl_adapters.webhooks import DnsResolver, HttpxWebhookSender, StandardWebhooksSigner
 from ghl_core.audit.services import AuditService
 from ghl_core.contacts.exports import ContactExportService
 from ghl_core.contacts.imports import ContactImportService
@@ -30,15 +35,21 @@ from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
 from ghl_core.identity.ports import ExternalTokenVerifier, FailureCounter
+from ghl_core.inbound.endpoints import InboundEndpointService
+from ghl_core.inbound.services import InboundService
+from ghl_core.jobs.services import JobService
 from ghl_core.notes.services import NoteService
 from ghl_core.pipelines.opportunities import OpportunityService
 from ghl_core.pipelines.services import PipelineService
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import SystemClock
 from ghl_core.shared.ratelimit import RateLimiter
 from ghl_core.smart_lists.services import SmartListService
 from ghl_core.tags.services import TagService
 from ghl_core.tasks.services import TaskService
 from ghl_core.tenancy.services import TenancyService
+from ghl_core.webhooks.addresses import UrlGuard
+from ghl_core.webhooks.services import WebhookService
 
 
 def _redis(settings: Settings) -> Redis | None:
@@ -85,10 +96,14 @@ class Container(containers.DeclarativeContainer):
         pool_size=settings.provided.db_pool_size,
         app_database_url=settings.provided.app_database_url,
     )
-    uow = providers.Singleton(SqlUnitOfWorkFactory, engines)
+    job_app = providers.Singleton(procrastinate_app, database_url)
+    uow = providers.Singleton(SqlUnitOfWorkFactory, engines, job_app)
     redis = providers.Singleton(_redis, settings)
     rate_limiter = providers.Singleton(_rate_limiter, redis)
     failure_counter = providers.Singleton(_failure_counter, redis)
+    cache_bus = providers.Singleton(cache_wiring.cache_bus, settings, redis, database_url, engines)
+    cache = providers.Singleton(cache_wiring.cache, settings, redis, cache_bus)
+    read_cache = providers.Singleton(ReadCache, cache, settings.provided.cache_ttl_seconds)
     idempotency = providers.Singleton(SqlIdempotencyStore, uow, clock)
     metrics = providers.Singleton(HttpMetrics)
 
@@ -99,28 +114,61 @@ class Container(containers.DeclarativeContainer):
     external_verifiers = providers.Singleton(_external_verifiers, settings)
     secret_box = providers.Singleton(AesGcmSecretBox.from_secret, secret_key)
 
-    tenancy = providers.Singleton(TenancyService, uow, clock, password_hasher)
-    api_keys = providers.Singleton(ApiKeyService, uow, clock)
+    tenancy = providers.Singleton(TenancyService, uow, clock, password_hasher, read_cache)
+    api_keys = providers.Singleton(ApiKeyService, uow, clock, read_cache)
     audit = providers.Singleton(AuditService, uow)
-    contacts = providers.Singleton(ContactService, uow, clock)
-    contact_imports = providers.Singleton(ContactImportService, uow, clock)
-    contact_exports = providers.Singleton(ContactExportService, uow, clock)
-    contact_finder = providers.Singleton(ContactFinder, uow, clock)
-    contact_search = providers.Singleton(ContactSearchService, uow)
-    smart_lists = providers.Singleton(SmartListService, uow, clock)
+    contacts = providers.Singleton(ContactService, uow, clock, read_cache)
+    contact_imports = providers.Singleton(ContactImportService, uow, clock, cache=read_cache)
+    contact_exports = providers.Singleton(ContactExportService, uow, clock, cache=read_cache)
+    contact_finder = providers.Singleton(ContactFinder, uow, clock, read_cache)
+    contact_search = providers.Singleton(ContactSearchService, uow, read_cache)
+    smart_lists = providers.Singleton(SmartListService, uow, clock, read_cache)
     tag_service = providers.Singleton(TagService, uow, clock)
-    custom_field_service = providers.Singleton(CustomFieldService, uow, clock)
+    custom_field_service = providers.Singleton(CustomFieldService, uow, clock, read_cache)
     notes = providers.Singleton(NoteService, uow, clock)
     tasks = providers.Singleton(TaskService, uow, clock)
     pipelines = providers.Singleton(PipelineService, uow, clock)
     opportunities = providers.Singleton(OpportunityService, uow, clock)
+    inbound_registry = providers.Singleton(build_inbound_registry, clock)
+    inbound = providers.Singleton(InboundService, uow, clock, inbound_registry)
+    inbound_endpoints = providers.Singleton(InboundEndpointService, uow, clock, secret_box)
+    jobs = providers.Singleton(JobService, uow)
+    webhook_resolver = providers.Singleton(DnsResolver)
+    webhook_guard = providers.Singleton(
+        UrlGuard, webhook_resolver, allow_private=settings.provided.webhooks_allow_private
+    )
+    webhook_signer = providers.Singleton(StandardWebhooksSigner)
+    webhook_sender = providers.Singleton(
+        HttpxWebhookSender, timeout_seconds=settings.provided.webhook_timeout_seconds
+    )
+    webhooks = providers.Singleton(
+        WebhookService,
+        uow,
+        clock,
+        secret_box,
+        webhook_guard,
+        webhook_signer,
+        webhook_sender,
+        disable_after=settings.provided.webhook_disable_after,
+    )
+    job_admin = providers.Singleton(JobAdmin, engines.provided.owner)
     auth = providers.Singleton(
-        AuthService, uow, clock, password_hasher, access_tokens, failure_counter, external_verifiers
+        AuthService,
+        uow,
+        clock,
+        password_hasher,
+        access_tokens,
+        failure_counter,
+        external_verifiers,
+        cache=read_cache,
     )
 
 
 async def close_container(container: Container) -> None:
     """Releases the container's pools. Clients connect lazily, so building one here costs nothing."""
+    bus = container.cache_bus()
+    if bus is not None:
+        await bus.close()  # its listening task first: it uses the Redis client or its own connection
     client = container.redis()
     if client is not None:
         await client.aclose()

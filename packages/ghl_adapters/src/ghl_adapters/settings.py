@@ -62,6 +62,53 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("GHL_MAX_BODY_BYTES"))
     db_pool_size: int = Field(10, ge=1, le=200, validation_alias=_env("GHL_DB_POOL_SIZE"))
     demo: bool = Field(True, validation_alias=_env("GHL_DEMO"))
+    # Hot reads (API key look-ups, locations, custom field definitions) are cached this long; 0 turns
+    # the cache off. Writes invalidate at once in every process, so this bounds only out-of-band edits.
+    cache_ttl_seconds: float = Field(
+        60.0, ge=0.0, le=86_400.0, validation_alias=_env("GHL_CACHE_TTL_SECONDS")
+    )
+    cache_max_entries: int = Field(10_000, ge=1, validation_alias=_env("GHL_CACHE_MAX_ENTRIES"))
+
+    # Background jobs.
+    worker_concurrency: int = Field(8, ge=1, le=256, validation_alias=_env("GHL_WORKER_CONCURRENCY"))
+    # `ghl serve` runs a worker in its own process unless told not to (then run `ghl worker`).
+    serve_worker: bool = Field(True, validation_alias=_env("GHL_SERVE_WORKER"))
+    # A worker silent for this long is presumed dead; its running jobs go back to the queue.
+    jobs_stalled_after_seconds: float = Field(
+        30.0, ge=1.0, le=3600.0, validation_alias=_env("GHL_JOBS_STALLED_AFTER_SECONDS")
+    )
+    # An idle worker looks for due jobs this often (new jobs wake it at once through LISTEN/NOTIFY; this
+    # bounds the wait for jobs that become due later: retries, schedules, the next job of a lock).
+    jobs_poll_seconds: float = Field(0.5, ge=0.05, le=60.0, validation_alias=_env("GHL_JOBS_POLL_SECONDS"))
+    # How long a stopping worker waits for its running jobs before handing them back.
+    jobs_shutdown_seconds: float = Field(
+        25.0, ge=0.0, le=3600.0, validation_alias=_env("GHL_JOBS_SHUTDOWN_SECONDS")
+    )
+    # Finished jobs are pruned after this many hours; failed ones are kept until retried or removed.
+    jobs_keep_hours: int = Field(72, ge=1, validation_alias=_env("GHL_JOBS_KEEP_HOURS"))
+
+    # Outbound webhooks. Private, loopback and link-local receivers are refused unless allowed here
+    # (a test set-up, or receivers on the operator's own network).
+    webhooks_allow_private: bool = Field(False, validation_alias=_env("GHL_WEBHOOKS_ALLOW_PRIVATE"))
+    # The wait before each retry of a failed delivery (network error, 429, 5xx): one retry per entry.
+    webhook_retry_schedule: str = Field("30s,5m,30m", validation_alias=_env("GHL_WEBHOOK_RETRY_SCHEDULE"))
+    webhook_timeout_seconds: float = Field(
+        30.0, gt=0.0, le=300.0, validation_alias=_env("GHL_WEBHOOK_TIMEOUT_SECONDS")
+    )
+    # A subscription whose deliveries failed this many times in a row is turned off.
+    webhook_disable_after: int = Field(10, ge=1, validation_alias=_env("GHL_WEBHOOK_DISABLE_AFTER"))
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        from ghl_adapters.jobs.kinds import parse_duration
+
+        parts = [part for part in value.split(",") if part.strip()]
+        for part in parts:
+            parse_duration(part)
+        if len(parts) > 100:
+            raise ValueError("at most 100 retries")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

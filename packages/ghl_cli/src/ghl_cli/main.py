@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from ghl_cli.commands import agencies, apikeys, db, doctor, locations, opportunities, pipelines, serve, users
+from ghl_cli.commands import (
+    agencies,
+    apikeys,
+    db,
+    doctor,
+    jobs,
+    locations,
+    opportunities,
+    pipelines,
+    serve,
+    users,
+    worker,
+)
 from ghl_cli.commands import contacts as contacts_commands
+from ghl_cli.commands import inbound as inbound_commands
+from ghl_cli.commands import webhooks as webhooks_commands
 
 app = typer.Typer(
     name="ghl",
@@ -18,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.command("doctor")(doctor.doctor)
 app.add_typer(db.app, name="db")
 app.add_typer(agencies.app, name="agencies")
@@ -27,6 +42,9 @@ app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(contacts_commands.app, name="contacts")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(opportunities.app, name="opportunities")
+app.add_typer(inbound_commands.app, name="inbound")
+app.add_typer(webhooks_commands.app, name="webhooks")
+app.add_typer(jobs.app, name="jobs")
 
 
 def run() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -21,11 +23,14 @@ from ghl_http.controllers.contact_imports import ContactExportController, Contac
 from ghl_http.controllers.contact_search import ContactSearchController
 from ghl_http.controllers.contacts import ContactsController
 from ghl_http.controllers.custom_fields import CustomFieldsController
+from ghl_http.controllers.inbound import InboundReceiveController, InboundWebhooksController
+from ghl_http.controllers.jobs import JobsController
 from ghl_http.controllers.location import ApiKeysController, AuditController, LocationController
 from ghl_http.controllers.notes_tasks import ContactNotesController, ContactTasksController, TasksController
 from ghl_http.controllers.pipelines import OpportunitiesController, PipelinesController
 from ghl_http.controllers.smart_lists import SmartListsController
 from ghl_http.controllers.tags import ContactTagsController, TagsController
+from ghl_http.controllers.webhooks import WebhooksController
 from ghl_http.deps import DEPENDENCIES
 from ghl_http.gate import API_PREFIX, ApiGate
 from ghl_http.middleware.request_context import install_request_context, metrics_route
@@ -79,6 +84,9 @@ def _openapi() -> OpenAPIConfig:
             Tag(name="smart lists"),
             Tag(name="pipelines"),
             Tag(name="opportunities"),
+            Tag(name="inbound webhooks"),
+            Tag(name="webhooks"),
+            Tag(name="location: jobs"),
         ],
     )
 
@@ -88,15 +96,24 @@ def create_app(
     *,
     on_shutdown: list[Callable[[], Any]] | None = None,
     close_container_on_shutdown: bool = True,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> Litestar:
+    """``background``: coroutines run for the app's lifetime (the in-process job worker of `ghl serve`),
+    cancelled at shutdown, which lets them finish their work gracefully."""
     settings = container.settings()
     metrics = container.metrics()
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
+        tasks = [asyncio.create_task(run()) for run in background]
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if close_container_on_shutdown:
                 await close_container(container)
             for hook in on_shutdown or []:
@@ -125,6 +142,9 @@ def create_app(
             TasksController,
             PipelinesController,
             OpportunitiesController,
+            InboundWebhooksController,
+            WebhooksController,
+            JobsController,
         ],
     )
     gate = DefineMiddleware(
@@ -135,7 +155,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     app = Litestar(
-        route_handlers=[api, live, ready, metrics_route(metrics)],
+        route_handlers=[api, InboundReceiveController, live, ready, metrics_route(metrics)],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[gate],

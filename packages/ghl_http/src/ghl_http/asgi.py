@@ -8,6 +8,7 @@ from __future__ import annotations
 from litestar import Litestar
 
 from ghl_adapters.container import build_container
+from ghl_adapters.jobs.worker import run_worker
 from ghl_adapters.observability import configure_logging
 from ghl_adapters.runtime import open_database
 from ghl_adapters.settings import load_settings
@@ -19,4 +20,9 @@ def create_app_from_env() -> Litestar:
     configure_logging(settings.log_level, json_logs=settings.log_json)
     database = open_database(settings)
     container = build_container(settings, database.url)
-    return create_app(container, on_shutdown=[database.release])
+    # One command for a new user: the server process also runs a job worker unless told not to
+    # (GHL_SERVE_WORKER=0, when `ghl worker` processes do the work).
+    background = (
+        [lambda: run_worker(container, install_signal_handlers=False)] if settings.serve_worker else []
+    )
+    return create_app(container, on_shutdown=[database.release], background=background)

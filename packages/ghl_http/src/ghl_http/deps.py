@@ -18,6 +18,7 @@ from ghl_core.contacts.services import ContactService
 from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
+from ghl_core.jobs.services import JobService
 from ghl_core.notes.services import NoteService
 from ghl_core.pipelines.opportunities import OpportunityService
 from ghl_core.pipelines.services import PipelineService
@@ -102,6 +103,10 @@ def provide_opportunities(state: State) -> OpportunityService:
     return _container(state).opportunities()
 
 
+def provide_jobs(state: State) -> JobService:
+    return _container(state).jobs()
+
+
 def provide_page(
     limit: Annotated[
         int | None, QueryParameter(description=f"Items per page (1 to {MAX_LIMIT}, default 20)")
@@ -132,4 +137,5 @@ DEPENDENCIES = {
     "tasks": Provide(provide_tasks, sync_to_thread=False),
     "pipelines": Provide(provide_pipelines, sync_to_thread=False),
     "opportunities": Provide(provide_opportunities, sync_to_thread=False),
+    "jobs": Provide(provide_jobs, sync_to_thread=False),
 }

@@ -53,6 +53,7 @@ from ghl_core.shared.events import DomainEvent
 
 from . import tables as t
 from .contacts import _COLUMNS, _from_row, _values
+from .repositories import SqlEventOutbox
 
 metadata = MetaData()
 
@@ -111,6 +112,7 @@ _KINDS: dict[str, str] = {
     "deleted_at": "timestamptz",
     "erased_at": "timestamptz",
     "occurred_at": "timestamptz",
+    "published_at": "timestamptz",
 }
 
 
@@ -162,7 +164,7 @@ _CONTACT_WRITE_COLUMNS = (*_COLUMNS, "email_key", "phone_key")
 _CONTACT_INSERT_COLUMNS = ("id", "location_id", *_CONTACT_WRITE_COLUMNS)
 _CONTACT_UPDATE_COLUMNS = ("id", *_CONTACT_WRITE_COLUMNS)
 _AUDIT_COLUMNS = tuple(c.name for c in t.audit_log.columns)
-_EVENT_COLUMNS = tuple(c.name for c in t.domain_events.columns if c.name != "published_at")
+_EVENT_COLUMNS = tuple(c.name for c in t.domain_events.columns)
 
 _INSERT_CONTACTS = _insert_from_arrays(
     "contacts", _CONTACT_INSERT_COLUMNS, " ON CONFLICT DO NOTHING RETURNING id"
@@ -201,9 +203,12 @@ def _job(row: Any) -> ContactImport:
 
 
 class SqlContactImportRepository:
-    def __init__(self, conn: AsyncConnection, request_id: str | None = None) -> None:
+    def __init__(
+        self, conn: AsyncConnection, request_id: str | None = None, outbox: SqlEventOutbox | None = None
+    ) -> None:
         self._c = conn
         self._request_id = request_id
+        self._outbox = outbox
 
     # -- the import records -------------------------------------------------------------------------
     async def add(self, job: ContactImport) -> None:
@@ -367,11 +372,14 @@ class SqlContactImportRepository:
                             "entity_id": e.entity_id,
                             "payload": e.payload,
                             "occurred_at": e.occurred_at,
+                            "published_at": e.occurred_at,  # handed to the job engine at commit
                         }
                         for e in events
                     ],
                 ),
             )
+            if self._outbox is not None:
+                self._outbox.track(events)
 
     # -- export -------------------------------------------------------------------------------------
     async def export_batch(

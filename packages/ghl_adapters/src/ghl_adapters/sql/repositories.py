@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -520,10 +520,18 @@ class SqlAuditLog:
 
 
 class SqlEventOutbox:
+    """Writes events and remembers them: the unit of work hands them to the job engine at commit."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
+        self.recorded: list[DomainEvent] = []
+
+    def track(self, events: Iterable[DomainEvent]) -> None:
+        """Events another repository wrote in bulk, to be dispatched like the ones added here."""
+        self.recorded.extend(events)
 
     async def add(self, event: DomainEvent) -> None:
+        self.recorded.append(event)
         await self._c.execute(
             insert(t.domain_events).values(
                 id=event.id,
@@ -533,6 +541,8 @@ class SqlEventOutbox:
                 entity_id=event.entity_id,
                 payload=event.payload,
                 occurred_at=event.occurred_at,
+                # Handed to the job engine in this same transaction (see SqlUnitOfWork.commit).
+                published_at=func.now(),
             )
         )
 

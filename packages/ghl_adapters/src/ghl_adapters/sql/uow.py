@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from procrastinate import App
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ghl_adapters.jobs.events import consume_jobs, write_outbox
+from ghl_adapters.jobs.queue import ProcrastinateJobQueue
 from ghl_core.shared.scope import ScopeKind, TenantScope
 
 from .contact_imports import SqlContactImportRepository
@@ -14,6 +17,8 @@ from .contact_search import SqlContactSearch
 from .contacts import SqlContactRepository
 from .custom_fields import SqlCustomFieldRepository
 from .engines import Engines
+from .inbound import SqlInboundEndpointRepository, SqlInboundEventRepository
+from .jobs import SqlFailedJobRepository
 from .notes_tasks import SqlNoteRepository, SqlTaskRepository
 from .pipelines import SqlOpportunityRepository, SqlPipelineRepository
 from .repositories import (
@@ -29,6 +34,7 @@ from .repositories import (
 from .request_context import current_request_id
 from .smart_lists import SqlSmartListRepository
 from .tags import SqlTagRepository
+from .webhooks import SqlWebhookRepository
 
 _SET_SCOPE = text(
     "SELECT set_config('app.agency_id', :agency, true), set_config('app.location_id', :location, true)"
@@ -36,9 +42,10 @@ _SET_SCOPE = text(
 
 
 class SqlUnitOfWork:
-    def __init__(self, engines: Engines, scope: TenantScope) -> None:
+    def __init__(self, engines: Engines, scope: TenantScope, jobs: App) -> None:
         self.scope = scope
         self._engines = engines
+        self._jobs_app = jobs
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> SqlUnitOfWork:
@@ -68,8 +75,10 @@ class SqlUnitOfWork:
         self.credentials = SqlCredentialLookup(conn)
         self.audit = SqlAuditLog(conn, current_request_id())
         self.events = SqlEventOutbox(conn)
+        self.jobs = ProcrastinateJobQueue(conn, self._jobs_app)
+        self.failed_jobs = SqlFailedJobRepository(conn)
         self.contacts = SqlContactRepository(conn)
-        self.contact_imports = SqlContactImportRepository(conn, current_request_id())
+        self.contact_imports = SqlContactImportRepository(conn, current_request_id(), self.events)
         self.tags = SqlTagRepository(conn)
         self.custom_fields = SqlCustomFieldRepository(conn)
         self.contact_search = SqlContactSearch(conn)
@@ -78,6 +87,9 @@ class SqlUnitOfWork:
         self.tasks = SqlTaskRepository(conn)
         self.pipelines = SqlPipelineRepository(conn)
         self.opportunities = SqlOpportunityRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
+        self.inbound_endpoints = SqlInboundEndpointRepository(conn)
+        self.inbound_events = SqlInboundEventRepository(conn)
         return self
 
     async def __aexit__(
@@ -99,13 +111,20 @@ class SqlUnitOfWork:
         return self._conn
 
     async def commit(self) -> None:
+        # The events recorded here leave through jobs enqueued in this same transaction: both exist, or
+        # (rolled back) neither does.
+        if self.events.recorded:
+            needed = await write_outbox(self.connection, self.events.recorded)
+            await self.jobs.enqueue(*consume_jobs(needed))
+            self.events.recorded.clear()
         # The tenant settings were SET LOCAL: they end with this transaction, so the unit of work ends too.
         await self.connection.commit()
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engines: Engines) -> None:
+    def __init__(self, engines: Engines, jobs: App) -> None:
         self._engines = engines
+        self._jobs = jobs
 
     def __call__(self, scope: TenantScope) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engines, scope)
+        return SqlUnitOfWork(self._engines, scope, self._jobs)

@@ -17,6 +17,8 @@ from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, export_v
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, Contact, DndChannel
 from ghl_core.contacts.search import SearchPage, SearchSpec
 from ghl_core.contacts.selection import ContactFinder, ContactSelection, oldest_first
+from ghl_core.custom_fields.cached import cached_definitions
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.pagination import decode_cursor
 from ghl_core.shared.uow import UnitOfWorkFactory
@@ -72,10 +74,17 @@ def _csv_text(rows: list[list[str]]) -> str:
 
 
 class ContactExportService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, batch_size: int = EXPORT_BATCH) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        batch_size: int = EXPORT_BATCH,
+        cache: ReadCache | None = None,
+    ) -> None:
         self._uow = uow
         self._batch = batch_size
-        self.finder = ContactFinder(uow, clock)
+        self._cache = cache or ReadCache()
+        self.finder = ContactFinder(uow, clock, cache)
 
     async def export(self, actor: Actor, selection: ContactSelection | None = None) -> AsyncIterator[str]:
         """Checks the caller and the selection now (so a mistake is an error, not a broken stream), then
@@ -86,7 +95,7 @@ class ContactExportService:
         async with self._uow(actor.scope) as uow:
             if not selection.everyone and not _one_tag(selection):
                 spec = oldest_first(await self.finder.spec(uow, location_id, selection))
-            definitions = await uow.custom_fields.definitions(location_id)
+            definitions = await cached_definitions(self._cache, uow, location_id)
         custom_keys = [d.key for d in definitions]
         header = [*BASE_COLUMNS, *(f"{CUSTOM_PREFIX}{k}" for k in custom_keys)]
         if spec is not None:

@@ -30,15 +30,18 @@ from ghl_core.contacts.import_models import (
 from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
 from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.contacts.services import ContactService
+from ghl_core.custom_fields.cached import cached_definitions
 from ghl_core.custom_fields.models import CustomFieldDefinition
 from ghl_core.custom_fields.values import validate_values
 from ghl_core.shared.audit import AuditEntry
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -103,9 +106,16 @@ def _merge_fields(target: Contact, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class ContactImportService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, runner: str | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        runner: str | None = None,
+        cache: ReadCache | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._cache = cache or ReadCache()
         # Tells this process's imports from those of a process that stopped.
         self._runner = runner or new_id().hex
 
@@ -114,7 +124,7 @@ class ContactImportService:
         return self._runner
 
     async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
-        location = await uow.locations.get(location_id)
+        location = await cached_location(self._cache, location_id, lambda: uow.locations.get(location_id))
         if location is None or location.deleted_at is not None:
             raise NotFound(f"location {location_id} not found")
         return location
@@ -136,7 +146,8 @@ class ContactImportService:
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
             await self._fail_abandoned(uow)
-            definitions = await uow.custom_fields.definitions(location_id)
+            # Only the keys, to check the mapping: `run` reads them again under the lock.
+            definitions = await cached_definitions(self._cache, uow, location_id)
             mapping = resolve_mapping(headers, options.mapping, [d.key for d in definitions])
             now = self._clock.now()
             job = ContactImport(

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ghl_core.contacts.filters import Group, custom_keys, parse_filter
 from ghl_core.contacts.models import Contact
+from ghl_core.custom_fields.cached import cached_definitions
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.pagination import MAX_LIMIT, Page, decode_cursor
 from ghl_core.tenancy.permissions import Actor, Permission
@@ -128,8 +130,9 @@ def parse_page(limit: int | None, cursor: str | None, sort: Sort) -> SearchPage:
 
 
 class ContactSearchService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, cache: ReadCache | None = None) -> None:
         self._uow = uow
+        self._cache = cache or ReadCache()
 
     async def spec(self, uow: UnitOfWork, location_id: uuid.UUID, raw: Mapping[str, Any]) -> SearchSpec:
         """Checks query, filter and sort together so one response lists every mistake."""
@@ -144,7 +147,8 @@ class ContactSearchService:
         if raw.get("filter") is not None:
             definitions = {}
             if custom_keys(raw["filter"]):
-                definitions = {d.key: d.type for d in await uow.custom_fields.definitions(location_id)}
+                found = await cached_definitions(self._cache, uow, location_id)
+                definitions = {d.key: d.type for d in found}
             try:
                 group = parse_filter(raw["filter"], definitions)
             except ValidationFailed as exc:

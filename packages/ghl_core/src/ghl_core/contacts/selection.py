@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ghl_core.contacts.filters import Group, parse_filter
 from ghl_core.contacts.search import ContactSearchService, SearchResult, SearchSpec, Sort
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.smart_lists.services import SmartListService
@@ -43,10 +44,10 @@ def _and(groups: list[Group]) -> Group | None:
 
 
 class ContactFinder:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
         self._uow = uow
-        self._search = ContactSearchService(uow)
-        self._smart_lists = SmartListService(uow, clock)
+        self._search = ContactSearchService(uow, cache)
+        self._smart_lists = SmartListService(uow, clock, cache)
 
     async def spec(self, uow: UnitOfWork, location_id: uuid.UUID, selection: ContactSelection) -> SearchSpec:
         """The combined search; sorted as the smart list is, else newest first. Every mistake in the

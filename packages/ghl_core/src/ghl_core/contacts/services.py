@@ -10,23 +10,26 @@ from ghl_core.contacts.fields import clean_contact_fields
 from ghl_core.contacts.models import PII_FIELDS, Contact, DuplicatePolicy, DuplicatePriority
 from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.custom_fields.values import validate_values
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
 
 class ContactService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
         self._uow = uow
         self._clock = clock
+        self._cache = cache or ReadCache()
 
     async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
-        location = await uow.locations.get(location_id)
+        location = await cached_location(self._cache, location_id, lambda: uow.locations.get(location_id))
         if location is None or location.deleted_at is not None:
             raise NotFound(f"location {location_id} not found")
         return location
@@ -129,6 +132,7 @@ class ContactService:
     async def _clean(self, uow: UnitOfWork, location: Location, data: dict[str, Any]) -> dict[str, Any]:
         fields = clean_contact_fields(data, location.country)
         if "custom_fields" in fields:
+            # Not from the cache: this read holds the lock that makes a definition change wait for us.
             definitions = await uow.custom_fields.definitions(location.id)
             fields["custom_fields"] = validate_values(
                 definitions, fields["custom_fields"], region=location.country

@@ -8,10 +8,12 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from ghl_core.custom_fields.cached import cached_definitions
 from ghl_core.custom_fields.definitions import check_options, check_type, clean_new_definition
 from ghl_core.custom_fields.errors import StoredValuesBlockChange
 from ghl_core.custom_fields.models import CustomFieldDefinition
 from ghl_core.custom_fields.values import normalize_value
+from ghl_core.shared.cache import ReadCache, custom_fields_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
@@ -25,9 +27,10 @@ EXAMPLES = 5
 
 
 class CustomFieldService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
         self._uow = uow
         self._clock = clock
+        self._cache = cache or ReadCache()
 
     async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
         location = await uow.locations.get(location_id)
@@ -70,7 +73,7 @@ class CustomFieldService:
     async def list(self, actor: Actor) -> builtins.list[CustomFieldDefinition]:
         location_id = actor.require_location(Permission.CONTACTS_READ)
         async with self._uow(actor.scope) as uow:
-            return await uow.custom_fields.definitions(location_id)
+            return await cached_definitions(self._cache, uow, location_id)
 
     async def get(self, actor: Actor, definition_id: uuid.UUID) -> CustomFieldDefinition:
         location_id = actor.require_location(Permission.CONTACTS_READ)
@@ -98,6 +101,7 @@ class CustomFieldService:
             await uow.custom_fields.add(definition)
             await self._record(uow, actor, location, "create", definition, None, definition.snapshot())
             await uow.commit()
+        await self._cache.invalidate(custom_fields_cache_key(location_id))  # after the commit
         return definition
 
     async def update(
@@ -133,6 +137,7 @@ class CustomFieldService:
                 {**after.snapshot(), "contacts_changed": rewritten},
             )
             await uow.commit()
+        await self._cache.invalidate(custom_fields_cache_key(location_id))
         return after
 
     @staticmethod
@@ -208,4 +213,5 @@ class CustomFieldService:
                 {"contacts_changed": changed},
             )
             await uow.commit()
+        await self._cache.invalidate(custom_fields_cache_key(location_id))
         return changed

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from ghl_core.identity.models import ApiKey
 from ghl_core.identity.secrets import DISPLAY_PREFIX_LENGTH, new_api_key, secret_hash
+from ghl_core.shared.cache import ReadCache, api_key_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
@@ -42,9 +43,10 @@ def parse_scopes(values: list[str] | None, pointer: str = "/scopes") -> frozense
 
 
 class ApiKeyService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
         self._uow = uow
         self._clock = clock
+        self._cache = cache or ReadCache()
 
     def _location(self, actor: Actor, location_id: uuid.UUID | None, permission: Permission) -> uuid.UUID:
         if actor.is_operator:
@@ -126,21 +128,24 @@ class ApiKeyService:
             key = await uow.api_keys.get(key_id)
             if key is None or (expected is not None and key.location_id != expected):
                 raise NotFound(f"API key {key_id} not found")
-            if key.revoked_at is not None:
-                return key
-            revoked = replace(key, revoked_at=self._clock.now())
-            await uow.api_keys.update(revoked)
-            await record_change(
-                uow,
-                self._clock,
-                actor,
-                action="revoke",
-                entity_type="api_key",
-                entity_id=key.id,
-                agency_id=key.agency_id,
-                location_id=key.location_id,
-                before=key.snapshot(),
-                after=revoked.snapshot(),
-            )
-            await uow.commit()
+            revoked = key
+            if key.revoked_at is None:
+                revoked = replace(key, revoked_at=self._clock.now())
+                await uow.api_keys.update(revoked)
+                await record_change(
+                    uow,
+                    self._clock,
+                    actor,
+                    action="revoke",
+                    entity_type="api_key",
+                    entity_id=key.id,
+                    agency_id=key.agency_id,
+                    location_id=key.location_id,
+                    before=key.snapshot(),
+                    after=revoked.snapshot(),
+                )
+                await uow.commit()
+        # After the commit (see ghl_core.shared.cache); again on a repeated revoke, so retrying a revoke
+        # whose invalidation failed finishes the job.
+        await self._cache.invalidate(api_key_cache_key(key.key_hash))
         return revoked

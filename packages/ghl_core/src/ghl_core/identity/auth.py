@@ -6,17 +6,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from ghl_core.identity.models import (
     API_KEY_PREFIX,
     AccessClaims,
+    ApiKeyCredential,
     RefreshToken,
     TokenPair,
     UserCredential,
 )
 from ghl_core.identity.ports import AccessTokenCodec, ExternalTokenVerifier, FailureCounter, PasswordHasher
 from ghl_core.identity.secrets import new_refresh_token, secret_hash
+from ghl_core.shared.cache import ReadCache, api_key_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import (
     FieldError,
@@ -39,6 +42,40 @@ LOGIN_WINDOW = timedelta(minutes=15)
 REFRESH_TTL = timedelta(days=30)
 # Agency-level credentials have no location plan; they are limited like the pro tier.
 AGENCY_TIER = PlanTier.PRO
+# How often a key in use has its `last_used_at` written (the database function applies the same bound).
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedKey:
+    """A live API key as the cache holds it; `checked_at` is when the database last answered for it."""
+
+    credential: ApiKeyCredential
+    checked_at: datetime
+
+
+def _key_to_json(entry: _CachedKey) -> dict[str, Any]:
+    c = entry.credential
+    return {
+        "id": str(c.id),
+        "location_id": str(c.location_id),
+        "agency_id": str(c.agency_id),
+        "scopes": sorted(s.value for s in c.scopes),
+        "tier": c.tier.value,
+        "checked_at": entry.checked_at.isoformat(),
+    }
+
+
+def _key_from_json(data: Any) -> _CachedKey:
+    credential = ApiKeyCredential(
+        id=uuid.UUID(data["id"]),
+        location_id=uuid.UUID(data["location_id"]),
+        agency_id=uuid.UUID(data["agency_id"]),
+        scopes=frozenset(Permission(s) for s in data["scopes"]),
+        tier=PlanTier(data["tier"]),
+        revoked=False,
+    )
+    return _CachedKey(credential, datetime.fromisoformat(data["checked_at"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +95,10 @@ class AuthService:
         failures: FailureCounter,
         external: Sequence[ExternalTokenVerifier] = (),
         refresh_ttl: timedelta = REFRESH_TTL,
+        cache: ReadCache | None = None,
     ) -> None:
         self._uow = uow
+        self._cache = cache or ReadCache()
         self._clock = clock
         self._hasher = hasher
         self._tokens = tokens
@@ -255,11 +294,27 @@ class AuthService:
         )
 
     async def _authenticate_api_key(self, secret: str) -> Actor:
-        async with self._uow(TenantScope.anonymous()) as uow:
-            cred = await uow.credentials.api_key(secret_hash(secret))
-            await uow.commit()  # the look-up records the key's last use
-        if cred is None or cred.revoked:
+        """A live key is cached by its hash; revoking it, or changing or deleting its location,
+        invalidates the entry everywhere. A cached entry older than API_KEY_TOUCH_INTERVAL is looked up
+        again, which keeps `last_used_at` as true as it was without the cache."""
+        key_hash = secret_hash(secret)
+
+        async def load() -> _CachedKey | None:
+            async with self._uow(TenantScope.anonymous()) as uow:
+                found = await uow.credentials.api_key(key_hash)
+                await uow.commit()  # the look-up records the key's last use
+            # Revoked and unknown keys are not cached: a revocation is rare, a guess is not worth keeping.
+            return _CachedKey(found, self._clock.now()) if found is not None and not found.revoked else None
+
+        def fresh(entry: _CachedKey) -> bool:
+            return self._clock.now() - entry.checked_at < API_KEY_TOUCH_INTERVAL
+
+        entry = await self._cache.get_or_load(
+            api_key_cache_key(key_hash), load, _key_to_json, _key_from_json, fresh=fresh
+        )
+        if entry is None:
             raise Unauthenticated("API key is invalid or revoked")
+        cred = entry.credential
         return Actor(
             ActorKind.API_KEY,
             cred.id,

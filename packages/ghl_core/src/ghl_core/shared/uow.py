@@ -11,6 +11,9 @@ from ghl_core.contacts.ports import ContactRepository
 from ghl_core.contacts.search import ContactSearch
 from ghl_core.custom_fields.ports import CustomFieldRepository
 from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
+from ghl_core.inbound.ports import InboundEndpointRepository, InboundEventRepository
+from ghl_core.jobs.models import FailedJobRepository
+from ghl_core.jobs.ports import JobQueue
 from ghl_core.notes.ports import NoteRepository
 from ghl_core.pipelines.ports import OpportunityRepository, PipelineRepository
 from ghl_core.shared.scope import TenantScope
@@ -18,6 +21,7 @@ from ghl_core.smart_lists.ports import SmartListRepository
 from ghl_core.tags.ports import TagRepository
 from ghl_core.tasks.ports import TaskRepository
 from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
+from ghl_core.webhooks.ports import WebhookRepository
 
 
 class UnitOfWork(Protocol):
@@ -30,6 +34,8 @@ class UnitOfWork(Protocol):
     credentials: CredentialLookup
     audit: AuditLog
     events: EventOutbox
+    jobs: JobQueue
+    failed_jobs: FailedJobRepository
     contacts: ContactRepository
     contact_imports: ContactImportRepository
     tags: TagRepository
@@ -40,6 +46,9 @@ class UnitOfWork(Protocol):
     tasks: TaskRepository
     pipelines: PipelineRepository
     opportunities: OpportunityRepository
+    webhooks: WebhookRepository
+    inbound_endpoints: InboundEndpointRepository
+    inbound_events: InboundEventRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
 

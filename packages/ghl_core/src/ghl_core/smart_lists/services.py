@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ghl_core.contacts.search import ContactSearchService, SearchResult, SearchSpec
+from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
@@ -20,10 +21,10 @@ MAX_NAME = 200
 
 
 class SmartListService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
         self._uow = uow
         self._clock = clock
-        self._search = ContactSearchService(uow)
+        self._search = ContactSearchService(uow, cache)
 
     async def _visible(self, uow: UnitOfWork, smart_list_id: uuid.UUID) -> SmartList:
         found = await uow.smart_lists.get(smart_list_id)

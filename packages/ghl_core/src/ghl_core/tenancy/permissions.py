@@ -33,14 +33,24 @@ class Permission(StrEnum):
     WORKFLOWS_WRITE = "workflows:write"
     WEBHOOKS_READ = "webhooks:read"
     WEBHOOKS_WRITE = "webhooks:write"
+    JOBS_READ = "jobs:read"
+    JOBS_WRITE = "jobs:write"
 
 
 # Permissions that only make sense at agency level: never granted to a location credential.
 AGENCY_ONLY = frozenset({Permission.LOCATIONS_WRITE, Permission.USERS_READ, Permission.USERS_WRITE})
 # What a location credential may carry as a scope.
 LOCATION_SCOPES = frozenset(Permission) - AGENCY_ONLY
-# A location user (not admin) may not manage keys or read the audit trail.
-_LOCATION_ADMIN_ONLY = frozenset({Permission.APIKEYS_READ, Permission.APIKEYS_WRITE, Permission.AUDIT_READ})
+# A location user (not admin) may not manage keys, read the audit trail or see background jobs.
+_LOCATION_ADMIN_ONLY = frozenset(
+    {
+        Permission.APIKEYS_READ,
+        Permission.APIKEYS_WRITE,
+        Permission.AUDIT_READ,
+        Permission.JOBS_READ,
+        Permission.JOBS_WRITE,
+    }
+)
 LOCATION_ROLE_PERMISSIONS: dict[LocationRole, frozenset[Permission]] = {
     LocationRole.ADMIN: LOCATION_SCOPES,
     LocationRole.USER: LOCATION_SCOPES - _LOCATION_ADMIN_ONLY - {Permission.WEBHOOKS_WRITE},
@@ -56,6 +66,7 @@ class ActorKind(StrEnum):
     USER = "user"
     API_KEY = "api_key"
     OPERATOR = "operator"
+    SYSTEM = "system"  # the platform acting on what arrived from outside (inbound webhooks); no permission
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from ghl_core.identity.ports import PasswordHasher
+from ghl_core.shared.cache import ReadCache, api_key_cache_key, location_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from ghl_core.shared.ids import new_id
-from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.pagination import MAX_LIMIT, Page, PageRequest, decode_cursor
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import check_country, check_email, check_name, check_password, check_timezone
+from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant, LocationRole, PlanTier, User
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 
@@ -55,10 +58,13 @@ def _validate_location(name: str | None, timezone: str | None, country: str | No
 
 
 class TenancyService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, hasher: PasswordHasher) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, hasher: PasswordHasher, cache: ReadCache | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._hasher = hasher
+        self._cache = cache or ReadCache()
 
     # -- agencies ----------------------------------------------------------------------------------
     async def create_agency(self, actor: Actor, name: str) -> Agency:
@@ -165,6 +171,20 @@ class TenancyService:
 
     async def get_location(self, actor: Actor, location_id: uuid.UUID) -> Location:
         actor.require(Permission.LOCATIONS_READ)
+        if actor.location_id is not None:
+            # A location credential reading its own location needs no other check: served from the cache.
+            if actor.location_id != location_id:
+                raise NotFound(f"location {location_id} not found")
+
+            async def load() -> Location | None:
+                async with self._uow(actor.scope) as uow:
+                    return await uow.locations.get(location_id)
+
+            location = await cached_location(self._cache, location_id, load)
+            if location is None or location.deleted_at is not None:
+                raise NotFound(f"location {location_id} not found")
+            actor.check_same_agency(location.agency_id)
+            return location
         async with self._uow(actor.scope) as uow:
             return await self._visible_location(uow, actor, location_id)
 
@@ -225,6 +245,7 @@ class TenancyService:
                 event_type="LocationUpdate",
             )
             await uow.commit()
+        await self._forget_location(location)
         return updated
 
     async def delete_location(self, actor: Actor, location_id: uuid.UUID) -> None:
@@ -249,6 +270,22 @@ class TenancyService:
                 event_type="LocationDelete",
             )
             await uow.commit()
+        await self._forget_location(location)
+
+    async def _forget_location(self, location: Location) -> None:
+        """After a location changed (committed): its cached row, and its keys' cached credentials, which
+        carry its plan tier and stop working with it. Keys are read in the location's own scope, the only
+        one that sees them."""
+        keys = [location_cache_key(location.id)]
+        page = PageRequest(limit=MAX_LIMIT)
+        async with self._uow(TenantScope.location(location.id)) as uow:
+            while True:
+                found = await uow.api_keys.list(location.id, page)
+                keys += [api_key_cache_key(k.key_hash) for k in found.items]
+                if found.next_cursor is None:
+                    break
+                page = PageRequest(limit=MAX_LIMIT, after=decode_cursor(found.next_cursor))
+        await self._cache.invalidate(*keys)
 
     # -- users -------------------------------------------------------------------------------------
     def _check_can_manage(self, actor: Actor, role: AgencyRole) -> None:
