@@ -27,6 +27,7 @@ PG_CHANNEL = "ghl_cache"
 # NOTIFY payloads must stay under 8000 bytes; keys are joined by newlines up to this size.
 PG_PAYLOAD_LIMIT = 7000
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+CLOSE_SECONDS = 2.0
 
 OnKeys = Callable[[Iterable[str]], None]
 OnReset = Callable[[], None]
@@ -114,8 +115,10 @@ class _ListeningBus:
         self._connected = False
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: a client library's clean-up can hang on a half-closed socket (redis-py #3941), and
+            # a process must always be able to shut down.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, CLOSE_SECONDS)
 
 
 class _ReconnectWatcher:
@@ -164,7 +167,14 @@ class RedisInvalidationBus(_ListeningBus):
                 if isinstance(data, bytes):
                     self._deliver(data.decode())
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            # redis-py's aclose can wait forever for the socket to close (redis/redis-py#3941): drop the
+            # connection without waiting first, then let aclose tidy up, within a bound.
+            connection = pubsub.connection
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.disconnect(nowait=True)
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(pubsub.aclose(), CLOSE_SECONDS)  # type: ignore[no-untyped-call]
 
 
 class PostgresInvalidationBus(_ListeningBus):
@@ -202,4 +212,5 @@ class PostgresInvalidationBus(_ListeningBus):
                     self._deliver(notice.payload)
                 await conn.execute("SELECT 1")  # a silent, dead connection fails here
         finally:
-            await conn.close()
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(conn.close(), CLOSE_SECONDS)
