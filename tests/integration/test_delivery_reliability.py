@@ -72,7 +72,10 @@ def receiving(port: int = 0, state: Receiver | None = None) -> Iterator[Receiver
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            declared = int(self.headers.get("content-length", "0"))
+            body = self.rfile.read(declared)
+            if len(body) < declared:
+                return  # the sender died mid-request (the killed worker): not a delivery
             headers = dict(self.headers.items())
             try:
                 Webhook(state.secret).verify(body, headers)
@@ -205,7 +208,6 @@ async def test_kill_9_mid_burst_loses_no_event_and_repeats_none_acknowledged(
                 await wait_until(lambda: len(receiver.ids()) >= KILL_AFTER, "the first deliveries")
                 first.send_signal(signal.SIGKILL)  # no goodbye: its running jobs stay 'doing'
                 first.wait()
-                killed_at = time.time()
                 second = start_worker(env, log)
                 await burst
                 await wait_until(lambda: len(receiver.ids()) >= BURST, f"{BURST} distinct events")
@@ -235,7 +237,6 @@ async def test_kill_9_mid_burst_loses_no_event_and_repeats_none_acknowledged(
         assert late == []
         repeats = len(receiver.arrivals) - len(events)
         assert repeats <= 8, f"{repeats} repeats: more than the killed worker had in flight"
-        assert killed_at > 0
     finally:
         await close_container(container)
 
