@@ -1,8 +1,24 @@
-"""The providers the receiving path knows. A later provider (Twilio, SendGrid, Stripe) adds its verifier
-and processors here: one registration each."""
+"""The providers the receiving path knows: one verifier and its processors each."""
 
 from __future__ import annotations
 
+from ghl_adapters.messaging.callbacks import (
+    SendGridEventsProcessor,
+    SendGridInboundProcessor,
+    TwilioCallbackProcessor,
+)
+from ghl_adapters.messaging.sendgrid import (
+    INBOUND_PROVIDER as SENDGRID_INBOUND,
+)
+from ghl_adapters.messaging.sendgrid import (
+    PROVIDER as SENDGRID,
+)
+from ghl_adapters.messaging.sendgrid import (
+    SendGridEventVerifier,
+    SendGridInboundParseVerifier,
+)
+from ghl_adapters.messaging.twilio import TwilioVerifier
+from ghl_core.conversations.services import ConversationService
 from ghl_core.inbound.endpoints import EndpointWebhookProcessor
 from ghl_core.inbound.models import ENDPOINT_PROVIDER
 from ghl_core.inbound.ports import InboundRegistry
@@ -10,9 +26,17 @@ from ghl_core.shared.clock import Clock
 
 from .standard_webhooks import StandardWebhooksVerifier
 
+TWILIO = "twilio"
 
-def build_inbound_registry(clock: Clock) -> InboundRegistry:
+
+def build_inbound_registry(clock: Clock, conversations: ConversationService) -> InboundRegistry:
     registry = InboundRegistry()
     registry.add_verifier(ENDPOINT_PROVIDER, StandardWebhooksVerifier(ENDPOINT_PROVIDER))
     registry.add_processor(ENDPOINT_PROVIDER, EndpointWebhookProcessor(clock))
+    registry.add_verifier(TWILIO, TwilioVerifier())
+    registry.add_processor(TWILIO, TwilioCallbackProcessor(conversations))
+    registry.add_verifier(SENDGRID, SendGridEventVerifier(clock=clock))
+    registry.add_processor(SENDGRID, SendGridEventsProcessor(conversations))
+    registry.add_verifier(SENDGRID_INBOUND, SendGridInboundParseVerifier(clock=clock))
+    registry.add_processor(SENDGRID_INBOUND, SendGridInboundProcessor(conversations))
     return registry

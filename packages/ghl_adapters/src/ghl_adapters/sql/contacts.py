@@ -97,6 +97,12 @@ class SqlContactRepository:
         row = (await self._c.execute(query.with_for_update() if for_update else query)).first()
         return _from_row(row) if row else None
 
+    async def get_many(self, contact_ids: builtins.list[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+        if not contact_ids:
+            return {}
+        query = select(t.contacts).where(t.contacts.c.id.in_(contact_ids))
+        return {row.id: _from_row(row) for row in (await self._c.execute(query)).all()}
+
     async def find_matches(self, email: str | None, phone: str | None) -> builtins.list[Contact]:
         c = t.contacts.c
         conditions = [c.email == email] if email else []

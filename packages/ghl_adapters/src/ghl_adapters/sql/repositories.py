@@ -22,6 +22,7 @@ from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant,
 from ghl_core.tenancy.permissions import Permission
 
 from . import tables as t
+from .tables import unnest_insert
 
 
 def _paginate(
@@ -545,6 +546,41 @@ class SqlEventOutbox:
                 published_at=func.now(),
             )
         )
+
+    async def add_many(self, events: list[DomainEvent]) -> None:
+        if not events:
+            return
+        self.recorded.extend(events)
+        rows = [
+            {
+                "id": e.id,
+                "agency_id": e.agency_id,
+                "location_id": e.location_id,
+                "type": e.type,
+                "entity_id": e.entity_id,
+                "payload": e.payload,
+                "occurred_at": e.occurred_at,
+                # Handed to the job engine in this same transaction (see SqlUnitOfWork.commit).
+                "published_at": e.occurred_at,
+            }
+            for e in events
+        ]
+        await self._c.execute(_INSERT_EVENTS, _event_params(rows))
+
+
+_INSERT_EVENTS, _event_params = unnest_insert(
+    "domain_events",
+    [
+        ("id", "uuid"),
+        ("agency_id", "uuid"),
+        ("location_id", "uuid"),
+        ("type", "text"),
+        ("entity_id", "uuid"),
+        ("payload", "jsonb"),
+        ("occurred_at", "timestamptz"),
+        ("published_at", "timestamptz"),
+    ],
+)
 
 
 __all__ = ["or_"]

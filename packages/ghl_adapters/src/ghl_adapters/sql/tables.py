@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TextClause,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
@@ -214,3 +231,27 @@ custom_field_definitions = Table(
     Column("options", JSONB),
     *_stamps(),
 )
+
+
+def unnest_insert(
+    table: str, columns: list[tuple[str, str]], tail: str = ""
+) -> tuple[TextClause, Callable[[list[dict[str, Any]]], dict[str, Any]]]:
+    """A many-row INSERT as one constant statement over arrays (`INSERT ... SELECT FROM unnest(...)`):
+    unlike a multi-row VALUES list it is compiled and parsed once, whatever the number of rows.
+    `columns` are (name, PostgreSQL type); jsonb values travel as text. Returns the statement and a
+    function turning row dicts into its parameters."""
+    arrays = ", ".join(f"CAST(:{name} AS {'text' if kind == 'jsonb' else kind}[])" for name, kind in columns)
+    names = ", ".join(name for name, _ in columns)
+    picks = ", ".join(
+        f"CAST(u.{name} AS jsonb)" if kind == "jsonb" else f"u.{name}" for name, kind in columns
+    )
+    sql = f"INSERT INTO {table} ({names}) SELECT {picks} FROM unnest({arrays}) AS u({names}) {tail}"  # noqa: S608 - table and column names are the caller's constants
+    statement = text(sql)
+
+    def params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            name: [json.dumps(r[name]) if kind == "jsonb" and r[name] is not None else r[name] for r in rows]
+            for name, kind in columns
+        }
+
+    return statement, params

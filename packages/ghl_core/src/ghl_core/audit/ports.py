@@ -26,3 +26,7 @@ class AuditLog(Protocol):
 
 class EventOutbox(Protocol):
     async def add(self, event: DomainEvent) -> None: ...
+
+    async def add_many(self, events: list[DomainEvent]) -> None:
+        """Several events in one statement (bulk work: a campaign batch)."""
+        ...

@@ -41,6 +41,10 @@ class ContactRepository(Protocol):
         ends, so a read-modify-write cannot undo a concurrent change."""
         ...
 
+    async def get_many(self, contact_ids: builtins.list[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+        """The contacts of these ids that exist (deleted and erased ones included), by id."""
+        ...
+
     async def find_matches(self, email: str | None, phone: str | None) -> builtins.list[Contact]:
         """Live contacts of the scope's location with this e-mail or this phone, oldest first."""
         ...

@@ -1,0 +1,1 @@
+"""Message providers (SMS, email) behind the conversations gateways, each through its official SDK."""

@@ -1,0 +1,57 @@
+"""What the providers' callbacks do once verified and stored: the inbound processors of Twilio (replies
+and delivery reports), SendGrid's Event Webhook (delivered, bounce, open...) and Inbound Parse (replies
+by email). Each parses the stored raw request and hands the result to the conversations service inside
+the job's unit of work."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from ghl_core.conversations.inbound import InboundSms
+from ghl_core.conversations.services import ConversationService
+from ghl_core.inbound.models import InboundEvent
+from ghl_core.tenancy.models import Location
+
+from .sendgrid import parse_inbound_parse, parse_sendgrid_events, read_form
+from .twilio import parse_twilio_callback
+
+if TYPE_CHECKING:
+    from ghl_core.shared.uow import UnitOfWork
+
+
+class TwilioCallbackProcessor:
+    def __init__(self, conversations: ConversationService) -> None:
+        self._conversations = conversations
+
+    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+        params = dict(parse_qsl(event.body.decode("utf-8"), keep_blank_values=True))
+        parsed = parse_twilio_callback(params)
+        if isinstance(parsed, InboundSms):
+            await self._conversations.receive_sms(uow, location, parsed)
+        else:
+            await self._conversations.apply_status(uow, location, parsed)
+
+
+class SendGridEventsProcessor:
+    def __init__(self, conversations: ConversationService) -> None:
+        self._conversations = conversations
+
+    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+        payload = json.loads(event.body)
+        for email_event in parse_sendgrid_events(payload if isinstance(payload, list) else []):
+            try:
+                await self._conversations.apply_email_event(uow, location, email_event)
+            except LookupError:
+                # An event about a message this platform did not send (or no longer has): nothing to do.
+                continue
+
+
+class SendGridInboundProcessor:
+    def __init__(self, conversations: ConversationService) -> None:
+        self._conversations = conversations
+
+    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+        form = read_form(event.content_type or "", event.body)
+        await self._conversations.receive_email(uow, location, parse_inbound_parse(form))

@@ -1,0 +1,80 @@
+"""Builds gateways from a provider configuration, keeping one per configuration so SDK clients and
+their connection pools are reused across sends."""
+
+from __future__ import annotations
+
+import ssl
+from collections import OrderedDict
+from typing import Any
+
+from ghl_core.conversations.gateways import EmailGateway, SmsGateway
+from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, TwilioConfig
+from ghl_core.shared.clock import Clock
+
+from .outbox import OutboxGateway
+from .sendgrid import SendGridEmailGateway
+from .smtp import SmtpEmailGateway
+from .twilio import TwilioSmsGateway
+
+_KEEP = 256  # configurations whose gateways are kept (an agency with many locations, each its own)
+
+
+class SdkGatewayFactory:
+    """`twilio_api_base` / `sendgrid_api_base`: where the SDKs send (their official hosts by default;
+    a local double in tests). `smtp_tls`: the TLS context SMTP connections verify servers with."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        twilio_api_base: str | None = None,
+        sendgrid_api_base: str | None = None,
+        smtp_tls: ssl.SSLContext | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._outbox = OutboxGateway(clock)
+        self._twilio_base = twilio_api_base
+        self._sendgrid_base = sendgrid_api_base
+        self._smtp_tls = smtp_tls
+        self._timeout = timeout
+        self._gateways: OrderedDict[Any, Any] = OrderedDict()
+
+    def _cached(self, config: Any, build: Any) -> Any:
+        gateway = self._gateways.get(config)
+        if gateway is None:
+            gateway = build()
+            self._gateways[config] = gateway
+            while len(self._gateways) > _KEEP:
+                self._gateways.popitem(last=False)  # its client closes when collected
+        else:
+            self._gateways.move_to_end(config)
+        return gateway
+
+    def sms(self, config: TwilioConfig | None) -> SmsGateway:
+        if config is None:
+            return self._outbox
+        gateway: SmsGateway = self._cached(
+            config, lambda: TwilioSmsGateway(config, api_base=self._twilio_base, timeout=self._timeout)
+        )
+        return gateway
+
+    def email(self, config: SendGridConfig | SmtpConfig | None) -> EmailGateway:
+        if config is None:
+            return self._outbox
+        if isinstance(config, SendGridConfig):
+            gateway: EmailGateway = self._cached(
+                config,
+                lambda: SendGridEmailGateway(config, api_base=self._sendgrid_base, timeout=self._timeout),
+            )
+            return gateway
+        smtp: EmailGateway = self._cached(
+            config, lambda: SmtpEmailGateway(config, tls_context=self._smtp_tls)
+        )
+        return smtp
+
+    async def aclose(self) -> None:
+        for gateway in list(self._gateways.values()):
+            close = getattr(gateway, "aclose", None)
+            if close is not None:
+                await close()
+        self._gateways.clear()

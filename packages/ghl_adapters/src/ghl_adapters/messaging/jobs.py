@@ -1,0 +1,26 @@
+"""The `messages.send` job: hands one queued message to its provider (see ConversationService.deliver)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ghl_core.conversations.services import SEND_KIND
+from ghl_core.jobs.ports import JobContext
+
+from ..jobs.kinds import JobKind, RetrySchedule, exponential
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+
+
+async def send_message(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+    if ctx.location_id is None:
+        raise ValueError("a messages.send job names its location")
+    await container.conversations().deliver(
+        ctx.location_id, uuid.UUID(str(args["message_id"])), final_attempt=ctx.final_attempt
+    )
+
+
+# A provider refusing for now (429, 5xx, unreachable): retry for about a day, sooner at first.
+SEND_KIND_SPEC = JobKind(SEND_KIND, send_message, RetrySchedule(exponential(10, first=10.0, factor=3.0)))

@@ -1,0 +1,1 @@
+"""Conversations: two-way SMS and email with contacts, through provider gateways."""

@@ -1,0 +1,167 @@
+"""Repositories of the conversations context."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ghl_core.conversations.gateways import MessageStatus
+from ghl_core.conversations.models import Channel, Conversation, Direction, Message, MessagingSettings
+from ghl_core.conversations.providers import ProviderKind
+from ghl_core.shared.pagination import Page, PageRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationTouch:
+    conversation_id: uuid.UUID
+    at: datetime
+    preview: str
+    direction: Direction
+
+
+class InboxOrder(StrEnum):
+    NEWEST = "newest"
+    UNREAD_FIRST = "unread_first"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    channel: Channel | None = None
+    assigned_user_id: uuid.UUID | None = None
+    unread: bool | None = None
+    contact_id: uuid.UUID | None = None
+    order: InboxOrder = InboxOrder.NEWEST
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRecord:
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    location_id: uuid.UUID | None
+    channel: Channel
+    kind: ProviderKind
+    config_ciphertext: bytes
+    inbound_token: str
+    created_at: datetime
+    updated_at: datetime
+    summary: dict[str, Any] = field(default_factory=dict)
+    updated_by: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProvider:
+    """The configuration a location sends with on one channel (its own or its agency's default)."""
+
+    kind: ProviderKind
+    config_ciphertext: bytes
+    inbound_token: str
+    agency_default: bool
+
+
+class ConversationRepository(Protocol):
+    async def get_or_create(self, conversation: Conversation) -> Conversation:
+        """The (location, contact, channel) conversation: the one stored, or this one stored now.
+        Concurrent callers get the same row."""
+        ...
+
+    async def get(self, conversation_id: uuid.UUID, *, lock: bool = False) -> Conversation | None: ...
+
+    async def get_or_create_many(
+        self, location_id: uuid.UUID, channel: Channel, contact_ids: builtins.list[uuid.UUID], at: datetime
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """contact id -> the id of its conversation on this channel, created where missing, in one go."""
+        ...
+
+    async def touch_many(self, touches: builtins.list[ConversationTouch]) -> None:
+        """Outbound messages just written: each conversation's last-message fields, in one statement."""
+        ...
+
+    async def update(self, conversation: Conversation) -> None: ...
+
+    async def list(self, location_id: uuid.UUID, flt: InboxFilter, page: PageRequest) -> Page[Conversation]:
+        """Newest activity first; with UNREAD_FIRST the unread ones come before the rest."""
+        ...
+
+    async def move_contact(self, from_contact: uuid.UUID, to_contact: uuid.UUID) -> int:
+        """Merging contacts: the loser's conversations and messages join the survivor's."""
+        ...
+
+
+class MessageRepository(Protocol):
+    async def add(self, message: Message) -> bool:
+        """Stores it unless a message with its (location, cause) exists: then False, nothing stored."""
+        ...
+
+    async def get(self, message_id: uuid.UUID, *, lock: bool = False) -> Message | None: ...
+
+    async def get_many(
+        self, message_ids: builtins.list[uuid.UUID], *, lock: bool = False
+    ) -> builtins.list[Message]:
+        """In id order (so concurrent lockers of overlapping sets take the locks in the same order)."""
+        ...
+
+    async def add_many(self, messages: builtins.list[Message]) -> set[uuid.UUID]:
+        """As `add` for each, in one statement; the ids stored (a message whose cause exists is not)."""
+        ...
+
+    async def by_causes(self, location_id: uuid.UUID, causes: builtins.list[str]) -> dict[str, Message]: ...
+
+    async def claim_many(self, claims: builtins.list[tuple[uuid.UUID, datetime, str | None]]) -> None:
+        """(message id, claimed at, sender): the claims of a batch, attempts counted, in one statement."""
+        ...
+
+    async def mark_sent_many(self, messages: builtins.list[Message]) -> None:
+        """Writes each message's send outcome fields (status, provider ids, sender, times)."""
+        ...
+
+    async def by_cause(self, location_id: uuid.UUID, cause: str) -> Message | None: ...
+
+    async def by_provider_id(self, location_id: uuid.UUID, provider_message_id: str) -> Message | None: ...
+
+    async def by_rfc_id(self, location_id: uuid.UUID, rfc_ids: builtins.list[str]) -> Message | None:
+        """The newest message carrying one of these RFC 5322 Message-IDs (email threading)."""
+        ...
+
+    async def update(self, message: Message) -> None: ...
+
+    async def thread(self, conversation_id: uuid.UUID, page: PageRequest) -> Page[Message]:
+        """Newest first."""
+        ...
+
+    async def outbox(self, location_id: uuid.UUID, page: PageRequest) -> Page[Message]:
+        """Messages the local outbox took, newest first."""
+        ...
+
+    async def count_by_status(self, location_id: uuid.UUID) -> dict[MessageStatus, int]: ...
+
+
+class MessagingProviderRepository(Protocol):
+    async def get(
+        self, agency_id: uuid.UUID, location_id: uuid.UUID | None, channel: Channel
+    ) -> ProviderRecord | None: ...
+
+    async def put(self, record: ProviderRecord) -> None:
+        """Insert or replace the (agency, location, channel) configuration."""
+        ...
+
+    async def delete(self, agency_id: uuid.UUID, location_id: uuid.UUID | None, channel: Channel) -> bool: ...
+
+    async def resolve(self, location_id: uuid.UUID, channel: Channel) -> ResolvedProvider | None:
+        """Works in any scope, the anonymous one included (callbacks): one narrow answer."""
+        ...
+
+    async def all_ciphertexts(self) -> builtins.list[tuple[uuid.UUID, str, bytes]]:
+        """Operator scope only: (id, kind, ciphertext) of every configuration, for key rotation."""
+        ...
+
+    async def reseal(self, record_id: uuid.UUID, ciphertext: bytes) -> None: ...
+
+
+class MessagingSettingsRepository(Protocol):
+    async def get(self, location_id: uuid.UUID) -> MessagingSettings: ...
+
+    async def put(self, settings: MessagingSettings, updated_by: uuid.UUID | None) -> None: ...
