@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     # A subscription whose deliveries failed this many times in a row is turned off.
     webhook_disable_after: int = Field(10, ge=1, validation_alias=_env("GHL_WEBHOOK_DISABLE_AFTER"))
 
+    # Messaging providers: where their SDKs send. Unset means the providers' official hosts; a test or
+    # an air-gapped set-up points them at a local double or a proxy.
+    twilio_api_base: str | None = Field(None, validation_alias=_env("GHL_TWILIO_API_BASE"))
+    sendgrid_api_base: str | None = Field(None, validation_alias=_env("GHL_SENDGRID_API_BASE"))
+    messaging_timeout_seconds: float = Field(
+        30.0, gt=0.0, le=300.0, validation_alias=_env("GHL_MESSAGING_TIMEOUT_SECONDS")
+    )
+
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _retry_schedule(cls, value: str) -> str:

@@ -10,6 +10,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
+from ghl_core.conversations.models import NoAddress
 from ghl_core.shared.errors import (
     Conflict,
     DomainError,
@@ -24,6 +25,7 @@ from ghl_core.shared.errors import (
 PROBLEM_JSON = "application/problem+json"
 _STATUS: dict[type[DomainError], int] = {
     ValidationFailed: 422,
+    NoAddress: 422,  # the contact lacks a phone or email for the channel asked for
     NotFound: 404,
     Conflict: 409,
     Unauthenticated: 401,
