@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from dependency_injector import containers, providers
@@ -13,6 +14,8 @@ from ghl_adapters.identity.secretbox import AesGcmSecretBox
 from ghl_adapters.inbound.wiring import build_inbound_registry
 from ghl_adapters.jobs.admin import JobAdmin
 from ghl_adapters.jobs.queue import procrastinate_app
+from ghl_adapters.messaging.factory import SdkGatewayFactory
+from ghl_adapters.messaging.templates import JinjaTemplateRenderer, Nh3HtmlSanitizer
 from ghl_adapters.observability import HttpMetrics
 from ghl_adapters.ratelimit import (
     InMemoryFailureCounter,
@@ -26,11 +29,15 @@ from ghl_adapters.sql.idempotency import SqlIdempotencyStore
 from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
 from ghl_adapters.webhooks import DnsResolver, HttpxWebhookSender, StandardWebhooksSigner
 from ghl_core.audit.services import AuditService
+from ghl_core.campaigns.services import CampaignService, TemplateService
 from ghl_core.contacts.exports import ContactExportService
 from ghl_core.contacts.imports import ContactImportService
 from ghl_core.contacts.search import ContactSearchService
 from ghl_core.contacts.selection import ContactFinder
 from ghl_core.contacts.services import ContactService
+from ghl_core.conversations.links import LinkSigner
+from ghl_core.conversations.services import ConversationService
+from ghl_core.conversations.setup import MessagingSetupService
 from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
@@ -78,6 +85,11 @@ def _external_verifiers(settings: Settings) -> list[ExternalTokenVerifier]:
             )
         ]
     return []
+
+
+def _link_signer(secret_key: str) -> LinkSigner:
+    # A key of its own, derived from the platform secret, so a link MAC never doubles as anything else.
+    return LinkSigner(hashlib.sha256(b"ghl links v1\x00" + secret_key.encode()).digest())
 
 
 def _token_ttl(settings: Settings) -> timedelta:
@@ -129,10 +141,35 @@ class Container(containers.DeclarativeContainer):
     tasks = providers.Singleton(TaskService, uow, clock)
     pipelines = providers.Singleton(PipelineService, uow, clock)
     opportunities = providers.Singleton(OpportunityService, uow, clock)
-    inbound_registry = providers.Singleton(build_inbound_registry, clock)
-    inbound = providers.Singleton(InboundService, uow, clock, inbound_registry)
     inbound_endpoints = providers.Singleton(InboundEndpointService, uow, clock, secret_box)
     jobs = providers.Singleton(JobService, uow)
+    gateways = providers.Singleton(
+        SdkGatewayFactory,
+        clock,
+        twilio_api_base=settings.provided.twilio_api_base,
+        sendgrid_api_base=settings.provided.sendgrid_api_base,
+        timeout=settings.provided.messaging_timeout_seconds,
+    )
+    html_sanitizer = providers.Singleton(Nh3HtmlSanitizer)
+    link_signer = providers.Singleton(_link_signer, secret_key)
+    conversations = providers.Singleton(
+        ConversationService,
+        uow,
+        clock,
+        secret_box,
+        gateways,
+        html_sanitizer,
+        link_signer,
+        settings.provided.base_url,
+    )
+    messaging_setup = providers.Singleton(MessagingSetupService, uow, clock, secret_box)
+    template_renderer = providers.Singleton(JinjaTemplateRenderer)
+    templates = providers.Singleton(TemplateService, uow, clock, template_renderer, html_sanitizer)
+    campaigns = providers.Singleton(
+        CampaignService, uow, clock, conversations, templates, template_renderer, contact_finder
+    )
+    inbound_registry = providers.Singleton(build_inbound_registry, clock, conversations)
+    inbound = providers.Singleton(InboundService, uow, clock, inbound_registry)
     webhook_resolver = providers.Singleton(DnsResolver)
     webhook_guard = providers.Singleton(
         UrlGuard, webhook_resolver, allow_private=settings.provided.webhooks_allow_private
@@ -166,6 +203,7 @@ class Container(containers.DeclarativeContainer):
 
 async def close_container(container: Container) -> None:
     """Releases the container's pools. Clients connect lazily, so building one here costs nothing."""
+    await container.gateways().aclose()
     bus = container.cache_bus()
     if bus is not None:
         await bus.close()  # its listening task first: it uses the Redis client or its own connection

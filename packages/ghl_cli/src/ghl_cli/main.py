@@ -17,7 +17,9 @@ from ghl_cli.commands import (
     users,
     worker,
 )
+from ghl_cli.commands import campaigns as campaigns_commands
 from ghl_cli.commands import contacts as contacts_commands
+from ghl_cli.commands import conversations as conversations_commands
 from ghl_cli.commands import inbound as inbound_commands
 from ghl_cli.commands import webhooks as webhooks_commands
 
@@ -45,6 +47,11 @@ app.add_typer(opportunities.app, name="opportunities")
 app.add_typer(inbound_commands.app, name="inbound")
 app.add_typer(webhooks_commands.app, name="webhooks")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(conversations_commands.app, name="conversations")
+app.command("outbox")(conversations_commands.outbox)
+app.add_typer(conversations_commands.providers_app, name="providers")
+app.add_typer(campaigns_commands.templates_app, name="templates")
+app.add_typer(campaigns_commands.app, name="campaigns")
 
 
 def run() -> None:

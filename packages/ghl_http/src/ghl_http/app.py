@@ -19,9 +19,19 @@ from ghl_adapters.container import Container, close_container
 from ghl_adapters.runtime import readiness
 from ghl_http.controllers.agency import LocationsController, UsersController
 from ghl_http.controllers.auth import AuthController
+from ghl_http.controllers.campaigns import CampaignsController, TemplatesController, TrackingController
 from ghl_http.controllers.contact_imports import ContactExportController, ContactImportsController
 from ghl_http.controllers.contact_search import ContactSearchController
 from ghl_http.controllers.contacts import ContactsController
+from ghl_http.controllers.conversations import (
+    ContactMessagesController,
+    ConversationsController,
+    MessagesController,
+    MessagingController,
+    OutboxController,
+    ProviderCallbacksController,
+    UnsubscribeController,
+)
 from ghl_http.controllers.custom_fields import CustomFieldsController
 from ghl_http.controllers.inbound import InboundReceiveController, InboundWebhooksController
 from ghl_http.controllers.jobs import JobsController
@@ -87,6 +97,13 @@ def _openapi() -> OpenAPIConfig:
             Tag(name="inbound webhooks"),
             Tag(name="webhooks"),
             Tag(name="location: jobs"),
+            Tag(name="conversations"),
+            Tag(name="conversations: setup"),
+            Tag(name="conversations: provider callbacks"),
+            Tag(name="conversations: unsubscribe"),
+            Tag(name="campaigns: templates"),
+            Tag(name="campaigns"),
+            Tag(name="campaigns: tracking"),
         ],
     )
 
@@ -145,6 +162,13 @@ def create_app(
             InboundWebhooksController,
             WebhooksController,
             JobsController,
+            ConversationsController,
+            ContactMessagesController,
+            MessagesController,
+            OutboxController,
+            MessagingController,
+            TemplatesController,
+            CampaignsController,
         ],
     )
     gate = DefineMiddleware(
@@ -155,7 +179,16 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     app = Litestar(
-        route_handlers=[api, InboundReceiveController, live, ready, metrics_route(metrics)],
+        route_handlers=[
+            api,
+            InboundReceiveController,
+            ProviderCallbacksController,
+            UnsubscribeController,
+            TrackingController,
+            live,
+            ready,
+            metrics_route(metrics),
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[gate],

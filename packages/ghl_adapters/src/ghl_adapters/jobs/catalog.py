@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ghl_adapters.inbound.jobs import INBOUND_KIND
+from ghl_adapters.messaging.campaign_jobs import RUN_KIND_SPEC
+from ghl_adapters.messaging.jobs import SEND_KIND_SPEC
 from ghl_adapters.webhooks.jobs import deliver_kind, fan_out_events
 from ghl_core.jobs.ports import JobContext
 from ghl_core.shared.events import DomainEvent
@@ -52,4 +54,6 @@ def job_kinds(settings: Settings) -> list[JobKind]:
         JobKind(CONSUME_KIND, consume_events, RetrySchedule(exponential(10, first=1.0, factor=3.0))),
         INBOUND_KIND,
         deliver_kind(settings),
+        SEND_KIND_SPEC,
+        RUN_KIND_SPEC,
     ]

@@ -12,9 +12,16 @@ from ghl_adapters.jobs.events import consume_jobs, write_outbox
 from ghl_adapters.jobs.queue import ProcrastinateJobQueue
 from ghl_core.shared.scope import ScopeKind, TenantScope
 
+from .campaigns import SqlCampaignRepository, SqlTemplateRepository
 from .contact_imports import SqlContactImportRepository
 from .contact_search import SqlContactSearch
 from .contacts import SqlContactRepository
+from .conversations import (
+    SqlConversationRepository,
+    SqlMessageRepository,
+    SqlMessagingProviderRepository,
+    SqlMessagingSettingsRepository,
+)
 from .custom_fields import SqlCustomFieldRepository
 from .engines import Engines
 from .inbound import SqlInboundEndpointRepository, SqlInboundEventRepository
@@ -90,6 +97,12 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn)
         self.inbound_endpoints = SqlInboundEndpointRepository(conn)
         self.inbound_events = SqlInboundEventRepository(conn)
+        self.conversations = SqlConversationRepository(conn)
+        self.messages = SqlMessageRepository(conn)
+        self.messaging_providers = SqlMessagingProviderRepository(conn)
+        self.messaging_settings = SqlMessagingSettingsRepository(conn)
+        self.templates = SqlTemplateRepository(conn)
+        self.campaigns = SqlCampaignRepository(conn)
         return self
 
     async def __aexit__(

@@ -6,9 +6,16 @@ from types import TracebackType
 from typing import Protocol
 
 from ghl_core.audit.ports import AuditLog, EventOutbox
+from ghl_core.campaigns.ports import CampaignRepository, TemplateRepository
 from ghl_core.contacts.import_models import ContactImportRepository
 from ghl_core.contacts.ports import ContactRepository
 from ghl_core.contacts.search import ContactSearch
+from ghl_core.conversations.ports import (
+    ConversationRepository,
+    MessageRepository,
+    MessagingProviderRepository,
+    MessagingSettingsRepository,
+)
 from ghl_core.custom_fields.ports import CustomFieldRepository
 from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
 from ghl_core.inbound.ports import InboundEndpointRepository, InboundEventRepository
@@ -49,6 +56,12 @@ class UnitOfWork(Protocol):
     webhooks: WebhookRepository
     inbound_endpoints: InboundEndpointRepository
     inbound_events: InboundEventRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    messaging_providers: MessagingProviderRepository
+    messaging_settings: MessagingSettingsRepository
+    templates: TemplateRepository
+    campaigns: CampaignRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
 

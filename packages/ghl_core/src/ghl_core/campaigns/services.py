@@ -1,0 +1,751 @@
+"""Use cases of templates and campaigns.
+
+A campaign sends one message (an SMS or an email rendered from its template for each contact) to an
+audience chosen like a contact search. When sending starts the audience is frozen into recipient rows;
+the `campaigns.run` job then works through them in batches: each batch's messages are written through
+the conversations ledger (cause `campaign:{id}:{contact}`, so a contact gets one message per campaign
+however often a batch is retried) and delivered together at the location's pace. Pause, resume and
+cancel are read between batches, so they take effect within a batch (about a second)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ghl_core.campaigns.models import (
+    EDITABLE,
+    FINISHED,
+    Campaign,
+    CampaignStateError,
+    CampaignStats,
+    CampaignStatus,
+    EngagementKind,
+    MessageTemplate,
+    RecipientStatus,
+)
+from ghl_core.contacts.models import Contact
+from ghl_core.contacts.search import SearchPage, SearchSpec
+from ghl_core.contacts.selection import ContactFinder, ContactSelection
+from ghl_core.conversations.gateways import MessageStatus
+from ghl_core.conversations.models import (
+    MAX_EMAIL_BODY,
+    MAX_SMS_BODY,
+    MAX_SUBJECT,
+    PENDING,
+    Channel,
+    MessageSource,
+)
+from ghl_core.conversations.services import ConversationService, Draft
+from ghl_core.conversations.templates import HtmlSanitizer, TemplateRenderer, merge_context
+from ghl_core.jobs.ports import JobRequest, RetryLater
+from ghl_core.shared.clock import Clock
+from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
+from ghl_core.shared.ids import new_id
+from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import record_change
+from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tenancy.models import Location
+from ghl_core.tenancy.permissions import Actor, Permission
+
+RUN_KIND = "campaigns.run"
+FREEZE_BATCH = 5000
+# Recipients per batch when the location sets no pace: big enough to keep the provider busy, small
+# enough that a pause or cancel is seen within about a second.
+DEFAULT_BATCH = 500
+# Batches in flight at once in one run (see CampaignService.run).
+DEFAULT_LANES = 3
+_MAX_NAME = 200
+_AUDIENCE_KEYS = {"query", "filter", "tags", "smart_list_id"}
+
+
+def run_job(campaign: Campaign, at: datetime | None = None) -> JobRequest:
+    """One run per campaign at a time (lock), and at most one waiting (queueing lock). A scheduled start
+    is a lock-free wake-up instead: jobs sharing a lock run in the order queued, so a locked job for
+    later would hold back every run queued after it (a campaign moved to now) until its time."""
+    if at is not None:
+        return JobRequest(
+            kind=RUN_KIND,
+            args={"campaign_id": str(campaign.id), "wake": True},
+            location_id=campaign.location_id,
+            run_at=at,
+        )
+    return JobRequest(
+        kind=RUN_KIND,
+        args={"campaign_id": str(campaign.id)},
+        location_id=campaign.location_id,
+        lock=f"campaign:{campaign.id}",
+        queueing_lock=f"campaign:{campaign.id}",
+    )
+
+
+def _selection(audience: dict[str, Any]) -> ContactSelection:
+    smart = audience.get("smart_list_id")
+    return ContactSelection(
+        query=audience.get("query"),
+        filter=audience.get("filter"),
+        tags=tuple(audience.get("tags") or ()),
+        smart_list_id=uuid.UUID(str(smart)) if smart else None,
+    )
+
+
+def _clean_audience(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationFailed.one("/audience", "must be an object with query, filter, tags or smart_list_id")
+    errors = [FieldError(f"/audience/{k}", "is not a known field") for k in sorted(set(raw) - _AUDIENCE_KEYS)]
+    tags = raw.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags)):
+        errors.append(FieldError("/audience/tags", "must be a list of tag names"))
+    smart = raw.get("smart_list_id")
+    if smart is not None:
+        try:
+            uuid.UUID(str(smart))
+        except ValueError:
+            errors.append(FieldError("/audience/smart_list_id", "must be a UUID"))
+    query = raw.get("query")
+    if query is not None and not isinstance(query, str):
+        errors.append(FieldError("/audience/query", "must be a string"))
+    if errors:
+        raise ValidationFailed(errors)
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+class TemplateService:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, renderer: TemplateRenderer, sanitizer: HtmlSanitizer
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._renderer = renderer
+        self._sanitizer = sanitizer
+
+    def clean_content(
+        self, channel: Channel, data: dict[str, Any], *, partial: bool = False
+    ) -> dict[str, Any]:
+        """Subject, body and html checked for the channel and for template syntax (errors point at the
+        field and line); html sanitised."""
+        errors: list[FieldError] = []
+        out: dict[str, Any] = {}
+        for key in ("subject", "body", "html"):
+            if key not in data:
+                continue
+            value = data[key]
+            if value is not None and not isinstance(value, str):
+                errors.append(FieldError(f"/{key}", "must be a string"))
+                continue
+            out[key] = value
+        if channel is Channel.SMS:
+            if out.get("subject") or out.get("html"):
+                errors.append(FieldError("/subject" if out.get("subject") else "/html", "an SMS has none"))
+            if not partial and not (out.get("body") or "").strip():
+                errors.append(FieldError("/body", "is required for an SMS"))
+            if len(out.get("body") or "") > MAX_SMS_BODY * 4:
+                errors.append(FieldError("/body", "is too long for an SMS template"))
+        else:
+            subject = out.get("subject")
+            if not partial and not (subject or "").strip():
+                errors.append(FieldError("/subject", "is required for an email"))
+            if subject and (len(subject) > MAX_SUBJECT or "\n" in subject or "\r" in subject):
+                errors.append(FieldError("/subject", f"must be one line of at most {MAX_SUBJECT} characters"))
+            if not partial and not ((out.get("body") or "").strip() or (out.get("html") or "").strip()):
+                errors.append(FieldError("/body", "an email needs a body or html"))
+            if len(out.get("body") or "") + len(out.get("html") or "") > MAX_EMAIL_BODY:
+                errors.append(FieldError("/body", f"must be at most {MAX_EMAIL_BODY} characters in all"))
+        if errors:
+            raise ValidationFailed(errors)
+        for key in ("subject", "body", "html"):
+            if out.get(key):
+                self._renderer.check(out[key], f"/{key}")
+        if out.get("html"):
+            out["html"] = self._sanitizer.clean(out["html"])
+        return out
+
+    async def create(self, actor: Actor, data: dict[str, Any]) -> MessageTemplate:
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        unknown = sorted(set(data) - {"name", "channel", "subject", "body", "html"})
+        if unknown:
+            raise ValidationFailed([FieldError(f"/{k}", "is not a known field") for k in unknown])
+        name = _name(data.get("name"))
+        try:
+            channel = Channel(str(data.get("channel")))
+        except ValueError:
+            raise ValidationFailed.one("/channel", "must be 'sms' or 'email'") from None
+        content = self.clean_content(channel, data)
+        now = self._clock.now()
+        template = MessageTemplate(
+            id=new_id(),
+            location_id=location_id,
+            name=name,
+            channel=channel,
+            created_at=now,
+            updated_at=now,
+            body=content.get("body") or "",
+            subject=content.get("subject"),
+            html=content.get("html"),
+            created_by=actor.id,
+            updated_by=actor.id,
+        )
+        async with self._uow(actor.scope) as uow:
+            await uow.templates.add(template)
+            await uow.commit()
+        return template
+
+    async def _visible(
+        self, uow: UnitOfWork, location_id: uuid.UUID, template_id: uuid.UUID
+    ) -> MessageTemplate:
+        template = await uow.templates.get(template_id)
+        if template is None or template.location_id != location_id or template.deleted_at is not None:
+            raise NotFound(f"template {template_id} not found")
+        return template
+
+    async def get(self, actor: Actor, template_id: uuid.UUID) -> MessageTemplate:
+        location_id = actor.require_location(Permission.CAMPAIGNS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await self._visible(uow, location_id, template_id)
+
+    async def list(self, actor: Actor, page: PageRequest) -> Page[MessageTemplate]:
+        location_id = actor.require_location(Permission.CAMPAIGNS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await uow.templates.list(location_id, page)
+
+    async def update(self, actor: Actor, template_id: uuid.UUID, data: dict[str, Any]) -> MessageTemplate:
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        unknown = sorted(set(data) - {"name", "subject", "body", "html"})
+        if unknown:
+            raise ValidationFailed([FieldError(f"/{k}", "is not a known field") for k in unknown])
+        async with self._uow(actor.scope) as uow:
+            template = await self._visible(uow, location_id, template_id)
+            content = self.clean_content(template.channel, data, partial=True)
+            changed = replace(template, **content)
+            if "name" in data:
+                changed.name = _name(data["name"])
+            self.clean_content(
+                changed.channel, {"subject": changed.subject, "body": changed.body, "html": changed.html}
+            )
+            changed.updated_at, changed.updated_by = self._clock.now(), actor.id
+            await uow.templates.update(changed)
+            await uow.commit()
+        return changed
+
+    async def delete(self, actor: Actor, template_id: uuid.UUID) -> None:
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            template = await self._visible(uow, location_id, template_id)
+            now = self._clock.now()
+            await uow.templates.update(replace(template, deleted_at=now, updated_at=now, updated_by=actor.id))
+            await uow.commit()
+
+    async def preview(
+        self, actor: Actor, template_id: uuid.UUID, contact_id: uuid.UUID
+    ) -> dict[str, str | None]:
+        """The template rendered for one contact, as it would be sent."""
+        location_id = actor.require_location(Permission.CAMPAIGNS_READ)
+        async with self._uow(actor.scope) as uow:
+            template = await self._visible(uow, location_id, template_id)
+            contact = await uow.contacts.get(contact_id)
+            location = await uow.locations.get(location_id)
+        if (
+            contact is None
+            or contact.deleted_at is not None
+            or contact.erased_at is not None
+            or location is None
+        ):
+            raise NotFound(f"contact {contact_id} not found")
+        context = merge_context(contact, location)
+        return {
+            "subject": self._renderer.render(template.subject, context, pointer="/subject")
+            if template.subject
+            else None,
+            "body": self._renderer.render(template.body, context, pointer="/body"),
+            "html": self._renderer.render_html(template.html, context, pointer="/html")
+            if template.html
+            else None,
+        }
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > _MAX_NAME:
+        raise ValidationFailed.one("/name", f"must be 1 to {_MAX_NAME} characters")
+    return value.strip()
+
+
+class CampaignService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        conversations: ConversationService,
+        templates: TemplateService,
+        renderer: TemplateRenderer,
+        finder: ContactFinder,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        lanes: int = DEFAULT_LANES,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._conversations = conversations
+        self._templates = templates
+        self._renderer = renderer
+        self._finder = finder
+        self._batch = batch_size
+        self._lanes = lanes
+
+    # ------------------------------------------------------------ authoring
+
+    async def create(self, actor: Actor, data: dict[str, Any]) -> Campaign:
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        allowed = {"name", "channel", "template_id", "subject", "body", "html", "audience"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValidationFailed([FieldError(f"/{k}", "is not a known field") for k in unknown])
+        name = _name(data.get("name"))
+        try:
+            channel = Channel(str(data.get("channel")))
+        except ValueError:
+            raise ValidationFailed.one("/channel", "must be 'sms' or 'email'") from None
+        audience = _clean_audience(data.get("audience"))
+        now = self._clock.now()
+        campaign = Campaign(
+            id=new_id(),
+            location_id=location_id,
+            name=name,
+            channel=channel,
+            status=CampaignStatus.DRAFT,
+            created_at=now,
+            updated_at=now,
+            audience=audience,
+            created_by=actor.id,
+            updated_by=actor.id,
+        )
+        async with self._uow(actor.scope) as uow:
+            await self._content(uow, campaign, data, partial=False)
+            await self._check_audience(uow, campaign)
+            await uow.campaigns.add(campaign)
+            await self._record(uow, actor, "create", campaign)
+            await uow.commit()
+        return campaign
+
+    async def _content(
+        self, uow: UnitOfWork, campaign: Campaign, data: dict[str, Any], *, partial: bool
+    ) -> None:
+        template_id = data.get("template_id")
+        if template_id is not None:
+            try:
+                tid = uuid.UUID(str(template_id))
+            except ValueError:
+                raise ValidationFailed.one("/template_id", "must be a UUID") from None
+            template = await uow.templates.get(tid)
+            if template is None or template.location_id != campaign.location_id or template.deleted_at:
+                raise ValidationFailed.one("/template_id", "no such template in this location")
+            if template.channel is not campaign.channel:
+                raise ValidationFailed.one("/template_id", f"is a {template.channel.value} template")
+            campaign.template_id = tid
+            campaign.subject, campaign.body, campaign.html = template.subject, template.body, template.html
+        content = self._templates.clean_content(
+            campaign.channel, data, partial=partial or template_id is not None
+        )
+        for key, value in content.items():
+            setattr(campaign, key, value if key != "body" else (value or ""))
+        if not partial:
+            self._templates.clean_content(
+                campaign.channel, {"subject": campaign.subject, "body": campaign.body, "html": campaign.html}
+            )
+
+    async def _check_audience(self, uow: UnitOfWork, campaign: Campaign) -> SearchSpec:
+        try:
+            return await self._finder.spec(uow, campaign.location_id, _selection(campaign.audience))
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                [FieldError(f"/audience{e.pointer}", e.detail) for e in exc.errors]
+            ) from None
+        except NotFound:
+            raise ValidationFailed.one(
+                "/audience/smart_list_id", "no such smart list in this location"
+            ) from None
+
+    async def _record(self, uow: UnitOfWork, actor: Actor, action: str, campaign: Campaign) -> None:
+        location = await uow.locations.get(campaign.location_id)
+        if location is None:  # pragma: no cover - the campaign's foreign key keeps it
+            raise NotFound(f"location {campaign.location_id} not found")
+        await record_change(
+            uow,
+            self._clock,
+            actor,
+            action=action,
+            entity_type="campaign",
+            entity_id=campaign.id,
+            agency_id=location.agency_id,
+            location_id=campaign.location_id,
+            before=None,
+            after={"name": campaign.name, "status": campaign.status.value, "channel": campaign.channel.value},
+            event_type=f"campaign.{action}"
+            if action in ("started", "paused", "resumed", "cancelled", "completed")
+            else None,
+        )
+
+    async def _visible(
+        self, uow: UnitOfWork, location_id: uuid.UUID, campaign_id: uuid.UUID, *, lock: bool = False
+    ) -> Campaign:
+        campaign = await uow.campaigns.get(campaign_id, lock=lock)
+        if campaign is None or campaign.location_id != location_id or campaign.deleted_at is not None:
+            raise NotFound(f"campaign {campaign_id} not found")
+        return campaign
+
+    async def get(self, actor: Actor, campaign_id: uuid.UUID) -> Campaign:
+        location_id = actor.require_location(Permission.CAMPAIGNS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await self._visible(uow, location_id, campaign_id)
+
+    async def list(self, actor: Actor, page: PageRequest) -> Page[Campaign]:
+        location_id = actor.require_location(Permission.CAMPAIGNS_READ)
+        async with self._uow(actor.scope) as uow:
+            return await uow.campaigns.list(location_id, page)
+
+    async def update(self, actor: Actor, campaign_id: uuid.UUID, data: dict[str, Any]) -> Campaign:
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        allowed = {"name", "template_id", "subject", "body", "html", "audience"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValidationFailed([FieldError(f"/{k}", "is not a known field") for k in unknown])
+        async with self._uow(actor.scope) as uow:
+            campaign = await self._visible(uow, location_id, campaign_id, lock=True)
+            if campaign.status not in EDITABLE:
+                raise CampaignStateError(f"a {campaign.status.value} campaign cannot be changed")
+            if "name" in data:
+                campaign.name = _name(data["name"])
+            if "audience" in data:
+                campaign.audience = _clean_audience(data["audience"])
+                await self._check_audience(uow, campaign)
+            await self._content(uow, campaign, data, partial=True)
+            campaign.updated_at, campaign.updated_by = self._clock.now(), actor.id
+            await uow.campaigns.update(campaign)
+            await self._record(uow, actor, "update", campaign)
+            await uow.commit()
+        return campaign
+
+    async def delete(self, actor: Actor, campaign_id: uuid.UUID) -> None:
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            campaign = await self._visible(uow, location_id, campaign_id, lock=True)
+            if campaign.status not in (CampaignStatus.DRAFT, *FINISHED):
+                raise CampaignStateError("cancel the campaign before deleting it")
+            campaign.deleted_at = campaign.updated_at = self._clock.now()
+            await uow.campaigns.update(campaign)
+            await self._record(uow, actor, "delete", campaign)
+            await uow.commit()
+
+    # ------------------------------------------------------------ the lifecycle
+
+    async def send(self, actor: Actor, campaign_id: uuid.UUID, at: datetime | None = None) -> Campaign:
+        """Sends now, or schedules for `at`. Only a draft (or a scheduled campaign, to move it)."""
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        if at is not None and at.tzinfo is None:
+            raise ValidationFailed.one("/at", "must carry a time zone offset")
+        async with self._uow(actor.scope) as uow:
+            campaign = await self._visible(uow, location_id, campaign_id, lock=True)
+            if campaign.status not in EDITABLE:
+                raise CampaignStateError(f"a {campaign.status.value} campaign cannot be sent again")
+            await self._check_audience(uow, campaign)
+            now = self._clock.now()
+            later = at is not None and at > now + timedelta(seconds=1)
+            campaign.status = CampaignStatus.SCHEDULED if later else CampaignStatus.SENDING
+            campaign.scheduled_at = at if later else None
+            campaign.updated_at, campaign.updated_by = now, actor.id
+            await uow.campaigns.update(campaign)
+            await uow.jobs.enqueue(run_job(campaign, at if later else None))
+            await self._record(uow, actor, "scheduled" if later else "started", campaign)
+            await uow.commit()
+        return campaign
+
+    async def pause(self, actor: Actor, campaign_id: uuid.UUID) -> Campaign:
+        return await self._move(
+            actor,
+            campaign_id,
+            {CampaignStatus.SENDING, CampaignStatus.SCHEDULED},
+            CampaignStatus.PAUSED,
+            "paused",
+        )
+
+    async def resume(self, actor: Actor, campaign_id: uuid.UUID) -> Campaign:
+        return await self._move(
+            actor, campaign_id, {CampaignStatus.PAUSED}, CampaignStatus.SENDING, "resumed"
+        )
+
+    async def cancel(self, actor: Actor, campaign_id: uuid.UUID) -> Campaign:
+        return await self._move(
+            actor,
+            campaign_id,
+            {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED},
+            CampaignStatus.CANCELLED,
+            "cancelled",
+        )
+
+    async def _move(
+        self,
+        actor: Actor,
+        campaign_id: uuid.UUID,
+        sources: set[CampaignStatus],
+        target: CampaignStatus,
+        action: str,
+    ) -> Campaign:
+        location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
+        async with self._uow(actor.scope) as uow:
+            campaign = await self._visible(uow, location_id, campaign_id, lock=True)
+            if campaign.status is target:
+                return campaign
+            if campaign.status not in sources:
+                raise CampaignStateError(f"a {campaign.status.value} campaign cannot be {action}")
+            now = self._clock.now()
+            campaign.status, campaign.updated_at, campaign.updated_by = target, now, actor.id
+            if target is CampaignStatus.CANCELLED:
+                campaign.completed_at = now
+                await uow.campaigns.cancel_pending(campaign.id)
+                await self._drop_released(uow, campaign.id, now)
+            if target is CampaignStatus.SENDING:
+                await uow.jobs.enqueue(run_job(campaign))
+            await uow.campaigns.update(campaign)
+            await self._record(uow, actor, action, campaign)
+            await uow.commit()
+        return campaign
+
+    async def _drop_released(self, uow: UnitOfWork, campaign_id: uuid.UUID, now: datetime) -> None:
+        """A message the provider refused for now waits for the next run, which a cancel stops: it is
+        failed (never sent) and its recipient cancelled. A claimed message is in flight and is left."""
+        held = {r.message_id: r for r in await uow.campaigns.take(campaign_id, FREEZE_BATCH) if r.message_id}
+        updates: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = []
+        for message in await uow.messages.get_many(list(held), lock=True):
+            if message.status is MessageStatus.QUEUED and message.claimed_at is None:
+                message.status, message.failed_at, message.updated_at = MessageStatus.FAILED, now, now
+                message.error_code, message.error_message = "campaign_cancelled", "the campaign was cancelled"
+                await uow.messages.update(message)
+                updates.append((message.contact_id, RecipientStatus.CANCELLED, message.id, None))
+        await uow.campaigns.set_recipients(campaign_id, updates)
+
+    # ------------------------------------------------------------ the run (a job)
+
+    async def run(
+        self,
+        location_id: uuid.UUID,
+        campaign_id: uuid.UUID,
+        *,
+        max_seconds: float = 300.0,
+        wake: bool = False,
+    ) -> CampaignStatus | None:
+        """Works through the campaign's recipients until it is done, paused or cancelled. After
+        `max_seconds` it queues its own continuation, so no job holds a worker for hours. `wake`: the
+        lock-free scheduled start, which only queues a (locked) run when the campaign is still due."""
+        scope = TenantScope.location(location_id)
+        started = time.monotonic()
+        async with self._uow(scope) as uow:
+            campaign = await uow.campaigns.get(campaign_id, lock=True)
+            if campaign is None or campaign.deleted_at is not None:
+                return None
+            if wake:
+                due = campaign.scheduled_at is None or campaign.scheduled_at <= self._clock.now() + timedelta(
+                    seconds=1
+                )
+                if campaign.status is CampaignStatus.SCHEDULED and due:
+                    await uow.jobs.enqueue(run_job(campaign))
+                    await uow.commit()
+                return campaign.status  # moved, paused, started or cancelled since: nothing to do
+            if campaign.status is CampaignStatus.SCHEDULED:
+                if campaign.scheduled_at and campaign.scheduled_at > self._clock.now() + timedelta(seconds=1):
+                    return campaign.status  # moved later: the job for the new time will come
+                campaign.status = CampaignStatus.SENDING
+            if campaign.status is not CampaignStatus.SENDING:
+                return campaign.status
+            if campaign.started_at is None:
+                await self._freeze(uow, campaign)
+            await uow.campaigns.update(campaign)
+            await uow.commit()
+        pace = await self._pace(location_id, campaign.channel)
+        lanes = max(1, self._lanes)
+        batch = max(1, min(self._batch, pace // lanes)) if pace else self._batch
+        stop = asyncio.Event()
+        failures: list[BaseException] = []
+
+        async def lane() -> CampaignStatus | None:
+            """Batches one after another; lanes run side by side (their recipients never overlap: each
+            takes rows the others do not hold), so the database and provider wait of one overlaps the
+            work of another. A lane that sees a pause, a cancel or an error stops the others after
+            their current batch: no lane is ever cut off mid-send."""
+            try:
+                while not stop.is_set():
+                    if time.monotonic() - started > max_seconds:
+                        return None
+                    tick = time.monotonic()
+                    status, done = await self._batch_once(scope, campaign_id, batch)
+                    if status is not CampaignStatus.SENDING:
+                        stop.set()
+                        return status
+                    if done:
+                        return CampaignStatus.COMPLETED
+                    if pace:
+                        await asyncio.sleep(max(0.0, batch * lanes / pace - (time.monotonic() - tick)))
+                return CampaignStatus.SENDING
+            except BaseException as exc:
+                stop.set()
+                failures.append(exc)
+                raise
+
+        outcomes = await asyncio.gather(*(lane() for _ in range(lanes)), return_exceptions=True)
+        if failures:
+            raise failures[0]  # a provider refusing for now (RetryLater) or a fault: the job retries
+        for outcome in outcomes:
+            if outcome in (CampaignStatus.PAUSED, CampaignStatus.CANCELLED):
+                return outcome
+        if all(outcome is CampaignStatus.COMPLETED for outcome in outcomes):
+            status = await self._complete(scope, campaign_id)
+            if status is not CampaignStatus.SENDING:
+                return status
+        # Time is up (or a recipient came back): a continuation finishes the campaign.
+        async with self._uow(scope) as uow:
+            await uow.jobs.enqueue(run_job(campaign))
+            await uow.commit()
+        return CampaignStatus.SENDING
+
+    async def _pace(self, location_id: uuid.UUID, channel: Channel) -> int | None:
+        async with self._uow(TenantScope.location(location_id)) as uow:
+            settings = await uow.messaging_settings.get(location_id)
+        return settings.sms_per_second if channel is Channel.SMS else settings.email_per_second
+
+    async def _freeze(self, uow: UnitOfWork, campaign: Campaign) -> None:
+        """The audience as it is now, in search order, into recipient rows (one transaction with the
+        switch to sending, so a crash freezes again from scratch)."""
+        spec = await self._check_audience(uow, campaign)
+        page = SearchPage(limit=FREEZE_BATCH)
+        position = 0
+        while True:
+            found = await uow.contact_search.search(campaign.location_id, spec, page)
+            ids = [c.id for c in found.items if c.deleted_at is None and c.erased_at is None]
+            position += await uow.campaigns.add_recipients(campaign.id, campaign.location_id, ids, position)
+            if found.next_cursor is None:
+                break
+            from ghl_core.shared.pagination import decode_cursor
+
+            parts = decode_cursor(found.next_cursor)
+            page = SearchPage(limit=FREEZE_BATCH, after=(parts[2], parts[3]))
+        campaign.recipients = position
+        campaign.started_at = self._clock.now()
+
+    async def _batch_once(
+        self, scope: TenantScope, campaign_id: uuid.UUID, size: int
+    ) -> tuple[CampaignStatus, bool]:
+        """One batch: its messages written through the ledger, then delivered together. Returns the
+        campaign's status and whether nothing was left to do."""
+        assert scope.location_id is not None  # noqa: S101 - a location scope
+        async with self._uow(scope) as uow:
+            campaign = await uow.campaigns.get(campaign_id)
+            if campaign is None or campaign.status is not CampaignStatus.SENDING:
+                return (campaign.status if campaign else CampaignStatus.CANCELLED), False
+            taken = await uow.campaigns.take(campaign_id, size)
+            if not taken:
+                return campaign.status, True
+            location = await uow.locations.get(campaign.location_id)
+            if location is None:  # pragma: no cover - the campaign's foreign key keeps it
+                raise NotFound("location gone")
+            contacts = await uow.contacts.get_many([r.contact_id for r in taken])
+            updates: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = []
+            message_ids: list[uuid.UUID] = []
+            items: list[tuple[Contact, Draft, str | None]] = []
+            for recipient in taken:
+                if recipient.status is RecipientStatus.SENDING and recipient.message_id is not None:
+                    message_ids.append(recipient.message_id)  # a run that died mid-batch: finish it
+                    continue
+                contact = contacts.get(recipient.contact_id)
+                if contact is None or contact.deleted_at is not None or contact.erased_at is not None:
+                    updates.append((recipient.contact_id, RecipientStatus.SKIPPED, None, "contact_deleted"))
+                    continue
+                try:
+                    draft = self._draft(campaign, contact, location)
+                except ValidationFailed as exc:
+                    reason = f"template: {exc.detail}"[:500]
+                    updates.append((recipient.contact_id, RecipientStatus.SKIPPED, None, reason))
+                    continue
+                items.append((contact, draft, f"campaign:{campaign.id}:{contact.id}"))
+            queued = await self._conversations.enqueue_many(
+                uow, location, items, source=MessageSource.CAMPAIGN, defer=False
+            )
+            for one in queued:
+                if one.message is None:
+                    updates.append((one.contact_id, RecipientStatus.SKIPPED, None, one.skipped))
+                else:
+                    updates.append((one.contact_id, RecipientStatus.SENDING, one.message.id, None))
+                    message_ids.append(one.message.id)
+            await uow.campaigns.set_recipients(campaign_id, updates)
+            await uow.commit()
+        outcome = await self._conversations.deliver_many(scope.location_id, message_ids, final_attempt=False)
+        by_message = {r.message_id: r.contact_id for r in taken if r.message_id is not None}
+        by_message.update({m: c for c, s, m, _ in updates if m is not None})
+        finished: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = [
+            (by_message[mid], RecipientStatus.DONE, mid, None)
+            for mid, status in outcome.statuses.items()
+            if status not in PENDING or status is MessageStatus.SCHEDULED
+        ]
+        async with self._uow(scope) as uow:
+            await uow.campaigns.set_recipients(campaign_id, finished)
+            await uow.commit()
+        if outcome.retry:
+            # The provider refuses for now: this run stops and the job's retry schedule brings it back.
+            raise RetryLater(next(iter(outcome.retry.values())))
+        return CampaignStatus.SENDING, False
+
+    def _draft(self, campaign: Campaign, contact: Contact, location: Location) -> Draft:
+        context = merge_context(contact, location)
+        render = self._renderer.render
+        return Draft(
+            channel=campaign.channel,
+            body=render(campaign.body, context, pointer="/body"),
+            subject=render(campaign.subject, context, pointer="/subject").strip()
+            if campaign.subject
+            else None,
+            html=self._renderer.render_html(campaign.html, context, pointer="/html")
+            if campaign.html
+            else None,
+            marketing=True,
+            campaign_id=campaign.id,
+        )
+
+    async def _complete(self, scope: TenantScope, campaign_id: uuid.UUID) -> CampaignStatus:
+        async with self._uow(scope) as uow:
+            campaign = await uow.campaigns.get(campaign_id, lock=True)
+            if campaign is None or campaign.status is not CampaignStatus.SENDING:
+                return campaign.status if campaign else CampaignStatus.CANCELLED
+            if await uow.campaigns.take(campaign_id, 1):  # a recipient appeared back (released claim)
+                return CampaignStatus.SENDING
+            campaign.status = CampaignStatus.COMPLETED
+            campaign.completed_at = campaign.updated_at = self._clock.now()
+            await uow.campaigns.update(campaign)
+            await uow.commit()
+        return CampaignStatus.COMPLETED
+
+    # ------------------------------------------------------------ statistics and engagement
+
+    async def stats(self, actor: Actor, campaign_id: uuid.UUID) -> CampaignStats:
+        location_id = actor.require_location(Permission.CAMPAIGNS_READ)
+        async with self._uow(actor.scope) as uow:
+            campaign = await self._visible(uow, location_id, campaign_id)
+            recipients = await uow.campaigns.recipient_counts(campaign_id)
+            messages = await uow.campaigns.message_counts(campaign_id)
+            engaged = await uow.campaigns.engagement_counts(campaign_id)
+        delivered = messages.get(MessageStatus.DELIVERED, 0) + messages.get(MessageStatus.READ, 0)
+        return CampaignStats(
+            recipients=campaign.recipients,
+            pending=recipients.get(RecipientStatus.PENDING, 0) + recipients.get(RecipientStatus.SENDING, 0),
+            skipped=recipients.get(RecipientStatus.SKIPPED, 0),
+            sent=delivered + messages.get(MessageStatus.SENT, 0),
+            delivered=delivered,
+            failed=messages.get(MessageStatus.FAILED, 0) + messages.get(MessageStatus.UNDELIVERED, 0),
+            opened=engaged.get(EngagementKind.OPEN, 0),
+            clicked=engaged.get(EngagementKind.CLICK, 0),
+            replied=engaged.get(EngagementKind.REPLY, 0),
+            unsubscribed=engaged.get(EngagementKind.UNSUBSCRIBE, 0),
+            bounced=engaged.get(EngagementKind.BOUNCE, 0),
+        )

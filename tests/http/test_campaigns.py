@@ -1,0 +1,695 @@
+"""Templates and campaigns through the API: authoring with a sandboxed template language, sending to an
+audience through the outbox, Twilio and SendGrid (their official SDKs pointed at local doubles), the
+lifecycle (schedule, pause, resume, cancel), exactly one message per recipient, tenancy, and the
+engagement a campaign counts (opens, clicks and replies through the public tracking URLs and Twilio's
+signed callbacks)."""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import pytest
+from dependency_injector import providers
+from sqlalchemy import text
+
+from ghl_adapters.container import Container, close_container
+from ghl_adapters.settings import Settings
+from ghl_core.campaigns.services import CampaignService
+from http_kit import API, Tenant, assert_problem, pointers
+from jobs_kit import run_jobs
+from sendgrid_double import DEFAULT_API_KEY, SendGridDouble
+from support import make_container
+from twilio_double import ACCOUNT_SID, AUTH_TOKEN, TwilioDouble, sign_twilio_request
+
+PUBLIC_URL = "https://crm.example.test"
+FROM_NUMBER = "+14155550100"
+FROM_EMAIL = "news@acme.example"
+# Small batches, so a campaign of a handful of contacts runs in several (pause is read between them).
+BATCH = 2
+
+
+@pytest.fixture(scope="module")
+def twilio() -> Iterator[TwilioDouble]:
+    with TwilioDouble() as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def sendgrid() -> Iterator[SendGridDouble]:
+    with SendGridDouble() as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+async def container(
+    settings: Settings, twilio: TwilioDouble, sendgrid: SendGridDouble
+) -> AsyncIterator[Container]:
+    """The provider SDKs pointed at the doubles, a public URL (tracking links and callbacks use it) and
+    the campaign service built with small batches."""
+    update = {
+        "twilio_api_base": twilio.base_url,
+        "sendgrid_api_base": sendgrid.base_url,
+        "public_url": PUBLIC_URL,
+    }
+    built = make_container(settings.model_copy(update=update))
+    built.campaigns.override(
+        providers.Singleton(
+            CampaignService,
+            built.uow,
+            built.clock,
+            built.conversations,
+            built.templates,
+            built.template_renderer,
+            built.contact_finder,
+            batch_size=BATCH,
+            lanes=1,  # one batch at a time: the pause and cancel tests step between batches
+        )
+    )
+    try:
+        yield built
+    finally:
+        await close_container(built)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def new_phone() -> str:
+    return f"+1312{secrets.randbelow(8_000_000) + 2_000_000}"
+
+
+def new_email(tag: str = "ada") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def new_tag() -> str:
+    return f"vip-{uuid.uuid4().hex[:8]}"
+
+
+async def new_contact(api: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    payload = {"first_name": "Ada", "phone": new_phone(), "email": new_email(), **fields}
+    response = await api.post(f"{API}/contacts", json=payload, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def post(
+    api: httpx.AsyncClient, tenant: Tenant, path: str, expect: int, body: Any = None
+) -> dict[str, Any]:
+    response = await api.post(f"{API}{path}", json=body, headers=tenant.headers)
+    assert response.status_code == expect, response.text
+    answered: dict[str, Any] = response.json()
+    return answered
+
+
+async def get(api: httpx.AsyncClient, tenant: Tenant, path: str) -> dict[str, Any]:
+    response = await api.get(f"{API}{path}", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def new_template(api: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    payload = {"name": "Welcome", "channel": "sms", "body": "Hi {{ contact.first_name }}", **fields}
+    return await post(api, tenant, "/templates", 201, payload)
+
+
+async def new_campaign(api: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    payload = {"name": "Spring sale", "channel": "sms", "body": "Sale today", **fields}
+    return await post(api, tenant, "/campaigns", 201, payload)
+
+
+async def stats(api: httpx.AsyncClient, tenant: Tenant, campaign_id: str) -> dict[str, Any]:
+    return await get(api, tenant, f"/campaigns/{campaign_id}/stats")
+
+
+async def per_contact(container: Container, campaign_id: str) -> dict[str, int]:
+    """How many messages the campaign wrote for each contact, from the messages table itself."""
+    async with container.engines().owner.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT contact_id, count(*) FROM messages WHERE campaign_id = :c GROUP BY contact_id"),
+            {"c": campaign_id},
+        )
+        return {str(contact): int(n) for contact, n in rows.all()}
+
+
+async def use_twilio(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    config = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM_NUMBER}
+    response = await api.put(
+        f"{API}/messaging/providers/sms", json={"kind": "twilio", "config": config}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+
+
+async def use_sendgrid(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    config = {"api_key": DEFAULT_API_KEY, "from_email": FROM_EMAIL, "from_name": "Acme"}
+    response = await api.put(
+        f"{API}/messaging/providers/email",
+        json={"kind": "sendgrid", "config": config},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+def local(url: str) -> str:
+    """A public URL of ours as the test client asks for it (path and query)."""
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}" == PUBLIC_URL, url
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# ---------------------------------------------------------------------------------------------- templates
+
+
+async def test_templates_are_created_listed_changed_and_deleted(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    sms = await new_template(api, tenant, name="Reminder", body="See you {{ contact.first_name }}")
+    assert sms["channel"] == "sms"
+    assert sms["subject"] is None
+    email = await new_template(
+        api,
+        tenant,
+        name="Newsletter",
+        channel="email",
+        subject="News for {{ contact.first_name }}",
+        body="Plain news",
+        html='<p>News</p><script>alert(1)</script><a href="https://acme.example" onclick="x()">more</a>',
+    )
+    assert "<script>" not in email["html"]
+    assert "onclick" not in email["html"]
+    assert "https://acme.example" in email["html"]
+
+    listed = await get(api, tenant, "/templates")
+    assert {t["id"] for t in listed["items"]} == {sms["id"], email["id"]}
+    assert await get(api, tenant, f"/templates/{sms['id']}") == sms
+
+    changed = await api.patch(
+        f"{API}/templates/{sms['id']}", json={"name": "Reminder 2", "body": "Soon!"}, headers=tenant.headers
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["name"] == "Reminder 2"
+    assert changed.json()["body"] == "Soon!"
+    # The channel's rules hold on a change too: an SMS has no subject.
+    refused = await api.patch(f"{API}/templates/{sms['id']}", json={"subject": "x"}, headers=tenant.headers)
+    assert pointers(assert_problem(refused, 422)) == ["/subject"]
+
+    deleted = await api.delete(f"{API}/templates/{sms['id']}", headers=tenant.headers)
+    assert deleted.status_code == 204
+    assert_problem(await api.get(f"{API}/templates/{sms['id']}", headers=tenant.headers), 404)
+    assert [t["id"] for t in (await get(api, tenant, "/templates"))["items"]] == [email["id"]]
+
+
+async def test_template_validation_names_each_field(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    blank = await api.post(
+        f"{API}/templates", json={"name": " ", "channel": "sms", "body": "x"}, headers=tenant.headers
+    )
+    assert pointers(assert_problem(blank, 422)) == ["/name"]
+    fax = await api.post(
+        f"{API}/templates", json={"name": "F", "channel": "fax", "body": "x"}, headers=tenant.headers
+    )
+    assert pointers(assert_problem(fax, 422)) == ["/channel"]
+    no_subject = await api.post(
+        f"{API}/templates", json={"name": "E", "channel": "email", "body": "x"}, headers=tenant.headers
+    )
+    assert pointers(assert_problem(no_subject, 422)) == ["/subject"]
+    unknown = await api.post(
+        f"{API}/templates",
+        json={"name": "E", "channel": "sms", "body": "x", "colour": 1},
+        headers=tenant.headers,
+    )
+    assert "/colour" in pointers(assert_problem(unknown, 422))
+
+
+async def test_bad_template_syntax_is_refused_with_its_field_and_line(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    source = "Hello\nthere {{ contact.first_name ) }}\nbye"
+    response = await api.post(
+        f"{API}/templates", json={"name": "Broken", "channel": "sms", "body": source}, headers=tenant.headers
+    )
+    problem = assert_problem(response, 422, "template_invalid")
+    assert pointers(problem) == ["/body"]
+    assert problem["line"] == 2
+    assert "line 2" in problem["errors"][0]["detail"]
+    assert (await get(api, tenant, "/templates"))["items"] == []  # nothing was stored
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ contact.__class__ }}",
+        "{% for c in ''.__class__.__mro__ %}{{ c }}{% endfor %}",
+    ],
+)
+async def test_a_sandbox_escape_is_refused_never_run(
+    api: httpx.AsyncClient, tenant: Tenant, source: str
+) -> None:
+    response = await api.post(
+        f"{API}/templates", json={"name": "Escape", "channel": "sms", "body": source}, headers=tenant.headers
+    )
+    if response.status_code == 422:
+        assert pointers(assert_problem(response, 422)) == ["/body"]
+        return
+    # Stored: then it must render harmlessly.
+    assert response.status_code == 201, response.text
+    contact = await new_contact(api, tenant)
+    preview = await post(
+        api, tenant, f"/templates/{response.json()['id']}/preview", 200, {"contact_id": contact["id"]}
+    )
+    assert "class" not in preview["body"]
+    assert "object" not in preview["body"]
+
+
+async def test_preview_fills_merge_fields_and_defaults(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    template = await new_template(
+        api,
+        tenant,
+        channel="email",
+        subject="Hi {{ contact.first_name | default('there', true) }}",
+        body="Dear {{ contact.first_name | default('friend', true) }} of {{ location.name }}",
+        html="<p>Hello {{ contact.first_name }} {{ contact.last_name | upper }}</p>",
+    )
+    named = await new_contact(api, tenant, first_name="Grace", last_name="<Hopper>")
+    nameless = await new_contact(api, tenant, first_name=None, last_name="Lovelace")
+
+    shown = await post(api, tenant, f"/templates/{template['id']}/preview", 200, {"contact_id": named["id"]})
+    assert shown["subject"] == "Hi Grace"
+    assert shown["body"] == "Dear Grace of Main Street"
+    assert shown["html"] == "<p>Hello Grace &lt;HOPPER&gt;</p>"  # merge values are escaped in HTML
+
+    shown = await post(
+        api, tenant, f"/templates/{template['id']}/preview", 200, {"contact_id": nameless["id"]}
+    )
+    assert shown["subject"] == "Hi there"
+    assert shown["body"] == "Dear friend of Main Street"
+
+    # Another location's contact, or template, is not found.
+    stranger = await new_contact(api, other_tenant)
+    assert_problem(
+        await api.post(
+            f"{API}/templates/{template['id']}/preview",
+            json={"contact_id": stranger["id"]},
+            headers=tenant.headers,
+        ),
+        404,
+    )
+    assert_problem(
+        await api.post(
+            f"{API}/templates/{template['id']}/preview",
+            json={"contact_id": stranger["id"]},
+            headers=other_tenant.headers,
+        ),
+        404,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- campaigns
+
+
+async def test_a_campaign_to_a_tag_reaches_each_contact_once_and_skips_dnd(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    tag = new_tag()
+    reached = [await new_contact(api, tenant, first_name=f"P{i}", tags=[tag]) for i in range(4)]
+    # Email do-not-disturb does not stop an SMS.
+    reached.append(
+        await new_contact(api, tenant, first_name="Mail", tags=[tag], dnd_channels={"email": True})
+    )
+    sms_dnd = await new_contact(api, tenant, tags=[tag], dnd_channels={"sms": True})
+    outsider = await new_contact(api, tenant, tags=["other"])
+    template = await new_template(api, tenant, body="Hi {{ contact.first_name }}, 20% off today")
+
+    payload = {"name": "Tagged", "channel": "sms", "template_id": template["id"], "audience": {"tags": [tag]}}
+    campaign = await post(api, tenant, "/campaigns", 201, payload)
+    assert campaign["status"] == "draft"
+    assert campaign["body"] == template["body"]
+    assert campaign["audience"] == {"tags": [tag]}
+
+    started = await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    assert started["status"] == "sending"
+    # A campaign that is sending cannot be changed, nor sent again.
+    refused = await api.patch(f"{API}/campaigns/{campaign['id']}", json={"name": "x"}, headers=tenant.headers)
+    assert_problem(refused, 409, "campaign_state")
+    assert_problem(
+        await api.post(f"{API}/campaigns/{campaign['id']}/send", headers=tenant.headers),
+        409,
+        "campaign_state",
+    )
+
+    await run_jobs(container)
+
+    done = await get(api, tenant, f"/campaigns/{campaign['id']}")
+    assert done["status"] == "completed"
+    assert done["recipients"] == 6
+    counts = await per_contact(container, campaign["id"])
+    assert counts == {c["id"]: 1 for c in reached}
+    assert sms_dnd["id"] not in counts
+    assert outsider["id"] not in counts
+    numbers = await stats(api, tenant, campaign["id"])
+    assert numbers == {
+        "recipients": 6,
+        "pending": 0,
+        "skipped": 1,
+        "sent": 5,
+        "delivered": 5,  # the local outbox takes everything at once
+        "failed": 0,
+        "opened": 0,
+        "clicked": 0,
+        "replied": 0,
+        "unsubscribed": 0,
+        "bounced": 0,
+    }
+    # Each message is the template rendered for its contact, in the contact's conversation.
+    conversations = await get(api, tenant, f"/conversations?contact_id={reached[0]['id']}")
+    [conversation] = conversations["items"]
+    thread = await get(api, tenant, f"/conversations/{conversation['id']}/messages")
+    assert [m["body"] for m in thread["items"]] == ["Hi P0, 20% off today"]
+    assert thread["items"][0]["marketing"] is True
+
+    # Running the jobs again sends nothing more.
+    await run_jobs(container)
+    assert await per_contact(container, campaign["id"]) == counts
+
+
+async def test_campaign_validation_and_editing_a_draft(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    bad = await api.post(
+        f"{API}/campaigns",
+        json={"name": "x", "channel": "sms", "body": "{{ broken", "audience": {"tags": "vip", "colour": 1}},
+        headers=tenant.headers,
+    )
+    assert "/audience/colour" in pointers(assert_problem(bad, 422))
+    broken = await api.post(
+        f"{API}/campaigns", json={"name": "x", "channel": "sms", "body": "{{ broken"}, headers=tenant.headers
+    )
+    assert pointers(assert_problem(broken, 422)) == ["/body"]
+    foreign = await new_template(api, other_tenant)
+    wrong_template = await api.post(
+        f"{API}/campaigns",
+        json={"name": "x", "channel": "sms", "template_id": foreign["id"]},
+        headers=tenant.headers,
+    )
+    assert pointers(assert_problem(wrong_template, 422)) == ["/template_id"]
+
+    draft = await new_campaign(api, tenant)
+    changed = await api.patch(
+        f"{API}/campaigns/{draft['id']}",
+        json={"name": "Summer sale", "body": "Summer!", "audience": {"query": "Ada"}},
+        headers=tenant.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["name"] == "Summer sale"
+    assert changed.json()["body"] == "Summer!"
+    assert changed.json()["audience"] == {"query": "Ada"}
+    assert [c["id"] for c in (await get(api, tenant, "/campaigns"))["items"]] == [draft["id"]]
+    deleted = await api.delete(f"{API}/campaigns/{draft['id']}", headers=tenant.headers)
+    assert deleted.status_code == 204
+    assert_problem(await api.get(f"{API}/campaigns/{draft['id']}", headers=tenant.headers), 404)
+
+
+async def test_another_locations_campaign_is_not_found(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    campaign = await new_campaign(api, tenant)
+    template = await new_template(api, tenant)
+    base = f"{API}/campaigns/{campaign['id']}"
+    theirs = other_tenant.headers
+    assert_problem(await api.get(base, headers=theirs), 404)
+    assert_problem(await api.get(f"{base}/stats", headers=theirs), 404)
+    assert_problem(await api.patch(base, json={"name": "mine"}, headers=theirs), 404)
+    for action in ("send", "pause", "resume", "cancel"):
+        assert_problem(await api.post(f"{base}/{action}", headers=theirs), 404)
+    assert_problem(await api.delete(base, headers=theirs), 404)
+    assert_problem(await api.get(f"{API}/templates/{template['id']}", headers=theirs), 404)
+    assert_problem(await api.delete(f"{API}/templates/{template['id']}", headers=theirs), 404)
+    assert (await get(api, other_tenant, "/campaigns"))["items"] == []
+    assert (await get(api, tenant, f"/campaigns/{campaign['id']}"))["status"] == "draft"
+
+
+async def test_a_scheduled_campaign_waits_for_its_time_and_can_be_moved_to_now(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    tag = new_tag()
+    contact = await new_contact(api, tenant, tags=[tag])
+    campaign = await new_campaign(api, tenant, audience={"tags": [tag]})
+    naive = await api.post(
+        f"{API}/campaigns/{campaign['id']}/send", json={"at": "2030-01-01T09:00:00"}, headers=tenant.headers
+    )
+    assert pointers(assert_problem(naive, 422)) == ["/at"]
+
+    at = datetime.now(UTC) + timedelta(hours=1)
+    scheduled = await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202, {"at": at.isoformat()})
+    assert scheduled["status"] == "scheduled"
+    assert datetime.fromisoformat(scheduled["scheduled_at"]) == at
+
+    await run_jobs(container, fast_forward=False)
+    assert await per_contact(container, campaign["id"]) == {}
+    # Its job brought forward by force still does not send before the time.
+    await run_jobs(container, fast_forward=True)
+    assert await per_contact(container, campaign["id"]) == {}
+    still = await get(api, tenant, f"/campaigns/{campaign['id']}")
+    assert still["status"] == "scheduled"
+    assert still["recipients"] == 0
+
+    # A scheduled campaign may still be edited, then moved: sent now.
+    await api.patch(f"{API}/campaigns/{campaign['id']}", json={"body": "Now!"}, headers=tenant.headers)
+    moved = await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202, {})
+    assert moved["status"] == "sending"
+    await run_jobs(container, fast_forward=False)
+    assert await per_contact(container, campaign["id"]) == {contact["id"]: 1}
+    assert (await get(api, tenant, f"/campaigns/{campaign['id']}"))["status"] == "completed"
+
+
+async def test_moving_a_scheduled_campaign_earlier_sends_it_at_the_new_time(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    """The run queued for the first time must not keep the campaign from running at the new one."""
+    tag = new_tag()
+    contact = await new_contact(api, tenant, tags=[tag])
+    campaign = await new_campaign(api, tenant, audience={"tags": [tag]})
+    later = datetime.now(UTC) + timedelta(hours=2)
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202, {"at": later.isoformat()})
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202, {})  # now, while the first waits
+    await run_jobs(container, fast_forward=False)
+    assert await per_contact(container, campaign["id"]) == {contact["id"]: 1}
+
+
+async def test_pause_stops_further_batches_resume_finishes_and_cancel_drops_the_rest(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, twilio: TwilioDouble
+) -> None:
+    """Deterministic without timing: Twilio refusing one message of the first batch for now (429) stops
+    the run after that batch and its retry waits a few seconds; the campaign is paused meanwhile."""
+    await use_twilio(api, tenant)
+    tag = new_tag()
+    contacts = [await new_contact(api, tenant, tags=[tag]) for _ in range(BATCH * 3)]
+    phones = {c["phone"] for c in contacts}
+    campaign = await new_campaign(api, tenant, audience={"tags": [tag]}, body="Flash sale")
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+
+    twilio.fail_next(429, 1)
+    await run_jobs(container, fast_forward=False)
+    assert len([m for m in twilio.messages if m.to in phones]) == BATCH - 1
+    paused = await post(api, tenant, f"/campaigns/{campaign['id']}/pause", 200)
+    assert paused["status"] == "paused"
+    numbers = await stats(api, tenant, campaign["id"])
+    assert (numbers["recipients"], numbers["sent"], numbers["pending"]) == (
+        BATCH * 3,
+        BATCH - 1,
+        BATCH * 2 + 1,
+    )
+
+    await run_jobs(container, fast_forward=True)  # the retry comes back and finds the campaign paused
+    assert len([m for m in twilio.messages if m.to in phones]) == BATCH - 1
+    assert (await get(api, tenant, f"/campaigns/{campaign['id']}"))["status"] == "paused"
+    assert_problem(
+        await api.patch(f"{API}/campaigns/{campaign['id']}", json={"name": "x"}, headers=tenant.headers), 409
+    )
+
+    resumed = await post(api, tenant, f"/campaigns/{campaign['id']}/resume", 200)
+    assert resumed["status"] == "sending"
+    await run_jobs(container)
+    sent = [m.to for m in twilio.messages if m.to in phones]
+    assert sorted(sent) == sorted(phones)  # everyone, once
+    assert await per_contact(container, campaign["id"]) == {c["id"]: 1 for c in contacts}
+    numbers = await stats(api, tenant, campaign["id"])
+    assert (numbers["sent"], numbers["pending"], numbers["failed"]) == (BATCH * 3, 0, 0)
+    assert (await get(api, tenant, f"/campaigns/{campaign['id']}"))["status"] == "completed"
+    # A finished campaign cannot be paused, resumed or cancelled.
+    for action in ("pause", "resume", "cancel"):
+        assert_problem(
+            await api.post(f"{API}/campaigns/{campaign['id']}/{action}", headers=tenant.headers),
+            409,
+            "campaign_state",
+        )
+
+
+async def test_cancel_marks_the_recipients_not_reached_cancelled(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, twilio: TwilioDouble
+) -> None:
+    await use_twilio(api, tenant)
+    tag = new_tag()
+    contacts = [await new_contact(api, tenant, tags=[tag]) for _ in range(BATCH * 3)]
+    phones = {c["phone"] for c in contacts}
+    campaign = await new_campaign(api, tenant, audience={"tags": [tag]})
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    twilio.fail_next(429, 1)
+    await run_jobs(container, fast_forward=False)
+
+    cancelled = await post(api, tenant, f"/campaigns/{campaign['id']}/cancel", 200)
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["completed_at"] is not None
+    await run_jobs(container, fast_forward=True)
+    assert len([m for m in twilio.messages if m.to in phones]) == BATCH - 1
+    numbers = await stats(api, tenant, campaign["id"])
+    assert (numbers["sent"], numbers["pending"]) == (BATCH - 1, 0)
+    async with container.engines().owner.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT status, count(*) FROM campaign_recipients WHERE campaign_id = :c GROUP BY status"),
+            {"c": campaign["id"]},
+        )
+        by_status: dict[str, int] = {str(s): int(n) for s, n in rows.all()}
+    assert by_status == {"done": BATCH - 1, "cancelled": BATCH * 2 + 1}
+    assert_problem(
+        await api.post(f"{API}/campaigns/{campaign['id']}/resume", headers=tenant.headers),
+        409,
+        "campaign_state",
+    )
+    # A finished campaign may be deleted.
+    assert (await api.delete(f"{API}/campaigns/{campaign['id']}", headers=tenant.headers)).status_code == 204
+
+
+# ---------------------------------------------------------------------------------------------- email
+
+
+async def test_an_email_campaign_through_sendgrid_is_tracked(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble
+) -> None:
+    await use_sendgrid(api, tenant)
+    tag = new_tag()
+    first = await new_contact(api, tenant, first_name="Grace", tags=[tag])
+    second = await new_contact(api, tenant, first_name="Alan", tags=[tag])
+    offer = "https://shop.example/offer?id=7&ref=mail"
+    campaign = await new_campaign(
+        api,
+        tenant,
+        channel="email",
+        audience={"tags": [tag]},
+        subject="A gift for {{ contact.first_name }}",
+        body="See the offer: " + offer,
+        html=f'<p>Hi {{{{ contact.first_name }}}}</p><p><a href="{html.escape(offer)}">Offer</a></p>',
+    )
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    await run_jobs(container)
+
+    sent = {s.to_email: s for s in sendgrid.sent if s.to_email in (first["email"], second["email"])}
+    assert set(sent) == {first["email"], second["email"]}
+    mail = sent[first["email"]]
+    assert mail.subject == "A gift for Grace"
+    headers = mail.body["headers"]
+    assert headers["List-Unsubscribe"].startswith(f"<{PUBLIC_URL}/unsubscribe/")
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    content = {c["type"]: c["value"] for c in mail.body["content"]}["text/html"]
+    assert "<p>Hi Grace</p>" in content
+    hrefs = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', content)]
+    tracked = [h for h in hrefs if h.startswith(f"{PUBLIC_URL}/t/c/")]
+    assert len(tracked) == 1
+    assert offer not in hrefs  # the link goes through the redirect
+    [pixel] = re.findall(rf'<img src="({re.escape(PUBLIC_URL)}/t/o/[^"]+\.gif)"', content)
+    assert (await stats(api, tenant, campaign["id"]))["sent"] == 2
+
+    # The pixel: a GIF, never cached; an open counted once however often it loads.
+    for _ in range(3):
+        image = await api.get(local(pixel))
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/gif"
+        assert image.content.startswith(b"GIF89a")
+        assert "no-store" in image.headers["cache-control"]
+    assert (await stats(api, tenant, campaign["id"]))["opened"] == 1
+    # A forged or unknown pixel answers the same image and counts nothing.
+    token = urlsplit(pixel).path.rsplit("/", 1)[1].removesuffix(".gif")
+    forged = await api.get(f"/t/o/{token[:-2]}AA.gif")
+    assert (forged.status_code, forged.content) == (200, image.content)
+    assert (await api.get("/t/o/not-a-token.gif")).content == image.content
+    assert (await stats(api, tenant, campaign["id"]))["opened"] == 1
+
+    # The click: counted, then redirected to exactly where the email linked.
+    click = await api.get(local(tracked[0]))
+    assert click.status_code == 302, click.text
+    assert click.headers["location"] == offer
+    assert "no-store" in click.headers["cache-control"]
+    await api.get(local(tracked[0]))
+    numbers = await stats(api, tenant, campaign["id"])
+    assert (numbers["clicked"], numbers["opened"]) == (1, 1)
+
+    # Another destination under the same token is no redirect at all.
+    click_token = urlsplit(tracked[0]).path.rsplit("/", 1)[1]
+    for url in ("https://evil.example/", offer + "&x=1", "javascript:alert(1)"):
+        tampered = await api.get(f"/t/c/{click_token}?{urlencode({'u': url})}")
+        assert_problem(tampered, 404)
+        assert "location" not in tampered.headers
+        assert "no-store" in tampered.headers["cache-control"]
+    assert_problem(await api.get(f"/t/c/{click_token}"), 404)
+    assert (await stats(api, tenant, campaign["id"]))["clicked"] == 1
+
+    # The second contact's engagement is their own.
+    other = {c["type"]: c["value"] for c in sent[second["email"]].body["content"]}["text/html"]
+    [other_pixel] = re.findall(r'<img src="([^"]+\.gif)"', other)
+    await api.get(local(other_pixel))
+    numbers = await stats(api, tenant, campaign["id"])
+    assert (numbers["opened"], numbers["clicked"]) == (2, 1)
+
+
+# ---------------------------------------------------------------------------------------------- replies
+
+
+async def test_an_sms_reply_after_a_campaign_counts_as_replied(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, twilio: TwilioDouble
+) -> None:
+    await use_twilio(api, tenant)
+    tag = new_tag()
+    contact = await new_contact(api, tenant, tags=[tag])
+    silent = await new_contact(api, tenant, tags=[tag])
+    campaign = await new_campaign(api, tenant, audience={"tags": [tag]}, body="Open house on Saturday")
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    await run_jobs(container)
+    assert {m.to for m in twilio.messages} >= {contact["phone"], silent["phone"]}
+
+    path = f"/webhooks/twilio/{tenant.location_id}"
+    form = {
+        "MessageSid": "SM" + secrets.token_hex(16),
+        "SmsSid": "SM" + secrets.token_hex(16),
+        "AccountSid": ACCOUNT_SID,
+        "From": contact["phone"],
+        "To": FROM_NUMBER,
+        "Body": "Count me in",
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+    }
+    form["SmsSid"] = form["MessageSid"]
+    signature = sign_twilio_request(AUTH_TOKEN, PUBLIC_URL + path, form)
+    answered = await api.post(
+        path,
+        content=urlencode(form),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+    )
+    assert answered.status_code == 200, answered.text
+    await run_jobs(container)
+
+    numbers = await stats(api, tenant, campaign["id"])
+    assert (numbers["sent"], numbers["replied"]) == (2, 1)

@@ -1,0 +1,182 @@
+"""A campaign survives its worker being killed (`kill -9`) again and again mid-send: every recipient gets
+exactly one SMS, through the Twilio SDK to a local Twilio double. Kills land while provider calls are
+in flight (the double answers slowly, after recording), so both halves of the ledger are exercised: a
+claim whose provider call never happened is sent on the next run, and one whose call happened but whose
+outcome was lost is found at the provider (`find_sent`) and not sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ghl_adapters.container import close_container
+from ghl_adapters.settings import Settings
+from ghl_core.conversations.models import Channel
+from ghl_core.conversations.providers import ProviderKind
+from ghl_core.tenancy.permissions import Actor
+from support import make_container, new_tenant
+from twilio_double import ACCOUNT_SID, AUTH_TOKEN, TwilioDouble
+
+pytestmark = pytest.mark.slow
+
+RECIPIENTS = 400
+KILLS = 4
+WAIT_S = 240.0
+FROM = "+14155550100"
+
+
+def phone(i: int) -> str:
+    return f"+1415{2000000 + i * 7:07d}"
+
+
+def worker_env(settings: Settings, data_dir: Path, twilio_base: str) -> dict[str, str]:
+    assert settings.database_url
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHL_")}
+    env |= {
+        "DATABASE_URL": settings.database_url,
+        "GHL_DATA_DIR": str(data_dir),
+        "GHL_JOBS_STALLED_AFTER_SECONDS": "2",
+        "GHL_LOG_LEVEL": "WARNING",
+        "GHL_TWILIO_API_BASE": twilio_base,
+    }
+    if settings.secret_key:
+        env["GHL_SECRET_KEY"] = settings.secret_key.get_secret_value()
+    if settings.app_database_url:
+        env["GHL_APP_DATABASE_URL"] = settings.app_database_url
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    return env
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ghl_cli.main",
+                "worker",
+                "--concurrency",
+                "4",
+                "--queues",
+                "campaigns,messages",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=log.parent,
+        )
+
+
+async def wait_until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_killing_the_worker_mid_campaign_skips_no_recipient_and_sends_none_twice(
+    settings: Settings, tmp_path: Path
+) -> None:
+    container = make_container(settings)
+    log = tmp_path / "workers.log"
+    try:
+        tenant = await new_tenant(container)
+        actor = Actor.operator_at(tenant.location_id)
+        await container.messaging_setup().set_provider(
+            actor,
+            Channel.SMS,
+            ProviderKind.TWILIO,
+            {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM},
+        )
+        # A pace of 100 per second: batches of 100, so every kill finds a batch part-way.
+        await container.messaging_setup().update_settings(actor, {"sms_per_second": 100})
+        contacts = container.contacts()
+        gate = asyncio.Semaphore(8)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await contacts.create(actor, {"first_name": f"R{i}", "phone": phone(i), "tags": ["blast"]})
+
+        await asyncio.gather(*(one(i) for i in range(RECIPIENTS)))
+        await contacts.create(
+            actor,
+            {
+                "first_name": "Opted",
+                "phone": phone(RECIPIENTS),
+                "tags": ["blast"],
+                "dnd_channels": {"sms": True},
+            },
+        )
+        campaign = await container.campaigns().create(
+            actor,
+            {
+                "name": "Blast",
+                "channel": "sms",
+                "body": "Hi {{contact.first_name}}!",
+                "audience": {"tags": ["blast"]},
+            },
+        )
+        with TwilioDouble() as double:
+            double.answer_latency = 0.15  # recorded, then answered late: kills catch calls in flight
+            env = worker_env(settings, tmp_path, double.base_url)
+            await container.campaigns().send(actor, campaign.id)
+            worker = start_worker(env, log)
+            try:
+                for k in range(1, KILLS + 1):
+                    target = k * RECIPIENTS // (KILLS + 2)
+                    await wait_until(lambda t=target: len(double.messages) >= t, f"{target} sends")
+                    worker.send_signal(signal.SIGKILL)
+                    worker.wait()
+                    worker = start_worker(env, log)
+                deadline = time.monotonic() + WAIT_S
+                status = ""
+                while status != "completed" and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                    status = (await container.campaigns().get(actor, campaign.id)).status.value
+                assert status == "completed", log.read_text()[-3000:]
+            finally:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+                    try:
+                        worker.wait(30)
+                    except subprocess.TimeoutExpired:
+                        worker.kill()
+            received = Counter(m.to for m in double.messages)
+
+        expected = {phone(i) for i in range(RECIPIENTS)}
+        assert set(received) == expected, f"missing {len(expected - set(received))}"
+        twice = {number: n for number, n in received.items() if n > 1}
+        assert twice == {}, f"sent twice: {twice}"
+        assert phone(RECIPIENTS) not in received
+        stats = await container.campaigns().stats(actor, campaign.id)
+        assert (stats.recipients, stats.sent, stats.skipped, stats.pending) == (
+            RECIPIENTS + 1,
+            RECIPIENTS,
+            1,
+            0,
+        )
+        async with container.engines().owner.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT count(*) AS n, count(DISTINCT contact_id) AS d "
+                    "FROM messages WHERE campaign_id = :c"
+                ),
+                {"c": campaign.id},
+            )
+            counts = rows.one()
+        assert counts.n == counts.d == RECIPIENTS
+    finally:
+        await close_container(container)
