@@ -228,11 +228,13 @@ class SqlCampaignRepository:
         )
         return int(result.rowcount or 0)
 
-    async def take(self, campaign_id: uuid.UUID, limit: int) -> builtins.list[Recipient]:
+    async def take(
+        self, campaign_id: uuid.UUID, limit: int, *, resume: bool = False
+    ) -> builtins.list[Recipient]:
         r = campaign_recipients.c
         query = (
             select(campaign_recipients)
-            .where(r.campaign_id == campaign_id, r.status.in_(("pending", "sending")))
+            .where(r.campaign_id == campaign_id, r.status == ("sending" if resume else "pending"))
             .order_by(r.position)
             .limit(limit)
             .with_for_update(skip_locked=True)

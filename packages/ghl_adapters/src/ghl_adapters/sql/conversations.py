@@ -505,7 +505,9 @@ class SqlMessageRepository:
                 "CAST(:pids AS text[]), CAST(:senders AS text[]), CAST(:sent AS timestamptz[]), "
                 "CAST(:delivered AS timestamptz[]), CAST(:rfcs AS text[]), CAST(:updated AS timestamptz[])) "
                 "AS u(id, status, provider, pid, sender, sent_at, delivered_at, rfc, updated_at) "
-                "WHERE m.id = ANY(CAST(:ids AS uuid[])) AND m.id = u.id"
+                "WHERE m.id = ANY(CAST(:ids AS uuid[])) AND m.id = u.id "
+                # Only from a pending status: a message already settled (by another run) is left as is.
+                "AND m.status IN ('queued', 'scheduled')"
             ),
             {
                 "ids": [m.id for m in batch],

@@ -50,9 +50,12 @@ class CampaignRepository(Protocol):
         were added."""
         ...
 
-    async def take(self, campaign_id: uuid.UUID, limit: int) -> builtins.list[Recipient]:
-        """The next pending or sending recipients in audience order, locked; rows another run holds
-        are skipped."""
+    async def take(
+        self, campaign_id: uuid.UUID, limit: int, *, resume: bool = False
+    ) -> builtins.list[Recipient]:
+        """The next pending recipients in audience order, locked; rows another transaction holds are
+        skipped. `resume`: instead those left `sending` (their message exists; a run stopped before
+        recording its outcome)."""
         ...
 
     async def set_recipients(

@@ -518,7 +518,11 @@ class CampaignService:
     async def _drop_released(self, uow: UnitOfWork, campaign_id: uuid.UUID, now: datetime) -> None:
         """A message the provider refused for now waits for the next run, which a cancel stops: it is
         failed (never sent) and its recipient cancelled. A claimed message is in flight and is left."""
-        held = {r.message_id: r for r in await uow.campaigns.take(campaign_id, FREEZE_BATCH) if r.message_id}
+        held = {
+            r.message_id: r
+            for r in await uow.campaigns.take(campaign_id, FREEZE_BATCH, resume=True)
+            if r.message_id
+        }
         updates: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = []
         for message in await uow.messages.get_many(list(held), lock=True):
             if message.status is MessageStatus.QUEUED and message.claimed_at is None:
@@ -568,6 +572,14 @@ class CampaignService:
         pace = await self._pace(location_id, campaign.channel)
         lanes = max(1, self._lanes)
         batch = max(1, min(self._batch, pace // lanes)) if pace else self._batch
+        # First what an earlier run left mid-send (messages written, outcome not recorded), alone: the
+        # ledger settles each (sent, found at the provider, or sent now) before new batches begin.
+        while True:
+            status, done = await self._batch_once(scope, campaign_id, batch, resume=True)
+            if status is not CampaignStatus.SENDING:
+                return status
+            if done:
+                break
         stop = asyncio.Event()
         failures: list[BaseException] = []
 
@@ -636,7 +648,7 @@ class CampaignService:
         campaign.started_at = self._clock.now()
 
     async def _batch_once(
-        self, scope: TenantScope, campaign_id: uuid.UUID, size: int
+        self, scope: TenantScope, campaign_id: uuid.UUID, size: int, *, resume: bool = False
     ) -> tuple[CampaignStatus, bool]:
         """One batch: its messages written through the ledger, then delivered together. Returns the
         campaign's status and whether nothing was left to do."""
@@ -645,7 +657,7 @@ class CampaignService:
             campaign = await uow.campaigns.get(campaign_id)
             if campaign is None or campaign.status is not CampaignStatus.SENDING:
                 return (campaign.status if campaign else CampaignStatus.CANCELLED), False
-            taken = await uow.campaigns.take(campaign_id, size)
+            taken = await uow.campaigns.take(campaign_id, size, resume=resume)
             if not taken:
                 return campaign.status, True
             location = await uow.locations.get(campaign.location_id)
@@ -681,7 +693,9 @@ class CampaignService:
                     message_ids.append(one.message.id)
             await uow.campaigns.set_recipients(campaign_id, updates)
             await uow.commit()
-        outcome = await self._conversations.deliver_many(scope.location_id, message_ids, final_attempt=False)
+        outcome = await self._conversations.deliver_many(
+            scope.location_id, message_ids, final_attempt=False, contacts=contacts
+        )
         by_message = {r.message_id: r.contact_id for r in taken if r.message_id is not None}
         by_message.update({m: c for c, s, m, _ in updates if m is not None})
         finished: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = [
@@ -718,7 +732,9 @@ class CampaignService:
             campaign = await uow.campaigns.get(campaign_id, lock=True)
             if campaign is None or campaign.status is not CampaignStatus.SENDING:
                 return campaign.status if campaign else CampaignStatus.CANCELLED
-            if await uow.campaigns.take(campaign_id, 1):  # a recipient appeared back (released claim)
+            if await uow.campaigns.take(campaign_id, 1) or await uow.campaigns.take(
+                campaign_id, 1, resume=True
+            ):
                 return CampaignStatus.SENDING
             campaign.status = CampaignStatus.COMPLETED
             campaign.completed_at = campaign.updated_at = self._clock.now()

@@ -115,7 +115,8 @@ class MessageRepository(Protocol):
         ...
 
     async def mark_sent_many(self, messages: builtins.list[Message]) -> None:
-        """Writes each message's send outcome fields (status, provider ids, sender, times)."""
+        """Writes each message's send outcome fields (status, provider ids, sender, times), for those
+        still queued or scheduled (a message settled meanwhile is left as it is)."""
         ...
 
     async def by_cause(self, location_id: uuid.UUID, cause: str) -> Message | None: ...

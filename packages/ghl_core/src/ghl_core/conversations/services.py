@@ -461,11 +461,13 @@ class ConversationService:
         *,
         final_attempt: bool = True,
         concurrency: int = 64,
+        contacts: dict[uuid.UUID, Contact] | None = None,
     ) -> DeliveryOutcome:
         """Hands queued messages to their provider, each at most once. The claims are committed before
         the provider calls; a claim found on a later run means a worker died mid-send, and the provider
         is asked whether it has the message before anything is sent again. Messages refused for now
-        are released (unclaimed) and named in `retry`."""
+        are released (unclaimed) and named in `retry`. `contacts`: the recipients as the caller just
+        read them (a campaign batch), so they are not read again."""
         scope = TenantScope.location(location_id)
         outcome = DeliveryOutcome()
         to_send: list[tuple[Message, ResolvedProvider | None, SmsMessage | EmailMessage]] = []
@@ -474,7 +476,9 @@ class ConversationService:
             if not found:
                 return outcome
             location = await self._location(uow, location_id)
-            contacts = await uow.contacts.get_many(sorted({m.contact_id for m in found}))
+            wanted = sorted({m.contact_id for m in found})
+            if contacts is None or any(c not in contacts for c in wanted):
+                contacts = await uow.contacts.get_many(wanted)
             resolved_by: dict[Channel, ResolvedProvider | None] = {}
             settings = await uow.messaging_settings.get(location_id)
             claims: list[tuple[uuid.UUID, datetime, str | None]] = []
@@ -528,18 +532,23 @@ class ConversationService:
         results = await asyncio.gather(*(call(r, o) for _, r, o in to_send))
         async with self._uow(scope) as uow:
             location = await self._location(uow, location_id)
-            current = {m.id: m for m in await uow.messages.get_many([m.id for m, _, _ in to_send], lock=True)}
             done: list[Message] = []
+            failed = [
+                m.id for (m, _, _), r in zip(to_send, results, strict=True) if not isinstance(r, SendResult)
+            ]
+            current = {m.id: m for m in await uow.messages.get_many(failed, lock=True)} if failed else {}
             for (sent, _, outbound), result in zip(to_send, results, strict=True):
+                if isinstance(result, SendResult):
+                    # Written below in one statement, guarded by the status (still queued, as we claimed it).
+                    self._apply_sent(sent, result, outbound)
+                    done.append(sent)
+                    outcome.statuses[sent.id] = result.status
+                    continue
                 held = current.get(sent.id)
                 if held is None or held.status not in PENDING:  # pragma: no cover - we hold the claim
                     continue
                 message = held
-                if isinstance(result, SendResult):
-                    self._apply_sent(message, result, outbound)
-                    done.append(message)
-                    outcome.statuses[message.id] = result.status
-                elif result.permanent or final_attempt:
+                if result.permanent or final_attempt:
                     await self._fail(uow, location, message, result.code or "provider_error", result.detail)
                     if result.code == "21610":  # Twilio: the recipient replied STOP to this sender
                         await self._set_dnd(uow, location, message.contact_id, DndChannel.SMS, True)
