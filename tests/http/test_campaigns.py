@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -693,3 +694,62 @@ async def test_an_sms_reply_after_a_campaign_counts_as_replied(
 
     numbers = await stats(api, tenant, campaign["id"])
     assert (numbers["sent"], numbers["replied"]) == (2, 1)
+
+
+async def test_resuming_a_campaign_paused_before_its_time_puts_it_back_on_schedule(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    tag = new_tag()
+    await new_contact(api, tenant, tags=[tag])
+    campaign = await new_campaign(api, tenant, audience={"tags": [tag]})
+    at = datetime.now(UTC) + timedelta(hours=2)
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202, {"at": at.isoformat()})
+    paused = await post(api, tenant, f"/campaigns/{campaign['id']}/pause", 200)
+    assert paused["status"] == "paused"
+    resumed = await post(api, tenant, f"/campaigns/{campaign['id']}/resume", 200)
+    assert resumed["status"] == "scheduled"
+    await run_jobs(container, fast_forward=True)
+    assert await per_contact(container, campaign["id"]) == {}
+    assert (await get(api, tenant, f"/campaigns/{campaign['id']}"))["status"] == "scheduled"
+
+
+async def test_a_campaign_sms_held_by_quiet_hours_is_not_sent_once_its_campaign_is_cancelled(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    tag = new_tag()
+    await new_contact(api, tenant, tags=[tag])
+    now_local = datetime.now(ZoneInfo("America/Chicago"))
+    start = (now_local - timedelta(hours=1)).strftime("%H:%M")
+    end = (now_local + timedelta(hours=2)).strftime("%H:%M")
+    quiet = await api.patch(
+        f"{API}/messaging/settings",
+        json={"quiet_hours": {"start": start, "end": end}},
+        headers=tenant.headers,
+    )
+    assert quiet.status_code == 200, quiet.text
+    try:
+        campaign = await new_campaign(api, tenant, audience={"tags": [tag]})
+        await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202, {})
+        await run_jobs(container, queues=["campaigns"], fast_forward=False)
+        assert await scalar_row(container, campaign["id"]) == ("scheduled", None)
+        # The campaign is cancelled while its message waits out the quiet hours (as a cancel during a
+        # long send would find it); when the message's time comes, it is not sent.
+        async with container.engines().owner.begin() as conn:
+            await conn.execute(
+                text("UPDATE campaigns SET status = 'cancelled' WHERE id = :c"), {"c": campaign["id"]}
+            )
+        await api.patch(f"{API}/messaging/settings", json={"quiet_hours": None}, headers=tenant.headers)
+        await run_jobs(container, queues=["messages"], fast_forward=True)
+        assert await scalar_row(container, campaign["id"]) == ("failed", "campaign_cancelled")
+    finally:
+        await api.patch(f"{API}/messaging/settings", json={"quiet_hours": None}, headers=tenant.headers)
+
+
+async def scalar_row(container: Container, campaign_id: str) -> tuple[str, str | None]:
+    async with container.engines().owner.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT status, error_code FROM messages WHERE campaign_id = :c"), {"c": campaign_id}
+            )
+        ).one()
+    return row.status, row.error_code

@@ -485,3 +485,57 @@ async def test_removing_a_provider_falls_back_to_the_outbox(
     await run_jobs(container)
     assert (await message(api, tenant, queued["id"]))["provider"] == "outbox"
     assert sent_to(twilio, contact["phone"]) == []
+
+
+async def test_merging_contacts_moves_their_conversations_to_the_survivor(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    survivor = await new_contact(api, tenant, phone=None)
+    loser = await new_contact(api, tenant, email=None)
+    both = await new_contact(api, tenant)
+    first = await send(api, tenant, survivor["id"], channel="email", subject="Hi", body="to the survivor")
+    second = await send(api, tenant, loser["id"], channel="sms", body="to the loser")
+    await run_jobs(container, queues=["messages"])
+    merged = await api.post(
+        f"{API}/contacts/merge",
+        json={"survivor_id": survivor["id"], "loser_id": loser["id"]},
+        headers=tenant.headers,
+    )
+    assert merged.status_code == 200, merged.text
+    listed = await api.get(
+        f"{API}/conversations", params={"contact_id": survivor["id"]}, headers=tenant.headers
+    )
+    assert {c["channel"] for c in listed.json()["items"]} == {"sms", "email"}
+    moved = await message(api, tenant, second["id"])
+    assert moved["contact_id"] == survivor["id"]
+    assert (await message(api, tenant, first["id"]))["contact_id"] == survivor["id"]
+    untouched = await api.get(
+        f"{API}/conversations", params={"contact_id": both["id"]}, headers=tenant.headers
+    )
+    assert untouched.json()["items"] == []
+
+
+async def test_erasing_a_contact_removes_its_messages_content_for_good(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    contact = await new_contact(api, tenant)
+    sent = await send(api, tenant, contact["id"], channel="sms", body="Your code is 1234")
+    await run_jobs(container, queues=["messages"])
+    erased = await api.post(f"{API}/contacts/{contact['id']}/erase", headers=tenant.headers)
+    assert erased.status_code == 204, erased.text
+    async with container.engines().owner.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT body, recipient, sender, status FROM messages WHERE id = :id"),
+                {"id": sent["id"]},
+            )
+        ).one()
+        preview = (
+            await conn.execute(
+                text("SELECT last_message_preview FROM conversations WHERE contact_id = :c"),
+                {"c": contact["id"]},
+            )
+        ).scalar_one()
+    assert (row.body, row.recipient, row.sender) == ("", None, None)
+    assert row.status == "delivered"  # the row stays: counts still add up
+    assert preview is None

@@ -36,6 +36,8 @@ from ghl_core.contacts.search import ContactSearchService
 from ghl_core.contacts.selection import ContactFinder
 from ghl_core.contacts.services import ContactService
 from ghl_core.conversations.links import LinkSigner
+from ghl_core.conversations.models import Channel
+from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity, TwilioConfig
 from ghl_core.conversations.services import ConversationService
 from ghl_core.conversations.setup import MessagingSetupService
 from ghl_core.custom_fields.services import CustomFieldService
@@ -90,6 +92,44 @@ def _external_verifiers(settings: Settings) -> list[ExternalTokenVerifier]:
 def _link_signer(secret_key: str) -> LinkSigner:
     # A key of its own, derived from the platform secret, so a link MAC never doubles as anything else.
     return LinkSigner(hashlib.sha256(b"ghl links v1\x00" + secret_key.encode()).digest())
+
+
+def platform_providers(settings: Settings) -> dict[Channel, TwilioConfig | SendGridConfig | SmtpConfig]:
+    """The platform-wide providers from the environment, for locations (and agencies) that configure
+    none: Twilio for SMS; SendGrid, else SMTP, for e-mail. Incomplete settings configure nothing
+    (`ghl doctor` says what is missing)."""
+    s = settings
+    found: dict[Channel, TwilioConfig | SendGridConfig | SmtpConfig] = {}
+    if (
+        s.twilio_account_sid
+        and s.twilio_auth_token
+        and (s.twilio_from_number or s.twilio_messaging_service_sid)
+    ):
+        found[Channel.SMS] = TwilioConfig(
+            account_sid=s.twilio_account_sid,
+            auth_token=s.twilio_auth_token.get_secret_value(),
+            from_number=s.twilio_from_number,
+            messaging_service_sid=s.twilio_messaging_service_sid,
+        )
+    if s.sendgrid_api_key and s.sendgrid_from_email:
+        found[Channel.EMAIL] = SendGridConfig(
+            api_key=s.sendgrid_api_key.get_secret_value(),
+            from_email=s.sendgrid_from_email,
+            from_name=s.sendgrid_from_name,
+            event_webhook_public_key=s.sendgrid_webhook_public_key,
+            inbound_parse_public_key=s.sendgrid_parse_public_key,
+        )
+    elif s.smtp_host and s.smtp_from_email:
+        found[Channel.EMAIL] = SmtpConfig(
+            host=s.smtp_host,
+            port=s.smtp_port,
+            from_email=s.smtp_from_email,
+            from_name=s.smtp_from_name,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            security=SmtpSecurity(s.smtp_security),
+        )
+    return found
 
 
 def _token_ttl(settings: Settings) -> timedelta:
@@ -151,6 +191,7 @@ class Container(containers.DeclarativeContainer):
         timeout=settings.provided.messaging_timeout_seconds,
     )
     html_sanitizer = providers.Singleton(Nh3HtmlSanitizer)
+    platform_messaging = providers.Singleton(platform_providers, settings)
     link_signer = providers.Singleton(_link_signer, secret_key)
     conversations = providers.Singleton(
         ConversationService,
@@ -161,8 +202,11 @@ class Container(containers.DeclarativeContainer):
         html_sanitizer,
         link_signer,
         settings.provided.base_url,
+        platform_messaging,
     )
-    messaging_setup = providers.Singleton(MessagingSetupService, uow, clock, secret_box)
+    messaging_setup = providers.Singleton(
+        MessagingSetupService, uow, clock, secret_box, platform_messaging, link_signer
+    )
     template_renderer = providers.Singleton(JinjaTemplateRenderer)
     templates = providers.Singleton(TemplateService, uow, clock, template_renderer, html_sanitizer)
     campaigns = providers.Singleton(

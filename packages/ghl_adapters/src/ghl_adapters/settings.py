@@ -44,7 +44,26 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_from_number: str | None = Field(None, validation_alias=_env("TWILIO_FROM_NUMBER"))
+    twilio_messaging_service_sid: str | None = Field(
+        None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
+    )
     sendgrid_api_key: SecretStr | None = Field(None, validation_alias=_env("SENDGRID_API_KEY"))
+    sendgrid_from_email: str | None = Field(None, validation_alias=_env("SENDGRID_FROM_EMAIL"))
+    sendgrid_from_name: str | None = Field(None, validation_alias=_env("SENDGRID_FROM_NAME"))
+    sendgrid_webhook_public_key: str | None = Field(
+        None, validation_alias=_env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+    sendgrid_parse_public_key: str | None = Field(None, validation_alias=_env("SENDGRID_PARSE_PUBLIC_KEY"))
+    smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
+    smtp_port: int = Field(587, ge=1, le=65535, validation_alias=_env("SMTP_PORT"))
+    smtp_username: str | None = Field(None, validation_alias=_env("SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(None, validation_alias=_env("SMTP_PASSWORD"))
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", validation_alias=_env("SMTP_SECURITY")
+    )
+    smtp_from_email: str | None = Field(None, validation_alias=_env("SMTP_FROM_EMAIL"))
+    smtp_from_name: str | None = Field(None, validation_alias=_env("SMTP_FROM_NAME"))
     stripe_secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_SECRET_KEY"))
     stripe_webhook_secret: SecretStr | None = Field(None, validation_alias=_env("STRIPE_WEBHOOK_SECRET"))
 

@@ -61,13 +61,26 @@ def provider_checks(settings: Settings) -> list[Check]:
             {
                 "TWILIO_ACCOUNT_SID": bool(s.twilio_account_sid),
                 "TWILIO_AUTH_TOKEN": s.twilio_auth_token is not None,
+                "TWILIO_FROM_NUMBER|TWILIO_MESSAGING_SERVICE_SID": bool(
+                    s.twilio_from_number or s.twilio_messaging_service_sid
+                ),
             },
-            "the local outbox records SMS instead of sending them",
+            "the local outbox records SMS instead of sending them, for locations and agencies "
+            "that set no provider of their own (ghl providers set)",
         ),
         _provider(
             "sendgrid",
-            {"SENDGRID_API_KEY": s.sendgrid_api_key is not None},
-            "the local outbox records e-mail instead of sending it",
+            {
+                "SENDGRID_API_KEY": s.sendgrid_api_key is not None,
+                "SENDGRID_FROM_EMAIL": bool(s.sendgrid_from_email),
+            },
+            "SMTP when SMTP_HOST is set, else the local outbox records e-mail instead of sending it, "
+            "for locations and agencies that set no provider of their own",
+        ),
+        _provider(
+            "smtp",
+            {"SMTP_HOST": bool(s.smtp_host), "SMTP_FROM_EMAIL": bool(s.smtp_from_email)},
+            "e-mail goes through SendGrid when configured, else the local outbox",
         ),
         _provider(
             "stripe",

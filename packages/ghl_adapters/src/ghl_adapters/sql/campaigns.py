@@ -229,12 +229,16 @@ class SqlCampaignRepository:
         return int(result.rowcount or 0)
 
     async def take(
-        self, campaign_id: uuid.UUID, limit: int, *, resume: bool = False
+        self, campaign_id: uuid.UUID, limit: int, *, resume: bool = False, after: int = -1
     ) -> builtins.list[Recipient]:
         r = campaign_recipients.c
         query = (
             select(campaign_recipients)
-            .where(r.campaign_id == campaign_id, r.status == ("sending" if resume else "pending"))
+            .where(
+                r.campaign_id == campaign_id,
+                r.status == ("sending" if resume else "pending"),
+                r.position > after,
+            )
             .order_by(r.position)
             .limit(limit)
             .with_for_update(skip_locked=True)

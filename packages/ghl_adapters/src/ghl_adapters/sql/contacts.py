@@ -7,8 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, any_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -100,7 +101,8 @@ class SqlContactRepository:
     async def get_many(self, contact_ids: builtins.list[uuid.UUID]) -> dict[uuid.UUID, Contact]:
         if not contact_ids:
             return {}
-        query = select(t.contacts).where(t.contacts.c.id.in_(contact_ids))
+        ids = bindparam("ids", contact_ids, type_=ARRAY(PG_UUID(as_uuid=True)))
+        query = select(t.contacts).where(t.contacts.c.id == any_(ids))
         return {row.id: _from_row(row) for row in (await self._c.execute(query)).all()}
 
     async def find_matches(self, email: str | None, phone: str | None) -> builtins.list[Contact]:

@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
     Time,
     and_,
+    any_,
+    bindparam,
     case,
     delete,
     func,
@@ -26,7 +28,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghl_core.conversations.gateways import MessageStatus
@@ -224,6 +227,12 @@ _RESOLVE = text(
     "SELECT kind, config_ciphertext, inbound_token, agency_default "
     "FROM ghl_messaging_provider(:location, :channel)"
 )
+
+
+def _uuids(ids: list[uuid.UUID]) -> Any:
+    """One array parameter (`= ANY(...)`): one statement and one plan whatever the number of ids,
+    where `IN (...)` makes a new statement (and plan) per length."""
+    return bindparam("ids", ids, type_=ARRAY(PG_UUID(as_uuid=True)))
 
 
 def _conversation(row: Row[Any]) -> Conversation:
@@ -460,7 +469,7 @@ class SqlMessageRepository:
     async def get_many(self, message_ids: list[uuid.UUID], *, lock: bool = False) -> list[Message]:
         if not message_ids:
             return []
-        query = select(messages).where(messages.c.id.in_(message_ids)).order_by(messages.c.id)
+        query = select(messages).where(messages.c.id == any_(_uuids(message_ids))).order_by(messages.c.id)
         if lock:
             query = query.with_for_update()
         return [_message(r) for r in (await self._c.execute(query)).all()]
@@ -476,7 +485,9 @@ class SqlMessageRepository:
         if not causes:
             return {}
         m = messages.c
-        query = select(messages).where(m.location_id == location_id, m.cause.in_(causes))
+        query = select(messages).where(
+            m.location_id == location_id, m.cause == any_(bindparam("causes", causes, type_=ARRAY(Text)))
+        )
         return {row.cause: _message(row) for row in (await self._c.execute(query)).all()}
 
     async def claim_many(self, claims: list[tuple[uuid.UUID, datetime, str | None]]) -> None:
@@ -580,6 +591,28 @@ class SqlMessageRepository:
         return page_from_rows(
             rows, page.limit, lambda x: ((x.sent_at or x.created_at).isoformat(), str(x.id))
         )
+
+    async def erase_contact(self, contact_id: uuid.UUID) -> int:
+        m = messages.c
+        result = await self._c.execute(
+            update(messages)
+            .where(m.contact_id == contact_id)
+            .values(
+                body="",
+                subject=None,
+                html=None,
+                attachments=[],
+                sender=None,
+                recipient=None,
+                error_message=None,
+            )
+        )
+        await self._c.execute(
+            update(conversations)
+            .where(conversations.c.contact_id == contact_id)
+            .values(last_message_preview=None)
+        )
+        return int(result.rowcount or 0)
 
     async def count_by_status(self, location_id: uuid.UUID) -> dict[MessageStatus, int]:
         m = messages.c

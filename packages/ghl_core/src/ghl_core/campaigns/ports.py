@@ -51,11 +51,12 @@ class CampaignRepository(Protocol):
         ...
 
     async def take(
-        self, campaign_id: uuid.UUID, limit: int, *, resume: bool = False
+        self, campaign_id: uuid.UUID, limit: int, *, resume: bool = False, after: int = -1
     ) -> builtins.list[Recipient]:
-        """The next pending recipients in audience order, locked; rows another transaction holds are
-        skipped. `resume`: instead those left `sending` (their message exists; a run stopped before
-        recording its outcome)."""
+        """The next pending recipients in audience order after position `after`, locked; rows another
+        transaction holds are skipped. `resume`: instead those left `sending` (their message exists; a
+        run stopped before recording its outcome). `after` keeps a long campaign's scans short: rows
+        already handled stay in the index until vacuumed."""
         ...
 
     async def set_recipients(

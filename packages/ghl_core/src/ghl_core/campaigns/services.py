@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +61,11 @@ DEFAULT_BATCH = 500
 DEFAULT_LANES = 3
 _MAX_NAME = 200
 _AUDIENCE_KEYS = {"query", "filter", "tags", "smart_list_id"}
+
+
+@dataclass(slots=True)
+class _Cursor:
+    position: int = -1
 
 
 def run_job(campaign: Campaign, at: datetime | None = None) -> JobRequest:
@@ -509,7 +514,15 @@ class CampaignService:
                 await uow.campaigns.cancel_pending(campaign.id)
                 await self._drop_released(uow, campaign.id, now)
             if target is CampaignStatus.SENDING:
-                await uow.jobs.enqueue(run_job(campaign))
+                later = campaign.scheduled_at is not None and campaign.scheduled_at > now + timedelta(
+                    seconds=1
+                )
+                if campaign.started_at is None and later:
+                    # Paused before its time came: resuming puts it back on its schedule.
+                    campaign.status = CampaignStatus.SCHEDULED
+                    await uow.jobs.enqueue(run_job(campaign, campaign.scheduled_at))
+                else:
+                    await uow.jobs.enqueue(run_job(campaign))
             await uow.campaigns.update(campaign)
             await self._record(uow, actor, action, campaign)
             await uow.commit()
@@ -582,6 +595,7 @@ class CampaignService:
                 break
         stop = asyncio.Event()
         failures: list[BaseException] = []
+        cursor = _Cursor()  # the highest position any lane has taken: lanes take only beyond it
 
         async def lane() -> CampaignStatus | None:
             """Batches one after another; lanes run side by side (their recipients never overlap: each
@@ -593,7 +607,7 @@ class CampaignService:
                     if time.monotonic() - started > max_seconds:
                         return None
                     tick = time.monotonic()
-                    status, done = await self._batch_once(scope, campaign_id, batch)
+                    status, done = await self._batch_once(scope, campaign_id, batch, cursor=cursor)
                     if status is not CampaignStatus.SENDING:
                         stop.set()
                         return status
@@ -648,7 +662,13 @@ class CampaignService:
         campaign.started_at = self._clock.now()
 
     async def _batch_once(
-        self, scope: TenantScope, campaign_id: uuid.UUID, size: int, *, resume: bool = False
+        self,
+        scope: TenantScope,
+        campaign_id: uuid.UUID,
+        size: int,
+        *,
+        resume: bool = False,
+        cursor: _Cursor | None = None,
     ) -> tuple[CampaignStatus, bool]:
         """One batch: its messages written through the ledger, then delivered together. Returns the
         campaign's status and whether nothing was left to do."""
@@ -657,7 +677,10 @@ class CampaignService:
             campaign = await uow.campaigns.get(campaign_id)
             if campaign is None or campaign.status is not CampaignStatus.SENDING:
                 return (campaign.status if campaign else CampaignStatus.CANCELLED), False
-            taken = await uow.campaigns.take(campaign_id, size, resume=resume)
+            after = cursor.position if cursor else -1
+            taken = await uow.campaigns.take(campaign_id, size, resume=resume, after=after)
+            if cursor is not None and taken:
+                cursor.position = max(cursor.position, taken[-1].position)
             if not taken:
                 return campaign.status, True
             location = await uow.locations.get(campaign.location_id)

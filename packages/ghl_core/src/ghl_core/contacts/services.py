@@ -279,6 +279,7 @@ class ContactService:
             await uow.contacts.update(gone, policy)
             await uow.contacts.update(merged, policy)
             await uow.contacts.move_references(loser.id, survivor.id)
+            await uow.conversations.move_contact(loser.id, survivor.id)
             for before, after, action in ((loser, gone, "merge_away"), (survivor, merged, "merge")):
                 await record_change(
                     uow,
@@ -330,6 +331,7 @@ class ContactService:
             )
             await uow.contacts.update(erased, DuplicatePolicy(allow_duplicates=True))
             await uow.contacts.erase_history(contact.id)
+            await uow.messages.erase_contact(contact.id)
             await record_change(
                 uow,
                 self._clock,

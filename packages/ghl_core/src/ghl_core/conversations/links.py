@@ -67,6 +67,11 @@ class LinkSigner:
         message = uuid.UUID(bytes=data[32:]) if len(data) == 48 else None
         return UnsubscribeTarget(uuid.UUID(bytes=data[:16]), uuid.UUID(bytes=data[16:32]), message)
 
+    def callback_token(self, location_id: uuid.UUID) -> str:
+        """The secret URL segment of a location's provider callbacks under the platform-wide provider
+        configuration (a stored configuration keeps a random token of its own)."""
+        return _b64(self._mac(b"callback", location_id.bytes))
+
     def open_token(self, location_id: uuid.UUID, message_id: uuid.UUID) -> str:
         data = location_id.bytes + message_id.bytes
         return _b64(data + self._mac(b"open", data))

@@ -137,6 +137,11 @@ class MessageRepository(Protocol):
         """Messages the local outbox took, newest first."""
         ...
 
+    async def erase_contact(self, contact_id: uuid.UUID) -> int:
+        """Right to be forgotten: every message's content and addresses removed for good (the rows stay,
+        so counts and campaign statistics keep adding up); the conversations lose their previews."""
+        ...
+
     async def count_by_status(self, location_id: uuid.UUID) -> dict[MessageStatus, int]: ...
 
 

@@ -15,6 +15,7 @@ import html as _html
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,6 +129,9 @@ class Draft:
     campaign_id: uuid.UUID | None = None
 
 
+ProviderConfig = TwilioConfig | SendGridConfig | SmtpConfig
+
+
 def provider_config(kind: ProviderKind, data: dict[str, Any]) -> TwilioConfig | SendGridConfig | SmtpConfig:
     if kind is ProviderKind.TWILIO:
         return TwilioConfig(**data)
@@ -169,6 +173,7 @@ class ConversationService:
         sanitizer: HtmlSanitizer,
         links: LinkSigner,
         public_url: str,
+        platform: Mapping[Channel, ProviderConfig] | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -177,6 +182,9 @@ class ConversationService:
         self._sanitizer = sanitizer
         self._links = links
         self._public_url = public_url.rstrip("/")
+        # The platform-wide providers from the environment (TWILIO_*, SENDGRID_*, SMTP_*): used by
+        # locations whose agency and location configure none.
+        self._platform = dict(platform or {})
 
     # ---------------------------------------------------------------- sending
 
@@ -470,7 +478,7 @@ class ConversationService:
         read them (a campaign batch), so they are not read again."""
         scope = TenantScope.location(location_id)
         outcome = DeliveryOutcome()
-        to_send: list[tuple[Message, ResolvedProvider | None, SmsMessage | EmailMessage]] = []
+        to_send: list[tuple[Message, ProviderConfig | None, SmsMessage | EmailMessage]] = []
         async with self._uow(scope) as uow:
             found = await uow.messages.get_many(message_ids, lock=True)
             if not found:
@@ -479,7 +487,8 @@ class ConversationService:
             wanted = sorted({m.contact_id for m in found})
             if contacts is None or any(c not in contacts for c in wanted):
                 contacts = await uow.contacts.get_many(wanted)
-            resolved_by: dict[Channel, ResolvedProvider | None] = {}
+            config_by: dict[Channel, ProviderConfig | None] = {}
+            campaign_status: dict[uuid.UUID, str] = {}
             settings = await uow.messaging_settings.get(location_id)
             claims: list[tuple[uuid.UUID, datetime, str | None]] = []
             now = self._clock.now()
@@ -489,6 +498,18 @@ class ConversationService:
                     continue
                 contact = contacts.get(message.contact_id)
                 refusal = self._refusal(message, contact)
+                if refusal is None and message.campaign_id is not None:
+                    # A campaign message held for later (quiet hours) does not outlive its campaign.
+                    if message.campaign_id not in campaign_status:
+                        held_by = await uow.campaigns.get(message.campaign_id)
+                        campaign_status[message.campaign_id] = (
+                            held_by.status.value if held_by else "cancelled"
+                        )
+                    if campaign_status[message.campaign_id] == "cancelled":
+                        refusal = (
+                            "campaign_cancelled",
+                            "the campaign was cancelled before this message went out",
+                        )
                 if refusal is not None or contact is None:
                     await self._fail(uow, location, message, *(refusal or ("contact_deleted", "")))
                     outcome.statuses[message.id] = MessageStatus.FAILED
@@ -500,14 +521,14 @@ class ConversationService:
                         await self._reschedule(uow, message, allowed, now)
                         outcome.statuses[message.id] = MessageStatus.SCHEDULED
                         continue
-                if message.channel not in resolved_by:
-                    resolved_by[message.channel] = await uow.messaging_providers.resolve(
-                        location_id, message.channel
+                if message.channel not in config_by:
+                    config_by[message.channel] = self._config(
+                        message.channel, await uow.messaging_providers.resolve(location_id, message.channel)
                     )
-                resolved = resolved_by[message.channel]
-                outbound = self._outbound(location, contact, message, resolved)
+                config = config_by[message.channel]
+                outbound = self._outbound(location, contact, message, config)
                 if message.claimed_at is not None and await self._reconciled(
-                    uow, location, message, resolved, outbound, outcome
+                    uow, location, message, config, outbound, outcome
                 ):
                     continue
                 message.claimed_at = now
@@ -515,17 +536,17 @@ class ConversationService:
                 message.sender = _sender(outbound)
                 message.updated_at = now
                 claims.append((message.id, now, message.sender))
-                to_send.append((message, resolved, outbound))
+                to_send.append((message, config, outbound))
             await uow.messages.claim_many(claims)
             await uow.commit()
         if not to_send:
             return outcome
         gate = asyncio.Semaphore(max(1, concurrency))
 
-        async def call(resolved: ResolvedProvider | None, outbound: SmsMessage | EmailMessage) -> Any:
+        async def call(config: ProviderConfig | None, outbound: SmsMessage | EmailMessage) -> Any:
             async with gate:
                 try:
-                    return await self._send(resolved, outbound)
+                    return await self._send(config, outbound)
                 except SendFailed as exc:
                     return exc
 
@@ -571,7 +592,7 @@ class ConversationService:
         uow: UnitOfWork,
         location: Location,
         message: Message,
-        resolved: ResolvedProvider | None,
+        config: ProviderConfig | None,
         outbound: SmsMessage | EmailMessage,
         outcome: DeliveryOutcome,
     ) -> bool:
@@ -579,7 +600,7 @@ class ConversationService:
         the message, or cannot say and the message is failed rather than risk a second send)."""
         assert message.claimed_at is not None  # noqa: S101 - only called for claimed messages
         try:
-            found = await self._find_sent(resolved, outbound, message.claimed_at - _RECONCILE_SLACK)
+            found = await self._find_sent(config, outbound, message.claimed_at - _RECONCILE_SLACK)
         except NotImplementedError:
             await self._fail(
                 uow,
@@ -621,10 +642,16 @@ class ConversationService:
             )
         )
 
+    def _config(self, channel: Channel, resolved: ResolvedProvider | None) -> ProviderConfig | None:
+        """The location's own configuration, else its agency's (both in `resolved`), else the
+        platform's from the environment, else None: the local outbox."""
+        if resolved is not None:
+            return open_config(self._box, resolved)
+        return self._platform.get(channel)
+
     def _outbound(
-        self, location: Location, contact: Contact, message: Message, resolved: ResolvedProvider | None
+        self, location: Location, contact: Contact, message: Message, config: ProviderConfig | None
     ) -> SmsMessage | EmailMessage:
-        config = open_config(self._box, resolved) if resolved else None
         address = (contact.phone if message.channel is Channel.SMS else contact.email) or ""
         if message.channel is Channel.SMS:
             twilio = config if isinstance(config, TwilioConfig) else None
@@ -678,10 +705,7 @@ class ConversationService:
         pixel = f"{base}/t/o/{self._links.open_token(location_id, message_id)}.gif"
         return f'{rewritten}\n<img src="{pixel}" width="1" height="1" alt="" style="display:none">'
 
-    async def _send(
-        self, resolved: ResolvedProvider | None, outbound: SmsMessage | EmailMessage
-    ) -> SendResult:
-        config = open_config(self._box, resolved) if resolved else None
+    async def _send(self, config: ProviderConfig | None, outbound: SmsMessage | EmailMessage) -> SendResult:
         if isinstance(outbound, SmsMessage):
             return await self._gateways.sms(config if isinstance(config, TwilioConfig) else None).send_sms(
                 outbound
@@ -691,11 +715,10 @@ class ConversationService:
 
     async def _find_sent(
         self,
-        resolved: ResolvedProvider | None,
+        config: ProviderConfig | None,
         outbound: SmsMessage | EmailMessage,
         since: datetime,
     ) -> SendResult | None:
-        config = open_config(self._box, resolved) if resolved else None
         if isinstance(outbound, SmsMessage):
             gateway = self._gateways.sms(config if isinstance(config, TwilioConfig) else None)
             return await gateway.find_sent(outbound, since)
@@ -1097,11 +1120,14 @@ class ConversationService:
         without that provider configured (or a wrong URL token) is not found: nothing is stored."""
         async with self._uow(TenantScope.anonymous()) as uow:
             resolved = await uow.messaging_providers.resolve(location_id, channel)
-        if resolved is None:
+        if resolved is None and channel not in self._platform:
             raise NotFound("no such callback URL")
-        if token is not None and not hmac.compare_digest(token.encode(), resolved.inbound_token.encode()):
-            raise NotFound("no such callback URL")
-        config = open_config(self._box, resolved)
+        if token is not None:
+            # The platform's configuration has no stored token: its token is derived from the location.
+            expected = resolved.inbound_token if resolved else self._links.callback_token(location_id)
+            if not hmac.compare_digest(token.encode(), expected.encode()):
+                raise NotFound("no such callback URL")
+        config = self._config(channel, resolved)
         secret: str | None
         if isinstance(config, TwilioConfig):
             secret = config.auth_token

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import time
 from typing import Any
 
 from ghl_core.contacts.phones import normalize_phone
+from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import Channel, MessagingSettings
 from ghl_core.conversations.ports import ProviderRecord
 from ghl_core.conversations.providers import (
@@ -53,6 +55,13 @@ class ProviderView:
     agency_default: bool
     summary: dict[str, Any]
     inbound_token: str | None = None
+    platform: bool = False  # the platform-wide configuration from the environment
+
+
+def _kind_of(config: TwilioConfig | SendGridConfig | SmtpConfig) -> ProviderKind:
+    if isinstance(config, TwilioConfig):
+        return ProviderKind.TWILIO
+    return ProviderKind.SENDGRID if isinstance(config, SendGridConfig) else ProviderKind.SMTP
 
 
 def _mask(value: str) -> str:
@@ -124,10 +133,19 @@ def clean_config(kind: ProviderKind, data: dict[str, Any]) -> TwilioConfig | Sen
 
 
 class MessagingSetupService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, box: SecretBox) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        box: SecretBox,
+        platform: Mapping[Channel, TwilioConfig | SendGridConfig | SmtpConfig] | None = None,
+        links: LinkSigner | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._box = box
+        self._platform = dict(platform or {})
+        self._links = links
 
     @staticmethod
     def _owner(actor: Actor, agency_default: bool) -> tuple[TenantScope, uuid.UUID | None]:
@@ -210,6 +228,11 @@ class MessagingSetupService:
                 if resolved is not None and resolved.agency_default:
                     return ProviderView(channel, resolved.kind, True, {}, resolved.inbound_token)
         if record is None:
+            platform = self._platform.get(channel)
+            if platform is not None and location_id is not None:
+                summary = {**_summary(platform), "note": "the platform's configuration (environment)"}
+                token = self._links.callback_token(location_id) if self._links else None
+                return ProviderView(channel, _kind_of(platform), False, summary, token, platform=True)
             return ProviderView(
                 channel, ProviderKind.OUTBOX, False, {"note": "local outbox: nothing is sent"}
             )
