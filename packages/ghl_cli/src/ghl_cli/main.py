@@ -22,6 +22,7 @@ from ghl_cli.commands import contacts as contacts_commands
 from ghl_cli.commands import conversations as conversations_commands
 from ghl_cli.commands import inbound as inbound_commands
 from ghl_cli.commands import webhooks as webhooks_commands
+from ghl_cli.commands import workflows as workflows_commands
 
 app = typer.Typer(
     name="ghl",
@@ -52,6 +53,7 @@ app.command("outbox")(conversations_commands.outbox)
 app.add_typer(conversations_commands.providers_app, name="providers")
 app.add_typer(campaigns_commands.templates_app, name="templates")
 app.add_typer(campaigns_commands.app, name="campaigns")
+app.add_typer(workflows_commands.app, name="workflows")
 
 
 def run() -> None:

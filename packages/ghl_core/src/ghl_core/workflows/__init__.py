@@ -1,0 +1,1 @@
+"""Workflow automation: definitions, waits, conditions and split tests (the pure core of the engine)."""

@@ -1,0 +1,357 @@
+"""Running a workflow definition against a virtual clock: what would happen to one contact, and when,
+without sending or changing anything. An agency tests a 30-day sequence in a second.
+
+The simulation follows the engine's rules: steps in order, waits computed in the contact's (or the
+location's) time zone, DST included; if/else on the contact as the earlier steps would have left it (tags
+added, fields set, do-not-disturb changed); split tests by the same deterministic bucket; sends skipped for
+a contact with do-not-disturb and held to the workflow's send window; event waits, goals and "stop on
+reply" driven by events the caller says will happen (a reply two days in, a tag at some time)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ghl_core.workflows.conditions import Facts, evaluate, split_bucket
+from ghl_core.workflows.definition import (
+    AddTag,
+    Definition,
+    End,
+    Goal,
+    Goto,
+    IfElse,
+    RemoveTag,
+    SendEmail,
+    SendSms,
+    SetDnd,
+    Split,
+    Step,
+    UpdateField,
+    Wait,
+    Webhook,
+)
+from ghl_core.workflows.waits import WaitSpec, wake_time
+
+MAX_STEPS = 1000
+HORIZON = timedelta(days=400)
+Render = Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedEvent:
+    """Something the caller says will happen: `contact.replied` (data: channel), `tag.added` (tag),
+    `opportunity.stage_reached` (stage_id)."""
+
+    at: datetime
+    event: str
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    step_id: str | None
+    type: str
+    outcome: str  # done, skipped, would_send, waiting, resumed, branch, goal, stopped, ended
+    detail: str
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "step_id": self.step_id,
+            "type": self.type,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    timeline: tuple[TimelineEntry, ...]
+    finished: str  # completed, goal, stopped, horizon, step_limit
+    contact: Mapping[str, Any]  # the contact as the workflow would leave it
+
+
+def matches(spec: WaitSpec, event: SimulatedEvent) -> bool:
+    """Whether an event is the one a wait (or goal) names, its filters included."""
+    if spec.event != event.event:
+        return False
+    return all(
+        str(event.data.get(key, "")).lower() == str(value).lower() for key, value in spec.event_filter.items()
+    )
+
+
+def _dnd(contact: Mapping[str, Any], channel: str) -> bool:
+    return bool(contact.get("dnd")) or bool((contact.get("dnd_channels") or {}).get(channel))
+
+
+class _Run:
+    def __init__(
+        self,
+        definition: Definition,
+        contact: Mapping[str, Any],
+        *,
+        start: datetime,
+        contact_zone: ZoneInfo,
+        location_zone: ZoneInfo,
+        events: Sequence[SimulatedEvent],
+        render: Render | None,
+        key: str,
+        opportunity: Mapping[str, Any] | None,
+    ) -> None:
+        self.definition = definition
+        self.contact: dict[str, Any] = copy.deepcopy(dict(contact))
+        self.contact.setdefault("tags", [])
+        self.contact.setdefault("custom_fields", {})
+        self.contact.setdefault("dnd_channels", {})
+        self.now = start
+        self.start = start
+        self.zones = {"contact": contact_zone, "location": location_zone}
+        self.events = sorted(events, key=lambda e: e.at)
+        self.fired: set[int] = set()
+        self.render = render or (lambda text: text)
+        self.key = key
+        self.opportunity = opportunity
+        self.timeline: list[TimelineEntry] = []
+        self.goals = [s for s in definition.steps if isinstance(s, Goal)]
+
+    def note(self, step: Step | None, outcome: str, detail: str, at: datetime | None = None) -> None:
+        self.timeline.append(
+            TimelineEntry(
+                at or self.now, step.id if step else None, step.type if step else "workflow", outcome, detail
+            )
+        )
+
+    def zone(self, spec: WaitSpec | None = None) -> ZoneInfo:
+        if spec is not None:
+            return self.zones[spec.zone]
+        return self.zones[self.definition.settings.time_zone]
+
+    def last_message(self) -> Mapping[str, Any] | None:
+        replies = [e for e in self.events if e.event == "contact.replied" and e.at <= self.now]
+        if not replies:
+            return None
+        last = replies[-1]
+        return {"direction": "inbound", "channel": last.data.get("channel", "sms"), "at": last.at.isoformat()}
+
+    def next_event(self, until: datetime | None) -> tuple[int, SimulatedEvent] | None:
+        """The first event not yet acted on, after now and up to `until`."""
+        for index, event in enumerate(self.events):
+            if index in self.fired or event.at < self.now:
+                continue
+            if until is not None and event.at > until:
+                return None
+            return index, event
+        return None
+
+    def interruption(self, until: datetime | None) -> tuple[str, SimulatedEvent, Goal | None] | None:
+        """A reply that stops the enrollment or a goal's event, between now and `until`."""
+        while (found := self.next_event(until)) is not None:
+            index, event = found
+            self.fired.add(index)
+            if event.event == "contact.replied" and self.definition.settings.stop_on_reply:
+                return "stop", event, None
+            for goal in self.goals:
+                if matches(goal.event, event):
+                    return "goal", event, goal
+            if event.event == "tag.added":
+                tag = event.data.get("tag")
+                if tag and tag not in self.contact["tags"]:
+                    self.contact["tags"].append(tag)
+        return None
+
+    def run(self) -> Simulation:
+        step_id: str | None = self.definition.steps[0].id if self.definition.steps else None
+        horizon = self.start + HORIZON
+        for _ in range(MAX_STEPS):
+            if step_id is None:
+                self.note(None, "ended", "the workflow is complete for this contact")
+                return self.done("completed")
+            if self.now > horizon:
+                return self.done("horizon")
+            step = self.definition.step(step_id)
+            step_id, stop = self.execute(step)
+            if stop is not None:
+                return self.done(stop)
+        self.note(None, "stopped", f"stopped after {MAX_STEPS} steps")
+        return self.done("step_limit")
+
+    def done(self, how: str) -> Simulation:
+        return Simulation(tuple(self.timeline), how, self.contact)
+
+    def jump(self, how: tuple[str, SimulatedEvent, Goal | None]) -> tuple[str | None, str | None]:
+        kind, event, goal = how
+        self.now = max(self.now, event.at)
+        if kind == "stop":
+            self.note(None, "stopped", "the contact replied and the workflow stops on reply")
+            return None, "stopped"
+        assert goal is not None  # noqa: S101 - a goal interruption names its goal
+        self.note(goal, "goal", f"goal reached: {event.event}")
+        target = self.definition.after(goal.id, goal.then)
+        if target is None:
+            return None, "goal"
+        return target, None
+
+    def execute(self, step: Step) -> tuple[str | None, str | None]:
+        """Runs one step; answers the next step id (None: finished) and how the run stopped (or None)."""
+        interrupted = self.interruption(self.now)
+        if interrupted is not None:
+            return self.jump(interrupted)
+        definition = self.definition
+        if isinstance(step, Wait):
+            return self.wait(step)
+        if isinstance(step, SendSms | SendEmail):
+            self.send(step)
+        elif isinstance(step, AddTag):
+            added = [t for t in step.tags if t not in self.contact["tags"]]
+            self.contact["tags"].extend(added)
+            self.note(step, "done", f"tags added: {', '.join(step.tags)}")
+        elif isinstance(step, RemoveTag):
+            self.contact["tags"] = [t for t in self.contact["tags"] if t not in step.tags]
+            self.note(step, "done", f"tags removed: {', '.join(step.tags)}")
+        elif isinstance(step, UpdateField):
+            value = list(step.value) if isinstance(step.value, tuple) else step.value
+            if step.field.startswith("custom."):
+                self.contact["custom_fields"][step.field.removeprefix("custom.")] = value
+            else:
+                self.contact[step.field] = value
+            self.note(step, "done", f"{step.field} set to {value!r}")
+        elif isinstance(step, SetDnd):
+            channels = ("sms", "email", "call", "whatsapp") if step.channel == "all" else (step.channel,)
+            for channel in channels:
+                self.contact["dnd_channels"][channel] = step.on
+            self.note(step, "done", f"do-not-disturb {'on' if step.on else 'off'} for {step.channel}")
+        elif isinstance(step, IfElse):
+            facts = Facts(
+                contact=self.contact,
+                opportunity=self.opportunity,
+                last_message=self.last_message(),
+                outputs={},
+                now=self.now,
+            )
+            for branch in step.branches:
+                if evaluate(branch.when, facts):
+                    self.note(step, "branch", f"branch '{branch.name}'")
+                    return definition.after(step.id, branch.next), None
+            self.note(step, "branch", "none of the branches: else")
+            return definition.after(step.id, step.else_), None
+        elif isinstance(step, Split):
+            bucket = split_bucket(f"{self.key}:{step.id}", step.percentages)
+            path = step.paths[bucket]
+            self.note(step, "branch", f"split path {bucket + 1} ({path.percent}%)")
+            return definition.after(step.id, path.next), None
+        elif isinstance(step, Goal):
+            self.note(step, "done", "goal step passed in the normal flow")
+        elif isinstance(step, Goto):
+            self.note(step, "done", f"go to {step.step}")
+        elif isinstance(step, End):
+            self.note(step, "ended", "end")
+            return None, "completed"
+        elif isinstance(step, Webhook):
+            self.note(step, "would_send", f"would call {step.method} {step.url}")
+        else:
+            self.note(step, "would_do", f"would run {step.type}")
+        return definition.next_of(step.id), None
+
+    def send(self, step: SendSms | SendEmail) -> None:
+        channel = "sms" if isinstance(step, SendSms) else "email"
+        address = self.contact.get("phone" if channel == "sms" else "email")
+        if not address:
+            self.note(step, "skipped", f"the contact has no {'phone' if channel == 'sms' else 'email'}")
+            return
+        if _dnd(self.contact, channel):
+            self.note(step, "skipped", f"do-not-disturb is on for {channel}")
+            return
+        window = self.definition.settings.send_window
+        if window is not None and not window.contains(self.now, self.zone()):
+            opens = window.first_inside(self.now, self.zone())
+            self.note(step, "waiting", f"held for the send window until {opens.isoformat()}")
+            self.now = opens
+        if isinstance(step, SendSms):
+            self.note(step, "would_send", f"SMS to {address}: {self.render(step.body)}")
+        else:
+            self.note(step, "would_send", f"e-mail to {address}: {self.render(step.subject)}")
+
+    def wait(self, step: Wait) -> tuple[str | None, str | None]:
+        spec = step.wait
+        wake = wake_time(spec, self.now, self.zone(spec))
+        if spec.kind == "event":
+            found = self.event_for(spec, wake)
+            if found is not None:
+                self.note(step, "waiting", f"waiting for {spec.event}", at=self.now)
+                self.now = max(self.now, found.at)
+                self.note(step, "resumed", f"{spec.event} happened")
+                return self.definition.next_of(step.id), None
+            if wake is None:
+                self.note(
+                    step, "waiting", f"waiting for {spec.event}, which does not happen in this simulation"
+                )
+                return None, "horizon"
+            interrupted = self.interruption(wake)
+            if interrupted is not None:
+                return self.jump(interrupted)
+            self.note(step, "waiting", f"waiting for {spec.event} until {wake.isoformat()}")
+            self.now = wake
+            self.note(step, "resumed", "timed out")
+            return self.definition.after(step.id, step.timeout_next), None
+        assert wake is not None  # noqa: S101 - only event waits may have no wake time
+        interrupted = self.interruption(wake)
+        if interrupted is not None:
+            return self.jump(interrupted)
+        self.note(step, "waiting", f"until {wake.isoformat()}")
+        self.now = max(self.now, wake)
+        self.note(step, "resumed", "wait over")
+        return self.definition.next_of(step.id), None
+
+    def event_for(self, spec: WaitSpec, until: datetime | None) -> SimulatedEvent | None:
+        """The first event answering an event wait before its timeout, goals and stop on reply first."""
+        for index, event in enumerate(self.events):
+            if index in self.fired or event.at < self.now or (until is not None and event.at > until):
+                continue
+            if matches(spec, event):
+                # Anything earlier that interrupts (a goal, stop on reply) takes precedence.
+                interrupted = self.interruption(event.at - timedelta(microseconds=1))
+                if interrupted is not None:
+                    self.fired.discard(index)
+                    return None
+                self.fired.add(index)
+                return event
+        return None
+
+
+def simulate(
+    definition: Definition,
+    contact: Mapping[str, Any],
+    *,
+    start: datetime,
+    contact_zone: ZoneInfo,
+    location_zone: ZoneInfo,
+    events: Sequence[SimulatedEvent] = (),
+    render: Render | None = None,
+    key: str = "simulation",
+    opportunity: Mapping[str, Any] | None = None,
+) -> Simulation:
+    """The timeline of one enrollment, from `start` until the workflow ends for the contact (or 400 days,
+    or 1,000 steps). `render` turns a message body into the text that would be sent; `key` seeds split
+    tests as the enrollment would (workflow and contact)."""
+    if start.tzinfo is None:
+        raise ValueError("the simulation starts at an aware date-time")
+    return _Run(
+        definition,
+        contact,
+        start=start,
+        contact_zone=contact_zone,
+        location_zone=location_zone,
+        events=events,
+        render=render,
+        key=key,
+        opportunity=opportunity,
+    ).run()
+
+
+def describe(simulation: Simulation) -> list[dict[str, Any]]:
+    return [entry.view() for entry in simulation.timeline]
