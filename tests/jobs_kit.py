@@ -49,4 +49,13 @@ async def run_jobs(
             await app.run_worker_async(
                 wait=False, install_signal_handlers=False, listen_notify=False, concurrency=4, **options
             )
-    raise AssertionError(f"jobs were still waiting after {rounds} rounds")
+    async with container.engines().owner.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT task_name, status, attempts, args FROM procrastinate_jobs "
+                    "WHERE status IN ('todo', 'doing') ORDER BY id LIMIT 10"
+                )
+            )
+        ).all()
+    raise AssertionError(f"jobs were still waiting after {rounds} rounds: {[tuple(r) for r in rows]}")
