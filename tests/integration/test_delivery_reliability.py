@@ -199,7 +199,7 @@ async def test_kill_9_mid_burst_loses_no_event_and_repeats_none_acknowledged(
     log = tmp_path / "workers.log"
     try:
         # The suite's earlier tests leave events of their own locations queued: drained here, so the
-        # workers below deliver this burst (under coverage they would otherwise spend the wait on those).
+        # workers below spend the wait on this burst alone.
         await run_jobs(container, queues=["events", "webhooks"])
         tenant = await new_tenant(container)
         with receiving() as receiver:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from ghl_adapters.container import Container
 from ghl_adapters.jobs.events import write_outbox
 from ghl_adapters.jobs.kinds import JobKind, RetrySchedule
+from ghl_adapters.jobs.worker import recover_stalled, worker_app
 from ghl_core.identity.api_keys import parse_scopes
 from ghl_core.jobs.ports import JobContext, JobRequest
 from ghl_core.shared.events import DomainEvent
@@ -277,6 +278,38 @@ async def test_a_queueing_lock_drops_the_duplicate_without_aborting_the_transact
     assert len(rows) == 2  # the duplicate was dropped; the job after it still committed
     await enqueue(container, tenant, job)
     assert len(await jobs_tagged(container, t)) == 2
+
+
+async def test_a_stalled_job_whose_twin_already_waits_gives_way_to_it(
+    container: Container, tenant: Tenant
+) -> None:
+    """A worker killed while running a job that has a queueing lock, after its twin was queued: the
+    stalled job cannot go back to the queue beside its twin, and left 'doing' it would hold the lock so
+    the twin never starts (the events consumer of a location would stop for good)."""
+    t = tag()
+    lock = f"consume-{t}"
+    first = JobRequest("test.echo", {"tag": t, "n": 1}, tenant.location_id, lock=lock, queueing_lock=lock)
+    alone = JobRequest("test.echo", {"tag": t, "n": 0}, tenant.location_id)
+    await enqueue(container, tenant, first, alone)
+    async with container.engines().owner.begin() as conn:  # a worker took both, then died
+        await conn.execute(
+            text(
+                "UPDATE procrastinate_jobs SET status = 'doing', worker_id = NULL WHERE args ->> 'tag' = :t"
+            ),
+            {"t": t},
+        )
+    twin = JobRequest("test.echo", {"tag": t, "n": 2}, tenant.location_id, lock=lock, queueing_lock=lock)
+    await enqueue(container, tenant, twin)
+
+    app = worker_app(container, KINDS)
+    async with app.open_async():
+        assert await recover_stalled(app, 60.0) >= 2
+    by_n = {row.args["n"]: row.status for row in await jobs_tagged(container, t)}
+    assert by_n == {0: "todo", 1: "aborted", 2: "todo"}
+
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    by_n = {row.args["n"]: row.status for row in await jobs_tagged(container, t)}
+    assert by_n == {0: "succeeded", 1: "aborted", 2: "succeeded"}
 
 
 @pytest.mark.parametrize("status", ["nonsense"])

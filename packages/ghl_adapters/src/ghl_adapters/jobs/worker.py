@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from procrastinate import App
 from procrastinate import JobContext as ProcrastinateContext
-from procrastinate.exceptions import ConnectorException
+from procrastinate.exceptions import ConnectorException, UniqueViolation
+from procrastinate.jobs import Status
+from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 from sqlalchemy import text
 
 from ghl_core.jobs.ports import JobContext
@@ -122,6 +124,18 @@ async def recover_stalled(app: App, stalled_after: float) -> int:
         try:
             await app.job_manager.retry_job(job)
             recovered += 1
+        except UniqueViolation as exc:
+            if exc.constraint_name != QUEUEING_LOCK_CONSTRAINT:
+                raise
+            # A twin with the same queueing lock already waits, and jobs sharing a queueing lock do the
+            # same work (a consumer's next batch, a campaign's next run). Putting this one back would
+            # break "one waiting per queueing lock"; leaving it 'doing' would hold its lock forever and
+            # keep the twin from ever starting. It ends as aborted and the twin does the work.
+            with contextlib.suppress(ConnectorException):
+                await app.job_manager.finish_job_by_id_async(
+                    int(job.id or 0), Status.ABORTED, delete_job=False
+                )
+                recovered += 1
         except ConnectorException:  # another worker recovered it first
             continue
     if recovered:
