@@ -3,6 +3,7 @@ follows redirects, caps what it reads back and reports network errors and timeou
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -25,6 +26,36 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
     class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self._echo()
+
+        def do_PATCH(self) -> None:
+            self._echo()
+
+        def do_GET(self) -> None:
+            if self.path == "/big":
+                reply = b"z" * (200 * 1024)
+            else:
+                self._echo()
+                return
+            self.send_response(200)
+            self.send_header("content-length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def _echo(self) -> None:
+            """Answers JSON naming the method and the body it got (and whether a length was sent)."""
+            length = self.headers.get("content-length")
+            got = self.rfile.read(int(length or "0"))
+            reply = json.dumps(
+                {"method": self.command, "body": got.decode(), "length": length, "host": self.headers["host"]}
+            ).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", "0")))
             if self.path == "/redirect":
@@ -66,6 +97,47 @@ async def test_it_sends_to_the_checked_address_with_the_name_as_host(server: int
     assert result.response_excerpt is not None
     assert result.response_excerpt.startswith(f"hooks.test:{server}|")
     assert len(result.response_excerpt) == 1024
+
+
+async def test_put_sends_the_body_and_the_response_body_is_kept(server: int) -> None:
+    result = await HttpxWebhookSender().send(target(server, "/echo"), {}, b'{"a":1}', method="PUT")
+    assert result.status_code == 200
+    assert result.response_body is not None
+    answer = json.loads(result.response_body)
+    assert (answer["method"], answer["body"], answer["host"]) == ("PUT", '{"a":1}', f"hooks.test:{server}")
+    assert result.response_excerpt == result.response_body.decode()
+    patched = await HttpxWebhookSender().send(target(server, "/echo"), {}, b"[]", method="PATCH")
+    assert patched.response_body is not None
+    assert json.loads(patched.response_body)["method"] == "PATCH"
+
+
+async def test_get_sends_no_body(server: int) -> None:
+    result = await HttpxWebhookSender().send(target(server, "/echo"), {}, b'{"ignored":true}', method="GET")
+    assert result.status_code == 200
+    assert result.response_body is not None
+    assert json.loads(result.response_body) == {
+        "method": "GET",
+        "body": "",
+        "length": None,
+        "host": f"hooks.test:{server}",
+    }
+
+
+async def test_the_response_body_is_capped_and_the_excerpt_stays_short(server: int) -> None:
+    result = await HttpxWebhookSender().send(target(server, "/big"), {}, b"", method="GET")
+    assert result.status_code == 200
+    assert result.response_body == b"z" * (64 * 1024)
+    assert result.response_excerpt == "z" * 1024
+    small = await HttpxWebhookSender(body_bytes=10).send(target(server, "/big"), {}, b"", method="GET")
+    assert (small.response_body, small.response_excerpt) == (b"z" * 10, "z" * 1024)
+    posted = await HttpxWebhookSender().send(target(server, "/ok"), {}, b"{}")
+    assert posted.response_body is not None
+    assert len(posted.response_body) == len(f"hooks.test:{server}|") + 5000  # all of a short body
+
+
+async def test_an_unknown_method_is_refused_before_sending(server: int) -> None:
+    with pytest.raises(ValueError, match="DELETE"):
+        await HttpxWebhookSender().send(target(server, "/echo"), {}, b"", method="DELETE")
 
 
 async def test_redirects_are_not_followed(server: int) -> None:

@@ -159,6 +159,7 @@ class Sent:
     target: Target
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 class ScriptedSender:
@@ -169,8 +170,10 @@ class ScriptedSender:
         self.script = list(script)
         self.sent: list[Sent] = []
 
-    async def send(self, target: Target, headers: Mapping[str, str], body: bytes) -> SendResult:
-        self.sent.append(Sent(target, dict(headers), body))
+    async def send(
+        self, target: Target, headers: Mapping[str, str], body: bytes, *, method: str = "POST"
+    ) -> SendResult:
+        self.sent.append(Sent(target, dict(headers), body, method))
         answer = self.script.pop(0) if self.script else 200
         if isinstance(answer, str):
             return SendResult(duration_ms=5, error=answer)

@@ -7,9 +7,11 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
+from ghl_core.shared.errors import Conflict
 from ghl_core.tenancy.models import AgencyRole, LocationGrant, LocationRole
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.tenancy.services import NewUser
@@ -49,6 +51,13 @@ async def event_types(container: Container, entity_id: str) -> list[str]:
         i=entity_id,
     )
     return [r.type for r in found]
+
+
+async def audit_actions(container: Container, entity_id: Any) -> list[str]:
+    found = await rows(
+        container, "SELECT action FROM audit_log WHERE entity_id = :i ORDER BY created_at", i=str(entity_id)
+    )
+    return [r.action for r in found]
 
 
 # -- notes -----------------------------------------------------------------------------------------
@@ -94,6 +103,45 @@ async def test_note_lifecycle_author_events_audit_and_activity(
         ("update", "api_key"),
         ("delete", "api_key"),
     ]
+
+
+async def test_a_note_created_twice_with_one_id_is_written_once(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, container: Container
+) -> None:
+    """The workflow engine's retry: the same id again returns the first note and writes nothing."""
+    contact = uuid.UUID((await new_contact(api, tenant))["id"])
+    actor, notes = Actor.operator_at(tenant.location_id), container.notes()
+    note_id = uuid.uuid5(uuid.NAMESPACE_URL, f"enrollment/{uuid.uuid4()}/step/1/visit/1")
+    first = await notes.create(actor, contact, {"body": "From the workflow"}, id=note_id)
+    assert first.id == note_id
+    again = await notes.create(actor, contact, {"body": "A retry's text"}, id=note_id)
+    assert again == first
+    assert len(await rows(container, "SELECT id FROM notes WHERE id = :i", i=note_id)) == 1
+    assert await event_types(container, str(note_id)) == ["note.created"]
+    assert await audit_actions(container, note_id) == ["create"]
+
+    # Racing retries: one writes, the others answer with its note.
+    raced_id = uuid.uuid4()
+    answers = await asyncio.gather(
+        *(notes.create(actor, contact, {"body": f"race {i}"}, id=raced_id) for i in range(6))
+    )
+    assert len({(a.id, a.body) for a in answers}) == 1
+    assert await event_types(container, str(raced_id)) == ["note.created"]
+
+    # Deleted, or on a contact deleted since: still the note that was written, and nothing new.
+    await notes.delete(actor, contact, note_id)
+    assert (await api.delete(f"{API}/contacts/{contact}", headers=tenant.headers)).status_code == 204
+    late = await notes.create(actor, contact, {"body": "late"}, id=note_id)
+    assert (late.id, late.body, late.deleted_at is not None) == (note_id, "From the workflow", True)
+    assert await event_types(container, str(note_id)) == ["note.created", "note.deleted"]
+
+    # Another location cannot see the note, and cannot take its id either.
+    theirs = uuid.UUID((await new_contact(api, other_tenant))["id"])
+    with pytest.raises(Conflict):
+        await notes.create(Actor.operator_at(other_tenant.location_id), theirs, {"body": "x"}, id=raced_id)
+    assert await event_types(container, str(raced_id)) == ["note.created"]
+    without = await notes.create(Actor.operator_at(other_tenant.location_id), theirs, {"body": "fresh"})
+    assert without.id not in (note_id, raced_id)
 
 
 async def test_notes_list_pinned_first_then_newest_with_pages(api: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -248,6 +296,37 @@ async def test_task_lifecycle_completion_event_once(
         container, "SELECT action FROM audit_log WHERE entity_id = :i ORDER BY created_at", i=task["id"]
     )
     assert [a.action for a in audit] == ["create", "update", "update", "update", "update", "delete"]
+
+
+async def test_a_task_created_twice_with_one_id_is_written_once(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, container: Container
+) -> None:
+    contact = uuid.UUID((await new_contact(api, tenant))["id"])
+    actor, tasks = Actor.operator_at(tenant.location_id), container.tasks()
+    task_id = uuid.uuid5(uuid.NAMESPACE_URL, f"enrollment/{uuid.uuid4()}/step/2/visit/1")
+    first = await tasks.create(actor, contact, {"title": "Call back", "completed": True}, id=task_id)
+    again = await tasks.create(actor, contact, {"title": "Call back again"}, id=task_id)
+    assert (again, again.id) == (first, task_id)
+    assert len(await rows(container, "SELECT id FROM tasks WHERE id = :i", i=task_id)) == 1
+    assert sorted(await event_types(container, str(task_id))) == ["task.completed", "task.created"]
+    assert await audit_actions(container, task_id) == ["create"]
+
+    raced_id = uuid.uuid4()
+    answers = await asyncio.gather(
+        *(tasks.create(actor, contact, {"title": f"race {i}"}, id=raced_id) for i in range(6))
+    )
+    assert len({(a.id, a.title) for a in answers}) == 1
+    assert await event_types(container, str(raced_id)) == ["task.created"]
+
+    await tasks.delete(actor, contact, task_id)
+    late = await tasks.create(actor, contact, {"title": "late"}, id=task_id)
+    assert (late.title, late.deleted_at is not None) == ("Call back", True)
+    assert await audit_actions(container, task_id) == ["create", "delete"]
+
+    theirs = uuid.UUID((await new_contact(api, other_tenant))["id"])
+    with pytest.raises(Conflict):
+        await tasks.create(Actor.operator_at(other_tenant.location_id), theirs, {"title": "x"}, id=raced_id)
+    assert await event_types(container, str(raced_id)) == ["task.created"]
 
 
 async def test_racing_completions_emit_one_event(

@@ -9,10 +9,12 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
 from ghl_core.identity.api_keys import parse_scopes
+from ghl_core.shared.errors import Conflict
 from ghl_core.tenancy.permissions import Actor
 from http_kit import API, Tenant, assert_problem, pointers
 
@@ -300,6 +302,56 @@ async def test_opportunity_lifecycle_events_audit_and_history(
         i=created["id"],
     )
     assert len(deleted) == 1
+
+
+async def test_an_opportunity_created_twice_with_one_id_is_written_once(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, container: Container
+) -> None:
+    """The workflow engine's retry: the same id again returns the first opportunity, writes nothing."""
+    pipeline = await make_pipeline(api, tenant)
+    contact = await make_contact(api, tenant)
+    actor, opportunities = Actor.operator_at(tenant.location_id), container.opportunities()
+    data = {"pipeline_id": pipeline["id"], "contact_id": contact, "name": "From the workflow"}
+    opportunity_id = uuid.uuid5(uuid.NAMESPACE_URL, f"enrollment/{uuid.uuid4()}/step/3/visit/1")
+    first = await opportunities.create(actor, data, id=opportunity_id)
+    assert first.id == opportunity_id
+    again = await opportunities.create(actor, {**data, "name": "A retry"}, id=opportunity_id)
+    assert again == first
+
+    async def written(entity_id: uuid.UUID) -> tuple[int, list[str], list[str], int]:
+        found = await rows(container, "SELECT id FROM opportunities WHERE id = :i", i=entity_id)
+        events = await rows(container, "SELECT type FROM domain_events WHERE entity_id = :i", i=entity_id)
+        audit = await rows(container, "SELECT action FROM audit_log WHERE entity_id = :i", i=entity_id)
+        moves = await rows(
+            container, "SELECT id FROM opportunity_moves WHERE opportunity_id = :i", i=entity_id
+        )
+        return len(found), sorted(e[0] for e in events), sorted(a[0] for a in audit), len(moves)
+
+    assert await written(opportunity_id) == (1, ["opportunity.created"], ["create"], 1)
+
+    raced_id = uuid.uuid4()
+    answers = await asyncio.gather(
+        *(opportunities.create(actor, {**data, "name": f"race {i}"}, id=raced_id) for i in range(6))
+    )
+    assert len({(a.id, a.name) for a in answers}) == 1
+    assert await written(raced_id) == (1, ["opportunity.created"], ["create"], 1)
+
+    await opportunities.delete(actor, opportunity_id)
+    late = await opportunities.create(actor, data, id=opportunity_id)
+    assert (late.id, late.deleted_at is not None) == (opportunity_id, True)
+    assert await written(opportunity_id) == (
+        1,
+        ["opportunity.created", "opportunity.deleted"],
+        ["create", "delete"],
+        1,
+    )
+
+    their_pipeline = await make_pipeline(api, other_tenant)
+    their_contact = await make_contact(api, other_tenant)
+    theirs = {"pipeline_id": their_pipeline["id"], "contact_id": their_contact, "name": "Theirs"}
+    with pytest.raises(Conflict):
+        await opportunities.create(Actor.operator_at(other_tenant.location_id), theirs, id=raced_id)
+    assert await written(raced_id) == (1, ["opportunity.created"], ["create"], 1)
 
 
 async def test_opportunity_validation_pointers(

@@ -94,9 +94,15 @@ class SqlNoteRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
 
-    async def add(self, note: Note) -> None:
+    async def add(self, note: Note) -> bool:
         values = {c: getattr(note, c) for c in _NOTE_COLUMNS}
-        await self._c.execute(insert(notes).values(id=note.id, location_id=note.location_id, **values))
+        query = (
+            insert(notes)
+            .values(id=note.id, location_id=note.location_id, **values)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(notes.c.id)
+        )
+        return (await self._c.execute(query)).first() is not None
 
     async def update(self, note: Note) -> None:
         values = {c: getattr(note, c) for c in _NOTE_COLUMNS}
@@ -154,9 +160,15 @@ class SqlTaskRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
 
-    async def add(self, task: Task) -> None:
+    async def add(self, task: Task) -> bool:
         values = {c: getattr(task, c) for c in _TASK_COLUMNS}
-        await self._c.execute(insert(tasks).values(id=task.id, location_id=task.location_id, **values))
+        query = (
+            insert(tasks)
+            .values(id=task.id, location_id=task.location_id, **values)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(tasks.c.id)
+        )
+        return (await self._c.execute(query)).first() is not None
 
     async def update(self, task: Task) -> None:
         values = {c: getattr(task, c) for c in _TASK_COLUMNS}

@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Row, case, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
@@ -294,19 +295,26 @@ class SqlOpportunityRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
 
-    async def add(self, opportunity: Opportunity) -> None:
-        await self._c.execute(
-            insert(pt.opportunities).values(
-                id=opportunity.id, location_id=opportunity.location_id, **_values(opportunity)
-            )
+    async def add(self, opportunity: Opportunity) -> bool:
+        query = (
+            pg_insert(pt.opportunities)
+            .values(id=opportunity.id, location_id=opportunity.location_id, **_values(opportunity))
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(OPP.id)
         )
+        return (await self._c.execute(query)).first() is not None
 
     async def get(
-        self, location_id: uuid.UUID, opportunity_id: uuid.UUID, *, for_update: bool = False
+        self,
+        location_id: uuid.UUID,
+        opportunity_id: uuid.UUID,
+        *,
+        for_update: bool = False,
+        include_deleted: bool = False,
     ) -> Opportunity | None:
-        q = select(pt.opportunities).where(
-            OPP.id == opportunity_id, OPP.location_id == location_id, OPP.deleted_at.is_(None)
-        )
+        q = select(pt.opportunities).where(OPP.id == opportunity_id, OPP.location_id == location_id)
+        if not include_deleted:
+            q = q.where(OPP.deleted_at.is_(None))
         if for_update:
             q = q.with_for_update()
         row = (await self._c.execute(q)).first()

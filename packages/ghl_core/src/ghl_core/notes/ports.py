@@ -10,7 +10,9 @@ from ghl_core.shared.pagination import Page, PageRequest
 
 
 class NoteRepository(Protocol):
-    async def add(self, note: Note) -> None: ...
+    async def add(self, note: Note) -> bool:
+        """Stores it unless a note with its id exists (in any location): then False, nothing stored."""
+        ...
 
     async def update(self, note: Note) -> None: ...
 

@@ -10,7 +10,7 @@ from ghl_core.contacts.models import Contact
 from ghl_core.notes.fields import clean_note_fields
 from ghl_core.notes.models import Note
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import NotFound
+from ghl_core.shared.errors import Conflict, NotFound
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
@@ -31,6 +31,21 @@ async def agency_of(uow: UnitOfWork, location_id: uuid.UUID) -> uuid.UUID:
     if location is None or location.deleted_at is not None:
         raise NotFound(f"location {location_id} not found")
     return location.agency_id
+
+
+async def _existing(uow: UnitOfWork, location_id: uuid.UUID, note_id: uuid.UUID) -> Note | None:
+    note = await uow.notes.get(note_id)
+    if note is not None and note.location_id != location_id:
+        raise Conflict(f"note {note_id} already exists")
+    return note
+
+
+async def _raced(uow: UnitOfWork, location_id: uuid.UUID, note_id: uuid.UUID) -> Note:
+    """The note an insert that did nothing collided with; another location's (invisible) is a Conflict."""
+    note = await _existing(uow, location_id, note_id)
+    if note is None:
+        raise Conflict(f"note {note_id} already exists")
+    return note
 
 
 class NoteService:
@@ -65,14 +80,21 @@ class NoteService:
             event_type=event,
         )
 
-    async def create(self, actor: Actor, contact_id: uuid.UUID, data: dict[str, Any]) -> Note:
+    async def create(
+        self, actor: Actor, contact_id: uuid.UUID, data: dict[str, Any], *, id: uuid.UUID | None = None
+    ) -> Note:
+        """With `id` (a workflow step's deterministic id) the create is idempotent: when the location
+        already has a note with that id, deleted or not, that note is returned and nothing is written."""
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         fields = clean_note_fields(data, creating=True)
         async with self._uow(actor.scope) as uow:
+            # Before the contact check: a retry finds its note even if the contact was deleted since.
+            if id is not None and (existing := await _existing(uow, location_id, id)) is not None:
+                return existing
             await live_contact(uow, contact_id)
             now = self._clock.now()
             note = Note(
-                id=new_id(),
+                id=id if id is not None else new_id(),
                 location_id=location_id,
                 contact_id=contact_id,
                 body=fields["body"],
@@ -88,7 +110,9 @@ class NoteService:
             # wins, and then the note is refused rather than written onto a deleted contact.
             if not await uow.contacts.touch_activity(contact_id, now):
                 raise NotFound(f"contact {contact_id} not found")
-            await uow.notes.add(note)
+            if not await uow.notes.add(note):
+                # A racing create with the same id committed first: its note is the answer.
+                return await _raced(uow, location_id, note.id)
             await self._record(uow, actor, "create", None, note, "note.created")
             await uow.commit()
         return note

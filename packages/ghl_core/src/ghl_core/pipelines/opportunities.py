@@ -16,7 +16,7 @@ from ghl_core.pipelines.models import Opportunity, OpportunityMove, OpportunityS
 from ghl_core.pipelines.recording import record_opportunity
 from ghl_core.pipelines.services import agency_of, pipeline_of
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
+from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
@@ -43,12 +43,18 @@ def _check_lost_reason(opportunity: Opportunity, fields: dict[str, Any], errors:
         errors.append(FieldError("/lost_reason", "may only be given with status lost"))
 
 
+async def _existing(uow: UnitOfWork, location_id: uuid.UUID, opportunity_id: uuid.UUID) -> Opportunity | None:
+    return await uow.opportunities.get(location_id, opportunity_id, include_deleted=True)
+
+
 class OpportunityService:
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
-    async def create(self, actor: Actor, data: dict[str, Any]) -> Opportunity:
+    async def create(self, actor: Actor, data: dict[str, Any], *, id: uuid.UUID | None = None) -> Opportunity:
+        """With `id` (a workflow step's deterministic id) the create is idempotent: when the location
+        already has an opportunity with that id, deleted or not, it is returned and nothing is written."""
         location_id = actor.require_location(Permission.OPPORTUNITIES_WRITE)
         errors = [FieldError(f"/{k}", "is required") for k in _REQUIRED if data.get(k) is None]
         fields: dict[str, Any] = {}
@@ -62,6 +68,9 @@ class OpportunityService:
         if fields.get("lost_reason") is not None and status is not OpportunityStatus.LOST:
             errors.append(FieldError("/lost_reason", "may only be given with status lost"))
         async with self._uow(actor.scope) as uow:
+            # First: a retry finds its opportunity even if its pipeline or contact has gone since.
+            if id is not None and (existing := await _existing(uow, location_id, id)) is not None:
+                return existing
             agency_id = await agency_of(uow, location_id)
             pipeline = await uow.pipelines.get(location_id, fields["pipeline_id"], lock="share")
             stage_id = fields.get("stage_id")
@@ -76,7 +85,7 @@ class OpportunityService:
             assert stage_id is not None  # noqa: S101 - the pipeline was found, so a stage was chosen
             now = self._clock.now()
             opportunity = Opportunity(
-                id=new_id(),
+                id=id if id is not None else new_id(),
                 location_id=location_id,
                 pipeline_id=fields["pipeline_id"],
                 stage_id=stage_id,
@@ -95,7 +104,12 @@ class OpportunityService:
                 created_by=actor.id,
                 updated_by=actor.id,
             )
-            await uow.opportunities.add(opportunity)
+            if not await uow.opportunities.add(opportunity):
+                # A racing create with the same id committed first: its opportunity is the answer.
+                existing = await _existing(uow, location_id, opportunity.id)
+                if existing is None:  # another location's, which this one cannot see
+                    raise Conflict(f"opportunity {opportunity.id} already exists")
+                return existing
             await record_opportunity(uow, self._clock, actor, agency_id, "create", None, opportunity)
             await uow.commit()
         return opportunity

@@ -67,13 +67,22 @@ class PipelineRepository(Protocol):
 
 
 class OpportunityRepository(Protocol):
-    async def add(self, opportunity: Opportunity) -> None: ...
+    async def add(self, opportunity: Opportunity) -> bool:
+        """Stores it unless an opportunity with its id exists (in any location): then False, nothing
+        stored."""
+        ...
 
     async def get(
-        self, location_id: uuid.UUID, opportunity_id: uuid.UUID, *, for_update: bool = False
+        self,
+        location_id: uuid.UUID,
+        opportunity_id: uuid.UUID,
+        *,
+        for_update: bool = False,
+        include_deleted: bool = False,
     ) -> Opportunity | None:
-        """Live only. With `for_update`, a row lock held to the end of the transaction, so racing
-        moves of one opportunity run one after the other and its history stays a chain."""
+        """Live only, unless `include_deleted`. With `for_update`, a row lock held to the end of the
+        transaction, so racing moves of one opportunity run one after the other and its history stays a
+        chain."""
         ...
 
     async def update(self, opportunity: Opportunity) -> None: ...

@@ -10,7 +10,9 @@ from ghl_core.tasks.models import Task, TaskFilter
 
 
 class TaskRepository(Protocol):
-    async def add(self, task: Task) -> None: ...
+    async def add(self, task: Task) -> bool:
+        """Stores it unless a task with its id exists (in any location): then False, nothing stored."""
+        ...
 
     async def update(self, task: Task) -> None: ...
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ghl_core.notes.services import agency_of, live_contact
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import NotFound, ValidationFailed
+from ghl_core.shared.errors import Conflict, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
@@ -38,6 +38,21 @@ async def check_assignee(
         raise ValidationFailed.one(
             "/assignee_id", f"user {user_id} is not a user with access to this location"
         )
+
+
+async def _existing(uow: UnitOfWork, location_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+    task = await uow.tasks.get(task_id)
+    if task is not None and task.location_id != location_id:
+        raise Conflict(f"task {task_id} already exists")
+    return task
+
+
+async def _raced(uow: UnitOfWork, location_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+    """The task an insert that did nothing collided with; another location's (invisible) is a Conflict."""
+    task = await _existing(uow, location_id, task_id)
+    if task is None:
+        raise Conflict(f"task {task_id} already exists")
+    return task
 
 
 class TaskService:
@@ -99,10 +114,17 @@ class TaskService:
             after=after.snapshot(),
         )
 
-    async def create(self, actor: Actor, contact_id: uuid.UUID, data: dict[str, Any]) -> Task:
+    async def create(
+        self, actor: Actor, contact_id: uuid.UUID, data: dict[str, Any], *, id: uuid.UUID | None = None
+    ) -> Task:
+        """With `id` (a workflow step's deterministic id) the create is idempotent: when the location
+        already has a task with that id, deleted or not, that task is returned and nothing is written."""
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         fields = clean_task_fields(data, creating=True)
         async with self._uow(actor.scope) as uow:
+            # First: a retry finds its task even if the contact or the assignee has gone since.
+            if id is not None and (existing := await _existing(uow, location_id, id)) is not None:
+                return existing
             agency_id = await agency_of(uow, location_id)
             await live_contact(uow, contact_id)
             if fields.get("assignee_id"):
@@ -110,7 +132,7 @@ class TaskService:
             now = self._clock.now()
             task = self._apply(
                 Task(
-                    id=new_id(),
+                    id=id if id is not None else new_id(),
                     location_id=location_id,
                     contact_id=contact_id,
                     title=fields["title"],
@@ -121,7 +143,9 @@ class TaskService:
                 ),
                 fields,
             )
-            await uow.tasks.add(task)
+            if not await uow.tasks.add(task):
+                # A racing create with the same id committed first: its task is the answer.
+                return await _raced(uow, location_id, task.id)
             await self._audit(uow, actor, agency_id, "create", None, task)
             await self._event(uow, agency_id, "task.created", None, task)
             if task.completed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -66,20 +66,29 @@ class WebhookRepository(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What came back: a status code, or the network error that stopped the request."""
+    """What came back: a status code, or the network error that stopped the request. `response_body` is
+    the start of the body as received (capped, 64 KiB by default), for a caller that parses it; the
+    excerpt is the short text kept with a delivery attempt."""
 
     duration_ms: int
     status_code: int | None = None
     response_excerpt: str | None = None
     error: str | None = None
     final: bool = False  # a refusal before sending (a forbidden address) that retrying cannot fix
+    response_body: bytes | None = field(default=None, repr=False)
+
+
+SEND_METHODS = frozenset({"POST", "PUT", "PATCH", "GET"})
 
 
 class WebhookSender(Protocol):
-    async def send(self, target: Target, headers: Mapping[str, str], body: bytes) -> SendResult:
-        """POSTs `body` to one of the target's checked addresses (never to whatever the name resolves
-        to now), never follows redirects, gives up after the configured timeout. Network errors are
-        returned, not raised."""
+    async def send(
+        self, target: Target, headers: Mapping[str, str], body: bytes, *, method: str = "POST"
+    ) -> SendResult:
+        """Sends `body` with `method` (one of SEND_METHODS; a GET sends no body) to one of the target's
+        checked addresses (never to whatever the name resolves to now), never follows redirects, gives
+        up after the configured timeout. Network errors are returned, not raised; a method outside
+        SEND_METHODS raises ValueError before anything is sent."""
         ...
 
 
