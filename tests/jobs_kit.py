@@ -3,6 +3,8 @@ event loop, until nothing is left to do. Retries scheduled for later can be brou
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
@@ -13,7 +15,8 @@ from ghl_adapters.jobs.worker import worker_app
 _DUE_NOW = text(
     "UPDATE procrastinate_jobs SET scheduled_at = now() "
     "WHERE status = 'todo' AND scheduled_at > now() AND (CAST(:queues AS text[]) IS NULL "
-    "OR queue_name = ANY(CAST(:queues AS text[])))"
+    "OR queue_name = ANY(CAST(:queues AS text[]))) "
+    "AND (CAST(:due_by AS timestamptz) IS NULL OR scheduled_at <= CAST(:due_by AS timestamptz))"
 )
 _WAITING = text(
     "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND (CAST(:queues AS text[]) IS NULL "
@@ -33,16 +36,18 @@ async def run_jobs(
     extra_kinds: list[JobKind] | None = None,
     fast_forward: bool = True,
     rounds: int = 30,
+    due_by: datetime | None = None,
 ) -> None:
     """Runs the due jobs of ``queues`` (all when None) until none is waiting. With ``fast_forward``, jobs
     scheduled for later (retries with backoff) are made due first, round after round. ``extra_kinds``
-    are registered beside the platform's own (test-only kinds)."""
+    are registered beside the platform's own (test-only kinds). ``due_by`` limits the fast-forward to jobs
+    scheduled up to then (a test clock's "now"): later ones stay where they are."""
     app = worker_app(container, [*job_kinds(container.settings()), *(extra_kinds or [])])
     async with app.open_async():
         for _ in range(rounds):
             if fast_forward:
                 async with container.engines().owner.begin() as conn:
-                    await conn.execute(_DUE_NOW, {"queues": queues})
+                    await conn.execute(_DUE_NOW, {"queues": queues, "due_by": due_by})
             if not await waiting_jobs(container, queues):
                 return
             options = {"queues": queues} if queues else {}
@@ -53,7 +58,7 @@ async def run_jobs(
         rows = (
             await conn.execute(
                 text(
-                    "SELECT task_name, status, attempts, args FROM procrastinate_jobs "
+                    "SELECT task_name, status, attempts, args, scheduled_at <= now() AS due FROM procrastinate_jobs "
                     "WHERE status IN ('todo', 'doing') ORDER BY id LIMIT 10"
                 )
             )

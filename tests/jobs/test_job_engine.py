@@ -118,20 +118,29 @@ async def test_a_change_hands_its_events_to_the_job_engine(
     bad = await client.post("/api/v1/contacts", json={"email": "not an email"}, headers=tenant.headers)
     assert bad.status_code == 422
 
-    # The committed change left its event for each consumer and one job to take it; the refused one
-    # left nothing.
-    (row,) = await outbox_of(container, tenant)
-    assert (row.consumer, row.type, str(row.entity_id)) == ("webhooks", "contact.created", contact_id)
-    assert row.published_at is not None
+    # The committed change left its event for each consumer and one job per consumer to take it; the
+    # refused one left nothing.
+    rows = await outbox_of(container, tenant)
+    assert [(r.consumer, r.type, str(r.entity_id)) for r in rows] == [
+        ("webhooks", "contact.created", contact_id),
+        ("workflows", "contact.created", contact_id),
+    ]
+    assert all(r.published_at is not None for r in rows)
     waiting = [j for j in await consume_jobs_of(container, tenant) if j.status == "todo"]
-    (job,) = waiting
-    assert job.args == {"consumer": "webhooks", "location_id": str(tenant.location_id)}
-    assert job.lock == job.queueing_lock == f"events:webhooks:{tenant.location_id}"
+    assert sorted(j.args["consumer"] for j in waiting) == ["webhooks", "workflows"]
+    for job in waiting:
+        assert job.args == {"consumer": job.args["consumer"], "location_id": str(tenant.location_id)}
+        assert job.lock == job.queueing_lock == f"events:{job.args['consumer']}:{tenant.location_id}"
 
-    # More commits while that job waits add events, not jobs: the waiting job will take them all.
+    # More commits while those jobs wait add events, not jobs: the waiting jobs will take them all.
     second = await create_contact(client, tenant)
-    assert len([j for j in await consume_jobs_of(container, tenant) if j.status == "todo"]) == 1
-    assert [str(r.entity_id) for r in await outbox_of(container, tenant)] == [contact_id, second]
+    assert len([j for j in await consume_jobs_of(container, tenant) if j.status == "todo"]) == 2
+    assert [str(r.entity_id) for r in await outbox_of(container, tenant)] == [
+        contact_id,
+        contact_id,
+        second,
+        second,
+    ]
 
     await run_jobs(container, queues=["events"])
     assert await outbox_of(container, tenant) == []
@@ -144,7 +153,7 @@ async def test_a_commit_that_found_a_job_waiting_is_still_consumed_by_it(
     """The race the barrier closes: a transaction sees a consumer job waiting, queues none, and commits
     only after that job started. The job must wait for it and take its events."""
     await create_contact(client, tenant)  # leaves a consumer job waiting
-    assert [j.status for j in await consume_jobs_of(container, tenant)].count("todo") == 1
+    assert [j.status for j in await consume_jobs_of(container, tenant)].count("todo") == 2  # a consumer each
     event = DomainEvent(
         "contact.updated", tenant.agency_id, tenant.location_id, uuid.uuid4(), {}, datetime.now(UTC)
     )

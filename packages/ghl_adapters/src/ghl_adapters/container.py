@@ -59,6 +59,8 @@ from ghl_core.tasks.services import TaskService
 from ghl_core.tenancy.services import TenancyService
 from ghl_core.webhooks.addresses import UrlGuard
 from ghl_core.webhooks.services import WebhookService
+from ghl_core.workflows.engine import StepServices, WorkflowEngine
+from ghl_core.workflows.services import WorkflowService
 
 
 def _redis(settings: Settings) -> Redis | None:
@@ -232,6 +234,24 @@ class Container(containers.DeclarativeContainer):
         webhook_sender,
         disable_after=settings.provided.webhook_disable_after,
     )
+    workflow_engine = providers.Singleton(
+        WorkflowEngine,
+        uow,
+        clock,
+        conversations,
+        template_renderer,
+        providers.Singleton(
+            StepServices,
+            contacts=contacts,
+            tags=tag_service,
+            notes=notes,
+            tasks=tasks,
+            opportunities=opportunities,
+        ),
+        webhook_guard,
+        webhook_sender,
+    )
+    workflows = providers.Singleton(WorkflowService, uow, clock, workflow_engine, contact_finder)
     job_admin = providers.Singleton(JobAdmin, engines.provided.owner)
     auth = providers.Singleton(
         AuthService,

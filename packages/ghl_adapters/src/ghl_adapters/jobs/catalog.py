@@ -11,6 +11,9 @@ from ghl_adapters.inbound.jobs import INBOUND_KIND
 from ghl_adapters.messaging.campaign_jobs import RUN_KIND_SPEC
 from ghl_adapters.messaging.jobs import SEND_KIND_SPEC
 from ghl_adapters.webhooks.jobs import deliver_kind, fan_out_events
+from ghl_adapters.workflows.jobs import REMINDERS_KIND_SPEC as WORKFLOW_REMINDERS_KIND
+from ghl_adapters.workflows.jobs import RUN_KIND_SPEC as WORKFLOW_RUN_KIND
+from ghl_adapters.workflows.jobs import consume_events as workflow_events
 from ghl_core.jobs.ports import JobContext
 from ghl_core.shared.events import DomainEvent
 
@@ -26,6 +29,7 @@ EventHandler = Callable[["Container", uuid.UUID, list[DomainEvent]], Awaitable[N
 # consumer name (see events.CONSUMERS) -> what it does with a batch of one location's events
 EVENT_HANDLERS: dict[str, EventHandler] = {}
 EVENT_HANDLERS["webhooks"] = fan_out_events
+EVENT_HANDLERS["workflows"] = workflow_events
 
 
 async def consume_events(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
@@ -56,4 +60,6 @@ def job_kinds(settings: Settings) -> list[JobKind]:
         deliver_kind(settings),
         SEND_KIND_SPEC,
         RUN_KIND_SPEC,
+        WORKFLOW_RUN_KIND,
+        WORKFLOW_REMINDERS_KIND,
     ]

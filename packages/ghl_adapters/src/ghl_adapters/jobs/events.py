@@ -22,7 +22,7 @@ from ghl_core.jobs.ports import JobRequest
 from ghl_core.shared.events import DomainEvent
 
 # Every consumer of domain events, by name. Later contexts (workflows, search) add theirs here.
-CONSUMERS: tuple[str, ...] = ("webhooks",)
+CONSUMERS: tuple[str, ...] = ("webhooks", "workflows")
 CONSUME_KIND = "events.consume"
 BATCH = 500
 

@@ -16,6 +16,7 @@ from procrastinate.jobs import Status
 from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 from sqlalchemy import text
 
+from ghl_adapters.workflows.jobs import REMINDERS_CRON, REMINDERS_KIND
 from ghl_core.jobs.ports import JobContext
 
 from .catalog import job_kinds
@@ -113,6 +114,8 @@ def worker_app(container: Container, kinds: list[JobKind] | None = None) -> App:
             retry=ScheduledRetry(kind.retry),
         )(_task(container, kind))
     app.periodic(cron="17 * * * *", periodic_id="prune")(app.tasks[PRUNE_KIND])
+    if REMINDERS_KIND in app.tasks:  # absent when the caller picked its own kinds
+        app.periodic(cron=REMINDERS_CRON, periodic_id="workflow_reminders")(app.tasks[REMINDERS_KIND])
     return app
 
 

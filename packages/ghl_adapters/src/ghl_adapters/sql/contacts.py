@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, any_, bindparam, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Row,
+    any_,
+    bindparam,
+    column,
+    extract,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import table as table_clause
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -53,6 +67,20 @@ _COLUMNS = (
 )
 
 
+# The caller's location's contacts through the view of migration 0006 (see contact_search): EXTRACT and @>
+# are not LEAKPROOF, so through row-level security the planner may not make them index conditions and
+# each lookup would read every contact of the location. Only ids come from the view.
+_scoped = table_clause(
+    "contacts_scoped",
+    column("id", PG_UUID(as_uuid=True)),
+    column("location_id", PG_UUID(as_uuid=True)),
+    column("date_of_birth", Date()),
+    column("custom_fields", JSONB()),
+    column("deleted_at", DateTime(timezone=True)),
+    column("erased_at", DateTime(timezone=True)),
+)
+
+
 def _from_row(row: Row[Any]) -> Contact:
     return Contact(id=row.id, location_id=row.location_id, **{c: getattr(row, c) for c in _COLUMNS})
 
@@ -82,6 +110,35 @@ class SqlContactRepository:
             which = "e-mail address" if "contacts_email_key" in str(exc.orig) else "phone number"
             ids = ", ".join(map(str, existing)) or "another contact"
             raise DuplicateContact(f"a contact with this {which} already exists: {ids}", existing) from None
+
+    async def ids_with_birthday(
+        self, location_id: uuid.UUID, month: int, day: int
+    ) -> builtins.list[uuid.UUID]:
+        s = _scoped.c
+        # The expressions and the predicate of contacts_birthday_idx (migration 0016), as written there.
+        query = select(s.id).where(
+            s.location_id == location_id,
+            extract("month", s.date_of_birth) == month,
+            extract("day", s.date_of_birth) == day,
+            s.date_of_birth.is_not(None),
+            s.deleted_at.is_(None),
+            s.erased_at.is_(None),
+        )
+        return list((await self._c.execute(query)).scalars())
+
+    async def ids_with_custom_date(
+        self, location_id: uuid.UUID, key: str, day: date
+    ) -> builtins.list[uuid.UUID]:
+        s = _scoped.c
+        # Containment is what the custom_fields GIN index (jsonb_path_ops, migration 0006) answers; a
+        # value nested in an array does not match it, so it is as exact as comparing `->> key`.
+        query = select(s.id).where(
+            s.location_id == location_id,
+            s.custom_fields.contains({key: day.isoformat()}),
+            s.deleted_at.is_(None),
+            s.erased_at.is_(None),
+        )
+        return list((await self._c.execute(query)).scalars())
 
     async def add(self, contact: Contact, policy: DuplicatePolicy) -> None:
         values = _values(contact, policy)

@@ -42,6 +42,7 @@ from .request_context import current_request_id
 from .smart_lists import SqlSmartListRepository
 from .tags import SqlTagRepository
 from .webhooks import SqlWebhookRepository
+from .workflows import SqlEnrollmentRepository, SqlWorkflowRepository
 
 _SET_SCOPE = text(
     "SELECT set_config('app.agency_id', :agency, true), set_config('app.location_id', :location, true)"
@@ -103,6 +104,8 @@ class SqlUnitOfWork:
         self.messaging_settings = SqlMessagingSettingsRepository(conn)
         self.templates = SqlTemplateRepository(conn)
         self.campaigns = SqlCampaignRepository(conn)
+        self.workflows = SqlWorkflowRepository(conn)
+        self.enrollments = SqlEnrollmentRepository(conn)
         return self
 
     async def __aexit__(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from ghl_core.contacts.models import Contact, DuplicatePolicy
@@ -27,6 +27,18 @@ class DuplicateContact(Conflict):
 
 
 class ContactRepository(Protocol):
+    async def ids_with_birthday(
+        self, location_id: uuid.UUID, month: int, day: int
+    ) -> builtins.list[uuid.UUID]:
+        """Live (not deleted, not erased) contacts of the location born on that month and day."""
+        ...
+
+    async def ids_with_custom_date(
+        self, location_id: uuid.UUID, key: str, day: date
+    ) -> builtins.list[uuid.UUID]:
+        """Live contacts whose custom field `key` holds that date (stored as ISO text)."""
+        ...
+
     async def add(self, contact: Contact, policy: DuplicatePolicy) -> None:
         """Raises DuplicateContact when the policy forbids duplicates and one exists (enforced by a
         unique index, so racing inserts cannot both succeed)."""

@@ -29,6 +29,7 @@ from ghl_core.tags.ports import TagRepository
 from ghl_core.tasks.ports import TaskRepository
 from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
 from ghl_core.webhooks.ports import WebhookRepository
+from ghl_core.workflows.ports import EnrollmentRepository, WorkflowRepository
 
 
 class UnitOfWork(Protocol):
@@ -62,6 +63,8 @@ class UnitOfWork(Protocol):
     messaging_settings: MessagingSettingsRepository
     templates: TemplateRepository
     campaigns: CampaignRepository
+    workflows: WorkflowRepository
+    enrollments: EnrollmentRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -1,0 +1,1 @@
+"""Workflow jobs: the events consumer and the enrollment runner."""

@@ -1,0 +1,606 @@
+"""The workflow engine on the real database with real procrastinate workers: triggers enroll from domain
+events, steps run as jobs and each leaves one ledger row, waits are scheduled jobs that come due on the
+engine's clock, event waits and goals are answered by the events consumer, re-entry rules hold under
+concurrency, and a step repeated after a crash does its effect once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from sqlalchemy import text
+
+from ghl_adapters.container import Container, close_container
+from ghl_adapters.settings import Settings
+from ghl_core.shared.clock import FixedClock
+from ghl_core.shared.scope import TenantScope
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.workflows.engine import WorkflowEngine
+from ghl_core.workflows.models import EnrollmentStatus, StepRunStatus, WorkflowStatus
+from jobs_kit import run_jobs
+from support import Tenant, make_container, new_tenant
+
+QUEUES = ["events", "workflows", "messages"]
+
+
+@pytest.fixture(scope="module")
+def clock() -> FixedClock:
+    return FixedClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture(scope="module")
+async def container(settings: Settings, clock: FixedClock) -> AsyncIterator[Container]:
+    built = make_container(settings.model_copy(update={"webhooks_allow_private": True}))
+    built.clock.override(providers.Object(clock))
+    try:
+        yield built
+    finally:
+        await close_container(built)
+
+
+@pytest.fixture
+async def tenant(container: Container) -> Tenant:
+    return await new_tenant(container)
+
+
+def actor(tenant: Tenant) -> Actor:
+    return Actor.operator_at(tenant.location_id)
+
+
+async def publish(container: Container, tenant: Tenant, document: dict[str, Any]) -> uuid.UUID:
+    service = container.workflows()
+    workflow = await service.create(actor(tenant), document)
+    published = await service.publish(actor(tenant), workflow.id)
+    assert published.status is WorkflowStatus.PUBLISHED
+    assert published.version == 1
+    return workflow.id
+
+
+async def contact(container: Container, tenant: Tenant, **fields: Any) -> uuid.UUID:
+    data = {"first_name": "Ada", "phone": f"+1415555{uuid.uuid4().int % 10000:04d}", **fields}
+    data.setdefault("email", f"{uuid.uuid4().hex[:10]}@example.com")
+    return (await container.contacts().create(actor(tenant), data)).id
+
+
+async def tag(container: Container, tenant: Tenant, contact_id: uuid.UUID, *tags: str) -> None:
+    await container.tag_service().tag_contact(actor(tenant), contact_id, add=list(tags))
+
+
+async def enrollments(container: Container, tenant: Tenant, workflow_id: uuid.UUID) -> list[Any]:
+    page = await container.workflows().enrollments(actor(tenant), workflow_id, _page())
+    return page.items
+
+
+def _page() -> Any:
+    from ghl_core.shared.pagination import PageRequest
+
+    return PageRequest(limit=100)
+
+
+async def history(
+    container: Container, tenant: Tenant, enrollment_id: uuid.UUID
+) -> list[tuple[str, str, str]]:
+    _, runs = await container.workflows().enrollment(actor(tenant), enrollment_id)
+    return [(r.step_id, r.status.value, r.outcome) for r in runs]
+
+
+async def settle(container: Container) -> None:
+    """Runs what is due now (the engine's clock decides what a wake-up finds due)."""
+    await run_jobs(container, queues=QUEUES, fast_forward=False)
+
+
+async def later(container: Container, clock: FixedClock, delta: timedelta) -> None:
+    """Moves the engine's clock on, then runs the jobs due by then (scheduled ones brought forward)."""
+    clock.advance(delta)
+    await run_jobs(container, queues=QUEUES, fast_forward=True, due_by=clock.now())
+
+
+async def count(container: Container, sql: str, **params: Any) -> int:
+    async with container.engines().owner.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())
+
+
+NURTURE = {
+    "name": "Lead nurture",
+    "settings": {"allow_reentry": False},
+    "triggers": [{"type": "tag_added", "tag": "lead"}],
+    "steps": [
+        {"id": "text", "type": "send_sms", "body": "Hi {{ contact.first_name }}"},
+        {"id": "tag", "type": "add_tag", "tags": ["nurtured"]},
+        {"id": "wait5", "type": "wait", "wait": {"minutes": 5}},
+        {
+            "id": "check",
+            "type": "if_else",
+            "branches": [
+                {
+                    "name": "vip",
+                    "when": {"field": "contact.tags", "op": "contains", "value": "vip"},
+                    "next": "end",
+                }
+            ],
+            "else": "email",
+        },
+        {
+            "id": "email",
+            "type": "send_email",
+            "subject": "Still there?",
+            "body": "Hello {{ contact.first_name }}",
+        },
+        {"id": "note", "type": "add_note", "body": "Nurtured {{ contact.first_name }}"},
+        {"id": "done", "type": "end"},
+    ],
+}
+
+
+async def test_a_trigger_enrolls_steps_run_waits_come_due_and_each_step_is_recorded_once(
+    container: Container, tenant: Tenant, clock: FixedClock
+) -> None:
+    workflow_id = await publish(container, tenant, NURTURE)
+    ada = await contact(container, tenant)
+    await tag(container, tenant, ada, "lead")
+    await settle(container)
+
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.contact_id == ada
+    assert enrollment.trigger == "tag_added"
+    assert enrollment.status is EnrollmentStatus.WAITING
+    assert enrollment.step_id == "check"
+    assert enrollment.wake_at == clock.now() + timedelta(minutes=5)
+    assert await history(container, tenant, enrollment.id) == [
+        ("text", "done", "queued"),
+        ("tag", "done", "done"),
+        ("wait5", "done", "waiting"),
+    ]
+    sms = await count(
+        container,
+        "SELECT count(*) FROM messages WHERE contact_id = :c AND source = 'workflow' AND channel = 'sms'",
+        c=ada,
+    )
+    assert sms == 1
+    assert "nurtured" in (await container.contacts().get(actor(tenant), ada)).tags
+
+    # Four minutes on, the wait is not over: a wake-up job brought forward finds nothing due.
+    await later(container, clock, timedelta(minutes=4))
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.WAITING
+
+    await later(container, clock, timedelta(minutes=2))
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.COMPLETED
+    assert [step for step, _, _ in await history(container, tenant, enrollment.id)] == [
+        "text",
+        "tag",
+        "wait5",
+        "check",
+        "email",
+        "note",
+        "done",
+    ]
+    assert await count(container, "SELECT count(*) FROM notes WHERE contact_id = :c", c=ada) == 1
+    stats = await container.workflows().stats(actor(tenant), workflow_id)
+    assert (stats.enrolled, stats.completed, stats.waiting) == (1, 1, 0)
+    assert stats.steps["email"] == {"done": 1}
+
+    # Tagged again: re-entry is not allowed, but the first enrollment has finished, so a new one starts.
+    await container.tag_service().tag_contact(actor(tenant), ada, remove=["lead"])
+    await tag(container, tenant, ada, "lead")
+    await settle(container)
+    assert len(await enrollments(container, tenant, workflow_id)) == 2
+
+
+async def test_one_running_enrollment_per_contact_unless_reentry_is_allowed(
+    container: Container, tenant: Tenant
+) -> None:
+    document = {
+        "name": "Exclusive",
+        "triggers": [{"type": "manual"}],
+        "steps": [{"id": "hold", "type": "wait", "wait": {"days": 3}}],
+    }
+    workflow_id = await publish(container, tenant, document)
+    ada = await contact(container, tenant)
+    service = container.workflows()
+    results = await asyncio.gather(
+        *(service.enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]}) for _ in range(6))
+    )
+    assert sum(r.enrolled for r in results) == 1
+    assert sum(r.skipped for r in results) == 5
+
+    reentry = {**document, "name": "Re-entry", "settings": {"allow_reentry": True}}
+    again = await publish(container, tenant, reentry)
+    for _ in range(2):
+        await service.enroll(actor(tenant), again, {"contact_ids": [str(ada)]})
+    assert len(await enrollments(container, tenant, again)) == 2
+
+
+async def test_an_event_wait_resumes_on_its_event_and_times_out_to_its_branch(
+    container: Container, tenant: Tenant, clock: FixedClock
+) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Hot or cold",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {
+                    "id": "wait_hot",
+                    "type": "wait",
+                    "wait": {"event": "tag.added", "tag": "hot", "timeout": {"days": 1}},
+                    "timeout_next": "cold",
+                },
+                {"id": "warm", "type": "add_tag", "tags": ["was-hot"], "next": "end"},
+                {"id": "cold", "type": "add_tag", "tags": ["went-cold"]},
+            ],
+        },
+    )
+    hot, cold = await contact(container, tenant), await contact(container, tenant)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(hot), str(cold)]})
+    await settle(container)
+    assert {e.status for e in await enrollments(container, tenant, workflow_id)} == {EnrollmentStatus.WAITING}
+
+    await tag(container, tenant, hot, "hot")
+    await tag(container, tenant, cold, "something-else")
+    await settle(container)
+    by_contact = {e.contact_id: e for e in await enrollments(container, tenant, workflow_id)}
+    assert by_contact[hot].status is EnrollmentStatus.COMPLETED
+    assert by_contact[cold].status is EnrollmentStatus.WAITING
+    assert "was-hot" in (await container.contacts().get(actor(tenant), hot)).tags
+
+    await later(container, clock, timedelta(days=1, minutes=1))
+    by_contact = {e.contact_id: e for e in await enrollments(container, tenant, workflow_id)}
+    assert by_contact[cold].status is EnrollmentStatus.COMPLETED
+    steps = await history(container, tenant, by_contact[cold].id)
+    assert ("wait_hot", "done", "timed_out") in steps
+    tags = (await container.contacts().get(actor(tenant), cold)).tags
+    assert "went-cold" in tags
+    assert "was-hot" not in tags
+
+
+async def test_a_goal_jumps_an_enrollment_out_of_its_wait(
+    container: Container, tenant: Tenant, clock: FixedClock
+) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Until they buy",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "long", "type": "wait", "wait": {"days": 30}},
+                {"id": "nag", "type": "add_tag", "tags": ["nagged"]},
+                {
+                    "id": "bought",
+                    "type": "goal",
+                    "event": {"event": "tag.added", "tag": "customer"},
+                    "then": "thank",
+                },
+                {"id": "thank", "type": "add_tag", "tags": ["thanked"]},
+            ],
+        },
+    )
+    buyer = await contact(container, tenant)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(buyer)]})
+    await settle(container)
+    await tag(container, tenant, buyer, "customer")
+    await settle(container)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.COMPLETED
+    tags = (await container.contacts().get(actor(tenant), buyer)).tags
+    assert "thanked" in tags
+    assert "nagged" not in tags
+    assert ("bought", "done", "goal") in await history(container, tenant, enrollment.id)
+
+    # The 30-day wake-up still queued for the old wait finds the enrollment moved on and does nothing.
+    await later(container, clock, timedelta(days=31))
+    assert "nagged" not in (await container.contacts().get(actor(tenant), buyer)).tags
+
+
+async def test_pausing_stops_running_enrollments_and_a_deleted_contact_leaves(
+    container: Container, tenant: Tenant, clock: FixedClock
+) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Pausable",
+            "triggers": [{"type": "tag_added", "tag": "go"}],
+            "steps": [
+                {"id": "w", "type": "wait", "wait": {"hours": 1}},
+                {"id": "t", "type": "add_tag", "tags": ["after"]},
+            ],
+        },
+    )
+    a, b = await contact(container, tenant), await contact(container, tenant)
+    await tag(container, tenant, a, "go")
+    await tag(container, tenant, b, "go")
+    await settle(container)
+    await container.contacts().delete(actor(tenant), b)
+    await settle(container)
+    by_contact = {e.contact_id: e for e in await enrollments(container, tenant, workflow_id)}
+    assert by_contact[b].status is EnrollmentStatus.STOPPED
+    assert by_contact[b].reason == "contact_removed"
+
+    _, stopped = await container.workflows().pause(actor(tenant), workflow_id)
+    assert stopped == 1
+    await later(container, clock, timedelta(hours=2))
+    assert "after" not in (await container.contacts().get(actor(tenant), a)).tags
+    # Paused: the trigger no longer enrolls.
+    c = await contact(container, tenant)
+    await tag(container, tenant, c, "go")
+    await settle(container)
+    assert len(await enrollments(container, tenant, workflow_id)) == 2
+
+
+async def test_stop_on_reply_and_dnd_skip(container: Container, tenant: Tenant) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Polite",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "sms", "type": "send_sms", "body": "hello"},
+                {"id": "w", "type": "wait", "wait": {"days": 2}},
+            ],
+        },
+    )
+    quiet = await contact(container, tenant, dnd_channels={"sms": True})
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(quiet)]})
+    await settle(container)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert (await history(container, tenant, enrollment.id))[0] == ("sms", "skipped", "skipped_dnd")
+
+
+async def test_a_step_repeated_after_its_effect_committed_does_it_once(
+    container: Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker dies after the note was written and before the ledger row: the job is retried and the
+    note, created with an id derived from (enrollment, step, tick), is found rather than written again."""
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Crash",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "note", "type": "add_note", "body": "once"},
+                {"id": "t", "type": "add_tag", "tags": ["x"]},
+            ],
+        },
+    )
+    ada = await contact(container, tenant)
+    original = WorkflowEngine._record
+    crashes = {"left": 1}
+
+    async def record(
+        self: WorkflowEngine, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
+    ) -> None:
+        if step.id == "note" and crashes["left"]:
+            crashes["left"] -= 1
+            raise ConnectionError("the worker lost its database right after the note committed")
+        await original(self, uow, enrollment, step, tick, outcome)
+
+    monkeypatch.setattr(WorkflowEngine, "_record", record)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await run_jobs(container, queues=QUEUES)  # the failed attempt is retried (brought forward)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert crashes["left"] == 0
+    assert enrollment.status is EnrollmentStatus.COMPLETED
+    assert await count(container, "SELECT count(*) FROM notes WHERE contact_id = :c", c=ada) == 1
+    assert (
+        await count(
+            container, "SELECT count(*) FROM workflow_step_runs WHERE enrollment_id = :e", e=enrollment.id
+        )
+        == 2
+    )
+    runs = (await container.workflows().enrollment(actor(tenant), enrollment.id))[1]
+    assert {r.status for r in runs} == {StepRunStatus.DONE}
+
+
+@pytest.mark.parametrize(
+    ("zone", "before", "expected"),
+    [
+        # Spring forward: Saturday 10:00 local, the clocks change in the night, 09:00 is 07:00 UTC.
+        ("Europe/Berlin", datetime(2027, 3, 27, 9, 0, tzinfo=UTC), datetime(2027, 3, 28, 7, 0, tzinfo=UTC)),
+        (
+            "America/New_York",
+            datetime(2027, 3, 13, 15, 0, tzinfo=UTC),
+            datetime(2027, 3, 14, 13, 0, tzinfo=UTC),
+        ),
+        # Fall back: 09:00 after the change is an hour later in UTC.
+        ("Europe/Berlin", datetime(2027, 10, 30, 8, 0, tzinfo=UTC), datetime(2027, 10, 31, 8, 0, tzinfo=UTC)),
+        (
+            "America/New_York",
+            datetime(2027, 11, 6, 14, 0, tzinfo=UTC),
+            datetime(2027, 11, 7, 14, 0, tzinfo=UTC),
+        ),
+    ],
+)
+async def test_wait_until_nine_in_the_contacts_zone_across_the_clock_changes(
+    container: Container, tenant: Tenant, clock: FixedClock, zone: str, before: datetime, expected: datetime
+) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": f"Nine {zone} {before.date()}",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "nine", "type": "wait", "wait": {"until_time": "09:00"}},
+                {"id": "t", "type": "add_tag", "tags": ["at-nine"]},
+            ],
+        },
+    )
+    clock.set(before)
+    someone = await contact(container, tenant, timezone=zone)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(someone)]})
+    await settle(container)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.wake_at == expected
+    await later(container, clock, expected - before - timedelta(seconds=1))
+    assert "at-nine" not in (await container.contacts().get(actor(tenant), someone)).tags
+    await later(container, clock, timedelta(seconds=1))
+    assert "at-nine" in (await container.contacts().get(actor(tenant), someone)).tags
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local HTTP endpoint answering {"vip": true} and keeping what it received."""
+    seen: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            seen.append({"headers": dict(self.headers.items()), "body": json.loads(body)})
+            answer = json.dumps({"vip": True}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/crm", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_trigger_filters_and_a_webhook_whose_answer_a_later_branch_reads(
+    container: Container, tenant: Tenant, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, seen = receiver
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Ask the CRM",
+            "triggers": [
+                {
+                    "type": "tag_added",
+                    "tag": "lead",
+                    "filters": {"field": "contact.company_name", "op": "eq", "value": "Acme"},
+                }
+            ],
+            "steps": [
+                {
+                    "id": "call",
+                    "type": "webhook",
+                    "method": "PUT",
+                    "url": url,
+                    "body": {"email": "{{ contact.email }}", "company": "{{ contact.company_name }}"},
+                },
+                {
+                    "id": "vip",
+                    "type": "if_else",
+                    "branches": [
+                        {"name": "yes", "when": {"field": "steps.call.body.vip", "op": "eq", "value": True}}
+                    ],
+                    "else": "end",
+                },
+                {"id": "t", "type": "add_tag", "tags": ["vip"]},
+            ],
+        },
+    )
+    acme = await contact(container, tenant, company_name="Acme")
+    other = await contact(container, tenant, company_name="Globex")
+    await tag(container, tenant, acme, "lead")
+    await tag(container, tenant, other, "lead")
+    await settle(container)
+
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.contact_id == acme
+    assert enrollment.status is EnrollmentStatus.COMPLETED
+    assert "vip" in (await container.contacts().get(actor(tenant), acme)).tags
+    (request,) = seen
+    assert request["body"] == {
+        "email": (await container.contacts().get(actor(tenant), acme)).email,
+        "company": "Acme",
+    }
+    assert request["headers"]["Idempotency-Key"] == f"workflow:{enrollment.id}:call:0"
+    steps = await history(container, tenant, enrollment.id)
+    assert steps[0] == ("call", "done", "http_200")
+
+
+async def test_a_reply_stops_a_workflow_that_stops_on_reply(container: Container, tenant: Tenant) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Quiet on reply",
+            "settings": {"stop_on_reply": True},
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "w", "type": "wait", "wait": {"days": 2}},
+                {"id": "t", "type": "add_tag", "tags": ["x"]},
+            ],
+        },
+    )
+    ada = await contact(container, tenant)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await settle(container)
+    location = await container.tenancy().get_location(actor(tenant), tenant.location_id)
+    someone = await container.contacts().get(actor(tenant), ada)
+    from ghl_core.conversations.inbound import InboundSms
+
+    async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
+        await container.conversations().receive_sms(
+            uow,
+            location,
+            InboundSms(
+                provider="twilio",
+                provider_message_id=f"SM{uuid.uuid4().hex}",
+                from_number=str(someone.phone),
+                to_number="+14155550100",
+                body="who is this?",
+            ),
+        )
+        await uow.commit()
+    await settle(container)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert (enrollment.status, enrollment.reason) == (EnrollmentStatus.STOPPED, "replied")
+
+
+async def test_a_step_that_keeps_raising_fails_its_enrollment_after_the_last_attempt(
+    container: Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Broken",
+            "triggers": [{"type": "manual"}],
+            "steps": [{"id": "t", "type": "add_tag", "tags": ["x"]}],
+        },
+    )
+    ada = await contact(container, tenant)
+
+    async def broken(*args: Any, **kwargs: Any) -> int | None:
+        raise ConnectionError("the database is gone")
+
+    monkeypatch.setattr(WorkflowEngine, "_one", broken)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await run_jobs(container, queues=QUEUES)  # every retry brought forward, until the last one fails
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.FAILED
+    assert enrollment.reason == "t: ConnectionError: the database is gone"
+    attempts = await count(
+        container,
+        "SELECT max(attempts) FROM procrastinate_jobs WHERE args ->> 'enrollment_id' = :e",
+        e=str(enrollment.id),
+    )
+    assert attempts == 13  # the first attempt and the schedule's 12 retries
