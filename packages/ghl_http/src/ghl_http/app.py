@@ -41,6 +41,11 @@ from ghl_http.controllers.pipelines import OpportunitiesController, PipelinesCon
 from ghl_http.controllers.smart_lists import SmartListsController
 from ghl_http.controllers.tags import ContactTagsController, TagsController
 from ghl_http.controllers.webhooks import WebhooksController
+from ghl_http.controllers.workflows import (
+    WorkflowEnrollmentsController,
+    WorkflowHookController,
+    WorkflowsController,
+)
 from ghl_http.deps import DEPENDENCIES
 from ghl_http.gate import API_PREFIX, ApiGate
 from ghl_http.middleware.request_context import install_request_context, metrics_route
@@ -104,6 +109,7 @@ def _openapi() -> OpenAPIConfig:
             Tag(name="campaigns: templates"),
             Tag(name="campaigns"),
             Tag(name="campaigns: tracking"),
+            Tag(name="workflows"),
         ],
     )
 
@@ -169,6 +175,8 @@ def create_app(
             MessagingController,
             TemplatesController,
             CampaignsController,
+            WorkflowsController,
+            WorkflowEnrollmentsController,
         ],
     )
     gate = DefineMiddleware(
@@ -185,6 +193,7 @@ def create_app(
             ProviderCallbacksController,
             UnsubscribeController,
             TrackingController,
+            WorkflowHookController,
             live,
             ready,
             metrics_route(metrics),

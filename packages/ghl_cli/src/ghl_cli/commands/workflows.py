@@ -1,11 +1,14 @@
-"""`ghl workflows`: check a workflow written as YAML (or JSON) and simulate it for a contact against a virtual
-clock, without sending or changing anything."""
+"""`ghl workflows`: a location's stored workflows (apply a YAML or JSON file, publish, pause, export,
+enroll contacts, read enrollments, their history and statistics), and checking and simulating a workflow
+for a contact against a virtual clock, without sending or changing anything."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,24 +17,46 @@ import yaml
 from rich.table import Table
 
 from ghl_adapters.container import Container
-from ghl_cli.errors import reported
-from ghl_cli.options import JsonOption
+from ghl_cli.errors import CliError, reported
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.conversations.quiet_hours import resolve_zone
 from ghl_core.conversations.templates import merge_context
-from ghl_core.shared.errors import ValidationFailed
+from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.workflows.definition import Definition, parse_definition
+from ghl_core.workflows.models import (
+    Enrollment,
+    EnrollmentStatus,
+    StepRun,
+    Workflow,
+    WorkflowStats,
+    WorkflowVersion,
+)
+from ghl_core.workflows.services import BulkEnrollment
 from ghl_core.workflows.simulation import SimulatedEvent, Simulation, describe, simulate
 
-app = typer.Typer(help="Check workflow files and simulate them for a contact (nothing is sent).")
+app = typer.Typer(
+    help="Store, publish and run a location's workflows; check workflow files and simulate them for a "
+    "contact (nothing is sent)."
+)
 
 FileArgument = Annotated[
     Path, typer.Argument(help="The workflow as YAML (or JSON).", exists=True, dir_okay=False)
 ]
+LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
+WorkflowArgument = Annotated[uuid.UUID, typer.Argument(help="The workflow's id (`ghl workflows list`).")]
+WORKFLOW_COLUMNS = ("id", "name", "status", "version", "updated_at")
+ENROLLMENT_COLUMNS = ("id", "contact_id", "status", "step", "trigger", "started_at", "finished_at")
+HISTORY_COLUMNS = ("started_at", "step", "tick", "type", "status", "outcome", "detail", "error")
 _OFFSET = re.compile(r"^\+(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+class Format(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
 
 
 def load_document(path: Path) -> dict[str, Any]:
@@ -113,6 +138,151 @@ async def run_simulation(
     )
 
 
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+def workflow_view(w: Workflow) -> dict[str, Any]:
+    """As the HTTP API answers it: never the hook secret's hash."""
+    return {
+        "id": str(w.id),
+        "name": w.name,
+        "status": w.status.value,
+        "version": w.version,
+        "hook_enabled": w.hook_token_hash is not None,
+        "created_at": _time(w.created_at),
+        "updated_at": _time(w.updated_at),
+        "created_by": _id(w.created_by),
+        "updated_by": _id(w.updated_by),
+        "draft": w.draft,
+    }
+
+
+def version_view(v: WorkflowVersion) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "name": v.definition.get("name"),
+        "published_at": _time(v.published_at),
+        "published_by": _id(v.published_by),
+    }
+
+
+def enrollment_view(e: Enrollment) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "workflow_id": str(e.workflow_id),
+        "version": e.version,
+        "contact_id": str(e.contact_id),
+        "status": e.status.value,
+        "trigger": e.trigger,
+        "step_id": e.step_id,
+        "tick": e.tick,
+        "wake_at": _time(e.wake_at),
+        "waiting_for": e.waiting_for,
+        "opportunity_id": _id(e.opportunity_id),
+        "reason": e.reason,
+        "started_at": _time(e.started_at),
+        "updated_at": _time(e.updated_at),
+        "finished_at": _time(e.finished_at),
+    }
+
+
+def step_run_view(r: StepRun) -> dict[str, Any]:
+    return {
+        "step_id": r.step_id,
+        "tick": r.tick,
+        "type": r.type,
+        "status": r.status.value,
+        "outcome": r.outcome,
+        "detail": r.detail,
+        "output": r.output,
+        "error": r.error,
+        "started_at": _time(r.started_at),
+        "finished_at": _time(r.finished_at),
+    }
+
+
+def stats_view(s: WorkflowStats) -> dict[str, Any]:
+    return {
+        "enrolled": s.enrolled,
+        "active": s.active,
+        "waiting": s.waiting,
+        "completed": s.completed,
+        "goal": s.goal,
+        "stopped": s.stopped,
+        "failed": s.failed,
+        "steps": s.steps,
+    }
+
+
+def bulk_view(b: BulkEnrollment) -> dict[str, Any]:
+    return {"matched": b.matched, "enrolled": b.enrolled, "skipped": b.skipped}
+
+
+def _outline(view: dict[str, Any]) -> dict[str, Any]:
+    """A workflow for a table: its draft as the trigger types and the step ids it holds."""
+    row = {k: v for k, v in view.items() if k != "draft"}
+    draft = view.get("draft") or {}
+    if draft:
+        row["triggers"] = [str(t.get("type")) for t in draft.get("triggers") or [] if isinstance(t, dict)]
+        row["steps"] = [
+            f"{s.get('id')} ({s.get('type')})" for s in draft.get("steps") or [] if isinstance(s, dict)
+        ]
+    return row
+
+
+def _record(output: Output, title: str, view: dict[str, Any]) -> None:
+    output.record(title, view if output.json else _outline(view))
+
+
+async def location_actor(container: Container, location_id: uuid.UUID) -> Actor:
+    """The operator inside one location; an unknown location is a clear not-found here."""
+    location = await container.tenancy().get_location(Actor.operator(), location_id)
+    return Actor.operator_at(location.id)
+
+
+def _readable(document: dict[str, Any]) -> dict[str, Any]:
+    """The database keeps a draft's keys in its own order; an export puts them back as people write them:
+    name, settings, triggers, steps, and each trigger and step by its id and type first."""
+
+    def lead(item: Any, first: tuple[str, ...]) -> Any:
+        if not isinstance(item, dict):
+            return item
+        return {k: item[k] for k in first if k in item} | {k: v for k, v in item.items() if k not in first}
+
+    ordered = lead(document, ("name", "settings", "triggers", "steps"))
+    for key in ("triggers", "steps"):
+        if isinstance(ordered.get(key), list):
+            ordered[key] = [lead(item, ("id", "type")) for item in ordered[key]]
+    return dict(ordered)
+
+
+def _nul_errors(value: Any, pointer: str = "") -> list[FieldError]:
+    """PostgreSQL cannot store NUL (a YAML "\\0"): refused as bad input, with where it is."""
+    if isinstance(value, str):
+        return [FieldError(pointer or "/", "must not contain NUL characters")] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [
+            e
+            for key, item in value.items()
+            for e in _nul_errors(key, f"{pointer}/{key}") + _nul_errors(item, f"{pointer}/{key}")
+        ]
+    if isinstance(value, list):
+        return [e for i, item in enumerate(value) for e in _nul_errors(item, f"{pointer}/{i}")]
+    return []
+
+
+def _storable(document: dict[str, Any]) -> dict[str, Any]:
+    errors = _nul_errors(document)
+    if errors:
+        raise ValidationFailed(errors)
+    return document
+
+
 @app.command("validate")
 def validate(file: FileArgument, json_output: JsonOption = False) -> None:
     """Check a workflow file: every mistake is listed with a pointer to the bad step or field."""
@@ -122,10 +292,284 @@ def validate(file: FileArgument, json_output: JsonOption = False) -> None:
     output.record("Workflow is valid", {**summary(definition), "valid": True})
 
 
+# ---------------------------------------------------------------------------------------------- stored
+
+
+@app.command("list")
+def list_workflows(
+    location: LocationOption,
+    limit: LimitOption = DEFAULT_PAGE,
+    cursor: CursorOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A location's workflows (without their drafts: `show` or `export` one for that)."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
+        page = await c.workflows().list(await location_actor(c, location), page_request(limit, cursor))
+        rows = [{k: v for k, v in workflow_view(w).items() if k != "draft"} for w in page.items]
+        return rows, page.next_cursor
+
+    with reported(output):
+        rows, next_cursor = with_services(output, work)
+    output.page("Workflows", WORKFLOW_COLUMNS, rows, next_cursor)
+
+
+@app.command("show")
+def show(workflow_id: WorkflowArgument, location: LocationOption, json_output: JsonOption = False) -> None:
+    """One workflow, its published versions, and its draft's triggers and steps (--json: the whole draft)."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> dict[str, Any]:
+        actor = await location_actor(c, location)
+        workflow = await c.workflows().get(actor, workflow_id)
+        versions = await c.workflows().versions(actor, workflow_id)
+        return {**workflow_view(workflow), "versions": [version_view(v) for v in versions]}
+
+    with reported(output):
+        view = with_services(output, work)
+    if output.json:
+        output.document(view)
+        return
+    output.record("Workflow", {k: v for k, v in _outline(view).items() if k != "versions"})
+    if view["versions"]:
+        output.table("Published versions", ("version", "name", "published_at"), view["versions"])
+
+
+@app.command("apply")
+def apply(
+    file: FileArgument,
+    location: LocationOption,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Publish it too, as a new version that new enrollments use.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Store a workflow file (YAML or JSON): the location's workflow of the same name gets it as its draft,
+    or a new workflow is created. Running enrollments are untouched until the next publish."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> tuple[Workflow, bool]:
+        actor = await location_actor(c, location)
+        return await c.workflows().apply(actor, document, publish=publish)
+
+    with reported(output):
+        document = _storable(load_document(file))
+        workflow, created = with_services(output, work)
+    verb = "created" if created else "updated"
+    if publish:
+        title = f"Workflow {verb} and published: version {workflow.version}"
+    elif workflow.version:
+        title = f"Workflow {verb}: draft saved (version {workflow.version} unchanged until you publish)"
+    else:
+        title = f"Workflow {verb}: a draft, not published yet"
+    _record(output, title, {**workflow_view(workflow), "created": created})
+
+
+@app.command("export")
+def export(
+    workflow_id: WorkflowArgument,
+    location: LocationOption,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="A published version (default: the draft).")
+    ] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="yaml (what `apply` reads back) or json.")
+    ] = Format.YAML,
+    json_output: JsonOption = False,
+) -> None:
+    """Print the workflow's definition (the draft, or a published --version): `> file.yaml`, edit, `apply`."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> dict[str, Any]:
+        return await c.workflows().export(await location_actor(c, location), workflow_id, version)
+
+    with reported(output):
+        document = _readable(with_services(output, work))
+    if output.json or fmt is Format.JSON:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    typer.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
+
+
+@app.command("publish")
+def publish(workflow_id: WorkflowArgument, location: LocationOption, json_output: JsonOption = False) -> None:
+    """Publish the draft as a new version: new enrollments start on it, running ones finish on theirs."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> Workflow:
+        return await c.workflows().publish(await location_actor(c, location), workflow_id)
+
+    with reported(output):
+        workflow = with_services(output, work)
+    _record(output, f"Workflow published: version {workflow.version}", workflow_view(workflow))
+
+
+@app.command("pause")
+def pause(workflow_id: WorkflowArgument, location: LocationOption, json_output: JsonOption = False) -> None:
+    """Stop a published workflow: its triggers stop enrolling and its running enrollments stop (a step under
+    way finishes). `publish` starts it again."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> tuple[Workflow, int]:
+        return await c.workflows().pause(await location_actor(c, location), workflow_id)
+
+    with reported(output):
+        workflow, stopped = with_services(output, work)
+    if output.json:
+        output.document({"workflow": workflow_view(workflow), "stopped": stopped})
+        return
+    _record(output, f"Workflow paused: {stopped} running enrollment(s) stopped", workflow_view(workflow))
+
+
+@app.command("enroll")
+def enroll(
+    workflow_id: WorkflowArgument,
+    location: LocationOption,
+    contacts: Annotated[
+        list[uuid.UUID] | None, typer.Option("--contact", help="A contact's id (repeatable).")
+    ] = None,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="The contacts with this tag (repeatable: those with all of them)."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Enroll contacts by hand into the published version: by id, or every contact with the tags (at most
+    10,000). Contacts already in it are skipped. Their steps run in the worker (`ghl worker`, `ghl serve`)."""
+    output = Output(json=json_output)
+    if bool(contacts) == bool(tags):
+        with reported(output):
+            which = "not both" if contacts else "one of them"
+            raise CliError("bad_usage", f"give --contact ID or --tag T (each repeatable): {which}")
+    data: dict[str, Any] = {"contact_ids": [str(c) for c in contacts]} if contacts else {"tags": tags}
+
+    async def work(c: Container) -> BulkEnrollment:
+        return await c.workflows().enroll(await location_actor(c, location), workflow_id, data)
+
+    with reported(output):
+        result = with_services(output, work)
+    output.record("Enrolled", bulk_view(result))
+
+
+@app.command("enrollments")
+def enrollments(
+    workflow_id: WorkflowArgument,
+    location: LocationOption,
+    status: Annotated[
+        EnrollmentStatus | None, typer.Option("--status", help="Only enrollments in this state.")
+    ] = None,
+    contact: Annotated[uuid.UUID | None, typer.Option("--contact", help="Only this contact's.")] = None,
+    limit: LimitOption = DEFAULT_PAGE,
+    cursor: CursorOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The workflow's enrollments: who is in it, where, and how the finished ones ended."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
+        page = await c.workflows().enrollments(
+            await location_actor(c, location),
+            workflow_id,
+            page_request(limit, cursor),
+            status=status.value if status else None,
+            contact_id=contact,
+        )
+        return [enrollment_view(e) for e in page.items], page.next_cursor
+
+    with reported(output):
+        rows, next_cursor = with_services(output, work)
+    if not output.json:  # a step id is a short word: not worth an id's wide column
+        rows = [{**row, "step": row["step_id"]} for row in rows]
+    output.page("Enrollments", ENROLLMENT_COLUMNS, rows, next_cursor)
+
+
+@app.command("history")
+def history(
+    enrollment_id: Annotated[
+        uuid.UUID, typer.Argument(help="The enrollment's id (`ghl workflows enrollments`).")
+    ],
+    location: LocationOption,
+    json_output: JsonOption = False,
+) -> None:
+    """One enrollment and every step it ran: when, with what outcome, and any error."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> tuple[Enrollment, list[StepRun]]:
+        return await c.workflows().enrollment(await location_actor(c, location), enrollment_id)
+
+    with reported(output):
+        enrollment, runs = with_services(output, work)
+    view = {**enrollment_view(enrollment), "outputs": enrollment.outputs}
+    steps = [step_run_view(r) for r in runs]
+    if output.json:
+        output.document({**view, "history": steps})
+        return
+    output.record("Enrollment", {k: v for k, v in view.items() if k != "outputs"})
+    if steps:
+        output.table("History", HISTORY_COLUMNS, [{**r, "step": r["step_id"]} for r in steps])
+    else:
+        output.note("[dim]No step has run yet.[/dim]")
+
+
+@app.command("stats")
+def stats(workflow_id: WorkflowArgument, location: LocationOption, json_output: JsonOption = False) -> None:
+    """Enrollments by state, and each step's runs by outcome."""
+    output = Output(json=json_output)
+
+    async def work(c: Container) -> WorkflowStats:
+        return await c.workflows().stats(await location_actor(c, location), workflow_id)
+
+    with reported(output):
+        view = stats_view(with_services(output, work))
+    if output.json:
+        output.document(view)
+        return
+    output.record("Workflow statistics", {k: v for k, v in view.items() if k != "steps"})
+    rows = [{"step": step, **counts} for step, counts in view["steps"].items()]
+    states = sorted({state for counts in view["steps"].values() for state in counts})
+    if rows:
+        output.table("Step runs", ("step", *states), [{**dict.fromkeys(states, 0), **r} for r in rows])
+
+
+# ---------------------------------------------------------------------------------------------- simulation
+
+
+def _target(text: str) -> Path | uuid.UUID:
+    """A path that exists is a file; otherwise a stored workflow's id."""
+    path = Path(text)
+    if path.exists():
+        if path.is_dir():
+            raise CliError("bad_usage", f"{text!r} is a directory, not a workflow file")
+        return path
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise CliError("bad_usage", f"{text!r} is neither a workflow file nor a workflow id") from None
+
+
+async def run_stored(
+    container: Container,
+    location_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    data: dict[str, Any],
+) -> tuple[str, Simulation]:
+    actor = await location_actor(container, location_id)
+    service = container.workflows()
+    workflow = await service.get(actor, workflow_id)
+    return workflow.name, await service.simulate(actor, workflow_id, data)
+
+
 @app.command("simulate")
 def simulate_command(
-    file: FileArgument,
-    location: Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A workflow file (YAML or JSON), or a stored workflow's id: its draft, or --version.",
+            metavar="FILE|ID",
+        ),
+    ],
+    location: LocationOption,
     contact: Annotated[uuid.UUID, typer.Option("--contact", help="The contact to simulate for.")],
     start: Annotated[
         str | None, typer.Option("--start", help="When the enrollment starts (ISO with offset); default now.")
@@ -139,13 +583,17 @@ def simulate_command(
             "opportunity.stage_reached:stage_id=ID@2026-12-01T09:00:00-05:00.",
         ),
     ] = None,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", min=1, help="With a workflow id: this published version, not the draft."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Run the workflow for one contact against a virtual clock and print what would happen and when.
+    """Run a workflow for one contact against a virtual clock and print what would happen and when.
     Nothing is sent or changed; waits take no time, so a 30-day sequence runs in a second."""
     output = Output(json=json_output)
     with reported(output):
-        definition = parse_definition(load_document(file))
+        source = _target(target)
         began = datetime.now(UTC)
         if start is not None:
             try:
@@ -155,14 +603,35 @@ def simulate_command(
             if began.tzinfo is None:
                 raise ValidationFailed.one("/start", "needs a time zone offset")
         events = [parse_event(text, began) for text in event or []]
-        result = with_services(
-            output, lambda c: run_simulation(c, definition, location, contact, began, events)
-        )
+        if isinstance(source, Path):
+            if version is not None:
+                raise CliError("bad_usage", "--version applies to a stored workflow's id, not to a file")
+            definition = parse_definition(load_document(source))
+            name = definition.name
+            result = with_services(
+                output, lambda c: run_simulation(c, definition, location, contact, began, events)
+            )
+        else:
+            data: dict[str, Any] = {
+                "contact_id": str(contact),
+                "start": began,
+                "events": [{"at": e.at, "event": e.event, "data": dict(e.data)} for e in events],
+            }
+            if version is not None:
+                data["version"] = version
+            name, result = with_services(output, lambda c: run_stored(c, location, source, data))
     timeline = describe(result)
     if output.json:
-        output.document({"workflow": definition.name, "finished": result.finished, "timeline": timeline})
+        output.document(
+            {
+                "workflow": name,
+                "finished": result.finished,
+                "timeline": timeline,
+                "contact": dict(result.contact),
+            }
+        )
         return
-    table = Table(title=f"{definition.name}: simulated ({result.finished})")
+    table = Table(title=f"{name}: simulated ({result.finished})")
     for column in ("at", "step", "type", "outcome", "detail"):
         table.add_column(column)
     for entry in timeline:
