@@ -604,3 +604,31 @@ async def test_a_step_that_keeps_raising_fails_its_enrollment_after_the_last_att
         e=str(enrollment.id),
     )
     assert attempts == 13  # the first attempt and the schedule's 12 retries
+
+
+async def test_a_wait_followed_by_a_step_acting_through_another_service_completes(
+    container: Container, tenant: Tenant, clock: FixedClock
+) -> None:
+    """The wake-up's move to active is committed before the step's service commits its change; it once
+    stayed in memory, and the enrollment was left waiting with its note written (found by the restart
+    test in tests/integration/test_workflow_reliability.py)."""
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Wait then note",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "pause", "type": "wait", "wait": {"minutes": 1}},
+                {"id": "note", "type": "add_note", "body": "after the wait"},
+                {"id": "t", "type": "add_tag", "tags": ["done"]},
+            ],
+        },
+    )
+    ada = await contact(container, tenant)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await settle(container)
+    await later(container, clock, timedelta(minutes=2))
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.COMPLETED
+    assert await count(container, "SELECT count(*) FROM notes WHERE contact_id = :c", c=ada) == 1

@@ -524,6 +524,9 @@ class WorkflowEngine:
                     return enrollment.tick if _active(enrollment) else None
                 enrollment.status = EnrollmentStatus.ACTIVE
                 enrollment.wake_at = None
+                woken = True
+            else:
+                woken = False
             location = await uow.locations.get(location_id)
             contact = await uow.contacts.get(enrollment.contact_id)
             if (
@@ -541,6 +544,10 @@ class WorkflowEngine:
             if inline is not None:
                 await uow.commit()
                 return enrollment.tick if inline else None
+            if woken:  # the step acts through another service: the wake-up commits before it does
+                enrollment.updated_at = now
+                await uow.enrollments.update(enrollment)
+                await uow.commit()
         # A step acting through another service: that service commits its change, then the ledger row.
         outcome = await self._act(location, definition, enrollment, contact, step, tick)
         async with self._uow(TenantScope.location(location_id)) as uow:
