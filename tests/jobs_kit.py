@@ -58,8 +58,8 @@ async def run_jobs(
         rows = (
             await conn.execute(
                 text(
-                    "SELECT task_name, status, attempts, args, scheduled_at <= now() AS due FROM procrastinate_jobs "
-                    "WHERE status IN ('todo', 'doing') ORDER BY id LIMIT 10"
+                    "SELECT task_name, status, attempts, args, scheduled_at <= now() AS due "
+                    "FROM procrastinate_jobs WHERE status IN ('todo', 'doing') ORDER BY id LIMIT 10"
                 )
             )
         ).all()
