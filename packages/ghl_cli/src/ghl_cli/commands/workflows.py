@@ -23,7 +23,7 @@ from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.conversations.quiet_hours import resolve_zone
 from ghl_core.conversations.templates import merge_context
-from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.workflows.definition import Definition, parse_definition
 from ghl_core.workflows.models import (
@@ -32,10 +32,10 @@ from ghl_core.workflows.models import (
     StepRun,
     Workflow,
     WorkflowStats,
-    WorkflowVersion,
 )
 from ghl_core.workflows.services import BulkEnrollment
 from ghl_core.workflows.simulation import SimulatedEvent, Simulation, describe, simulate
+from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
 
 app = typer.Typer(
     help="Store, publish and run a location's workflows; check workflow files and simulate them for a "
@@ -138,87 +138,6 @@ async def run_simulation(
     )
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _id(value: uuid.UUID | None) -> str | None:
-    return str(value) if value else None
-
-
-def workflow_view(w: Workflow) -> dict[str, Any]:
-    """As the HTTP API answers it: never the hook secret's hash."""
-    return {
-        "id": str(w.id),
-        "name": w.name,
-        "status": w.status.value,
-        "version": w.version,
-        "hook_enabled": w.hook_token_hash is not None,
-        "created_at": _time(w.created_at),
-        "updated_at": _time(w.updated_at),
-        "created_by": _id(w.created_by),
-        "updated_by": _id(w.updated_by),
-        "draft": w.draft,
-    }
-
-
-def version_view(v: WorkflowVersion) -> dict[str, Any]:
-    return {
-        "version": v.version,
-        "name": v.definition.get("name"),
-        "published_at": _time(v.published_at),
-        "published_by": _id(v.published_by),
-    }
-
-
-def enrollment_view(e: Enrollment) -> dict[str, Any]:
-    return {
-        "id": str(e.id),
-        "workflow_id": str(e.workflow_id),
-        "version": e.version,
-        "contact_id": str(e.contact_id),
-        "status": e.status.value,
-        "trigger": e.trigger,
-        "step_id": e.step_id,
-        "tick": e.tick,
-        "wake_at": _time(e.wake_at),
-        "waiting_for": e.waiting_for,
-        "opportunity_id": _id(e.opportunity_id),
-        "reason": e.reason,
-        "started_at": _time(e.started_at),
-        "updated_at": _time(e.updated_at),
-        "finished_at": _time(e.finished_at),
-    }
-
-
-def step_run_view(r: StepRun) -> dict[str, Any]:
-    return {
-        "step_id": r.step_id,
-        "tick": r.tick,
-        "type": r.type,
-        "status": r.status.value,
-        "outcome": r.outcome,
-        "detail": r.detail,
-        "output": r.output,
-        "error": r.error,
-        "started_at": _time(r.started_at),
-        "finished_at": _time(r.finished_at),
-    }
-
-
-def stats_view(s: WorkflowStats) -> dict[str, Any]:
-    return {
-        "enrolled": s.enrolled,
-        "active": s.active,
-        "waiting": s.waiting,
-        "completed": s.completed,
-        "goal": s.goal,
-        "stopped": s.stopped,
-        "failed": s.failed,
-        "steps": s.steps,
-    }
-
-
 def bulk_view(b: BulkEnrollment) -> dict[str, Any]:
     return {"matched": b.matched, "enrolled": b.enrolled, "skipped": b.skipped}
 
@@ -259,28 +178,6 @@ def _readable(document: dict[str, Any]) -> dict[str, Any]:
         if isinstance(ordered.get(key), list):
             ordered[key] = [lead(item, ("id", "type")) for item in ordered[key]]
     return dict(ordered)
-
-
-def _nul_errors(value: Any, pointer: str = "") -> list[FieldError]:
-    """PostgreSQL cannot store NUL (a YAML "\\0"): refused as bad input, with where it is."""
-    if isinstance(value, str):
-        return [FieldError(pointer or "/", "must not contain NUL characters")] if "\x00" in value else []
-    if isinstance(value, dict):
-        return [
-            e
-            for key, item in value.items()
-            for e in _nul_errors(key, f"{pointer}/{key}") + _nul_errors(item, f"{pointer}/{key}")
-        ]
-    if isinstance(value, list):
-        return [e for i, item in enumerate(value) for e in _nul_errors(item, f"{pointer}/{i}")]
-    return []
-
-
-def _storable(document: dict[str, Any]) -> dict[str, Any]:
-    errors = _nul_errors(document)
-    if errors:
-        raise ValidationFailed(errors)
-    return document
 
 
 @app.command("validate")
@@ -354,7 +251,7 @@ def apply(
         return await c.workflows().apply(actor, document, publish=publish)
 
     with reported(output):
-        document = _storable(load_document(file))
+        document = load_document(file)
         workflow, created = with_services(output, work)
     verb = "created" if created else "updated"
     if publish:

@@ -52,25 +52,33 @@ class BulkEnrollment:
     skipped: int  # already enrolled (re-entry not allowed), or a repeat of the same request
 
 
-def _checked(document: Mapping[str, Any]) -> Definition:
-    """The definition, parsed; text PostgreSQL cannot store (a NUL character) is refused with its
-    pointer like any other mistake."""
-    _refuse_nul(document, "")
-    return parse_definition(document)
-
-
-def _refuse_nul(value: Any, pointer: str) -> None:
+def nul_errors(value: Any, pointer: str = "") -> builtins.list[FieldError]:
+    """PostgreSQL cannot store a NUL character in text or JSON: every one, with where it is."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValidationFailed.one(pointer, "must not contain a NUL character")
-    elif isinstance(value, Mapping):
+        return [FieldError(pointer or "/", "must not contain NUL characters")] if "\x00" in value else []
+    if isinstance(value, Mapping):
+        errors: builtins.list[FieldError] = []
         for key, item in value.items():
+            escaped = str(key).replace("~", "~0").replace("/", "~1")
             if "\x00" in str(key):
-                raise ValidationFailed.one(pointer, "a key must not contain a NUL character")
-            _refuse_nul(item, f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _refuse_nul(item, f"{pointer}/{i}")
+                errors.append(FieldError(f"{pointer}/{escaped}", "names must not contain NUL characters"))
+            errors += nul_errors(item, f"{pointer}/{escaped}")
+        return errors
+    if isinstance(value, builtins.list):
+        return [e for i, item in enumerate(value) for e in nul_errors(item, f"{pointer}/{i}")]
+    return []
+
+
+def _storable(value: Mapping[str, Any]) -> None:
+    errors = nul_errors(value)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _checked(document: Mapping[str, Any]) -> Definition:
+    """The definition, parsed, once it holds nothing PostgreSQL cannot store."""
+    _storable(document)
+    return parse_definition(document)
 
 
 def _hash(token: str) -> str:
@@ -255,6 +263,7 @@ class WorkflowService:
         """Manual and bulk enrollment: `contact_ids`, or an audience (`tags`, `smart_list_id`, `query`,
         `filter`) of at most MAX_BULK contacts, into the published version."""
         location_id = actor.require_location(Permission.WORKFLOWS_WRITE)
+        _storable(data)
         errors = [FieldError(f"/{k}", "is not a known field") for k in sorted(set(data) - _ENROLL_KEYS)]
         ids: builtins.list[uuid.UUID] = []
         raw_ids = data.get("contact_ids")
@@ -392,6 +401,7 @@ class WorkflowService:
             definition = self._engine.definition(version)
             if not any(t.type == "inbound_webhook" for t in definition.triggers):
                 raise NotFound("no such webhook")
+        _storable(payload)
         contact_id = await self._hook_contact(actor, payload)
         async with self._uow(actor.scope) as uow:
             enrollment = await self._engine.enroll(

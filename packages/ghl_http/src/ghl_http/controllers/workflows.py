@@ -23,9 +23,9 @@ from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.idempotency import MAX_KEY_LENGTH
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.tenancy.permissions import Actor
-from ghl_core.workflows.models import Enrollment, StepRun, Workflow, WorkflowStats, WorkflowVersion
 from ghl_core.workflows.services import BulkEnrollment, WorkflowService
 from ghl_core.workflows.simulation import describe
+from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
 from ghl_http.controllers.inbound import _body, _headers, _limit, receive_problem
 
 HOOK_PATH = "/hooks/workflows"
@@ -61,90 +61,6 @@ DEPENDENCIES = {
 # ---------------------------------------------------------------------------------------------- views
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _id(value: uuid.UUID | None) -> str | None:
-    return str(value) if value else None
-
-
-def _workflow_view(w: Workflow, *, draft: bool = True) -> Json:
-    # Never hook_token_hash: only whether a hook secret was set.
-    view: Json = {
-        "id": str(w.id),
-        "name": w.name,
-        "status": w.status.value,
-        "version": w.version,
-        "hook_enabled": w.hook_token_hash is not None,
-        "created_at": _time(w.created_at),
-        "updated_at": _time(w.updated_at),
-        "created_by": _id(w.created_by),
-        "updated_by": _id(w.updated_by),
-    }
-    if draft:
-        view["draft"] = w.draft
-    return view
-
-
-def _version_view(v: WorkflowVersion) -> Json:
-    return {
-        "workflow_id": str(v.workflow_id),
-        "version": v.version,
-        "name": v.definition.get("name"),
-        "published_at": _time(v.published_at),
-        "published_by": _id(v.published_by),
-    }
-
-
-def _enrollment_view(e: Enrollment) -> Json:
-    return {
-        "id": str(e.id),
-        "workflow_id": str(e.workflow_id),
-        "version": e.version,
-        "contact_id": str(e.contact_id),
-        "status": e.status.value,
-        "trigger": e.trigger,
-        "step_id": e.step_id,
-        "tick": e.tick,
-        "wake_at": _time(e.wake_at),
-        "waiting_for": e.waiting_for,
-        "opportunity_id": _id(e.opportunity_id),
-        "reason": e.reason,
-        "started_at": _time(e.started_at),
-        "updated_at": _time(e.updated_at),
-        "finished_at": _time(e.finished_at),
-    }
-
-
-def _step_run_view(r: StepRun) -> Json:
-    return {
-        "step_id": r.step_id,
-        "tick": r.tick,
-        "type": r.type,
-        "status": r.status.value,
-        "outcome": r.outcome,
-        "detail": r.detail,
-        "output": r.output,
-        "error": r.error,
-        "started_at": _time(r.started_at),
-        "finished_at": _time(r.finished_at),
-    }
-
-
-def _stats_view(s: WorkflowStats) -> Json:
-    return {
-        "enrolled": s.enrolled,
-        "active": s.active,
-        "waiting": s.waiting,
-        "completed": s.completed,
-        "goal": s.goal,
-        "stopped": s.stopped,
-        "failed": s.failed,
-        "steps": s.steps,
-    }
-
-
 def _bulk_view(b: BulkEnrollment) -> Json:
     return {"matched": b.matched, "enrolled": b.enrolled, "skipped": b.skipped}
 
@@ -154,30 +70,6 @@ def _page_view(page: Page[Any], view: Any) -> Json:
 
 
 # ---------------------------------------------------------------------------------------------- input
-
-
-def _nul_errors(value: Any, pointer: str = "") -> list[FieldError]:
-    """PostgreSQL cannot store NUL in text or JSON: refused here as bad input, with where it is."""
-    if isinstance(value, str):
-        return [FieldError(pointer or "/", "must not contain NUL characters")] if "\x00" in value else []
-    if isinstance(value, dict):
-        errors = []
-        for key, item in value.items():
-            escaped = str(key).replace("~", "~0").replace("/", "~1")
-            if "\x00" in str(key):
-                errors.append(FieldError(f"{pointer}/{escaped}", "names must not contain NUL characters"))
-            errors += _nul_errors(item, f"{pointer}/{escaped}")
-        return errors
-    if isinstance(value, list):
-        return [e for i, item in enumerate(value) for e in _nul_errors(item, f"{pointer}/{i}")]
-    return []
-
-
-def _clean(document: Json) -> Json:
-    errors = _nul_errors(document)
-    if errors:
-        raise ValidationFailed(errors)
-    return document
 
 
 def _instant(value: Any, pointer: str, errors: list[FieldError]) -> Any:
@@ -233,7 +125,7 @@ class WorkflowsController(Controller):
         page: NamedDependency[PageRequest],
     ) -> Json:
         listed = await workflows.list(actor, page)
-        return _page_view(listed, lambda w: _workflow_view(w, draft=False))
+        return _page_view(listed, lambda w: workflow_view(w, draft=False))
 
     @post(
         "/",
@@ -247,7 +139,7 @@ class WorkflowsController(Controller):
     async def create_workflow(
         self, data: Document, actor: NamedDependency[Actor], workflows: NamedDependency[WorkflowService]
     ) -> Json:
-        return _workflow_view(await workflows.create(actor, _clean(data)))
+        return workflow_view(await workflows.create(actor, data))
 
     @get("/{workflow_id:uuid}", summary="Get a workflow, with its draft")
     async def get_workflow(
@@ -256,7 +148,7 @@ class WorkflowsController(Controller):
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
-        return _workflow_view(await workflows.get(actor, workflow_id))
+        return workflow_view(await workflows.get(actor, workflow_id))
 
     @put(
         "/{workflow_id:uuid}",
@@ -270,7 +162,7 @@ class WorkflowsController(Controller):
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
-        return _workflow_view(await workflows.update(actor, workflow_id, _clean(data)))
+        return workflow_view(await workflows.update(actor, workflow_id, data))
 
     @delete(
         "/{workflow_id:uuid}",
@@ -297,7 +189,7 @@ class WorkflowsController(Controller):
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
-        return _workflow_view(await workflows.publish(actor, workflow_id))
+        return workflow_view(await workflows.publish(actor, workflow_id))
 
     @post(
         "/{workflow_id:uuid}/pause",
@@ -312,7 +204,7 @@ class WorkflowsController(Controller):
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
         workflow, stopped = await workflows.pause(actor, workflow_id)
-        return {"workflow": _workflow_view(workflow), "stopped": stopped}
+        return {"workflow": workflow_view(workflow), "stopped": stopped}
 
     @get("/{workflow_id:uuid}/versions", summary="The published versions, newest first")
     async def list_versions(
@@ -322,7 +214,7 @@ class WorkflowsController(Controller):
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
         versions = await workflows.versions(actor, workflow_id)
-        return {"items": [_version_view(v) for v in versions], "next_cursor": None}
+        return {"items": [version_view(v) for v in versions], "next_cursor": None}
 
     @get(
         "/{workflow_id:uuid}/export",
@@ -357,7 +249,7 @@ class WorkflowsController(Controller):
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
-        return _bulk_view(await workflows.enroll(actor, workflow_id, _clean(data)))
+        return _bulk_view(await workflows.enroll(actor, workflow_id, data))
 
     @get("/{workflow_id:uuid}/enrollments", summary="The workflow's enrollments")
     async def list_enrollments(
@@ -373,7 +265,7 @@ class WorkflowsController(Controller):
         contact_id: Annotated[uuid.UUID | None, QueryParameter(description="One contact's")] = None,
     ) -> Json:
         listed = await workflows.enrollments(actor, workflow_id, page, status=status, contact_id=contact_id)
-        return _page_view(listed, _enrollment_view)
+        return _page_view(listed, enrollment_view)
 
     @delete(
         "/{workflow_id:uuid}/enrollments/{contact_id:uuid}",
@@ -397,7 +289,7 @@ class WorkflowsController(Controller):
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
-        return _stats_view(await workflows.stats(actor, workflow_id))
+        return stats_view(await workflows.stats(actor, workflow_id))
 
     @post(
         "/{workflow_id:uuid}/simulate",
@@ -453,9 +345,9 @@ class WorkflowEnrollmentsController(Controller):
     ) -> Json:
         enrollment, history = await workflows.enrollment(actor, enrollment_id)
         return {
-            **_enrollment_view(enrollment),
+            **enrollment_view(enrollment),
             "outputs": enrollment.outputs,
-            "history": [_step_run_view(r) for r in history],
+            "history": [step_run_view(r) for r in history],
         }
 
 
@@ -523,7 +415,7 @@ class WorkflowHookController(Controller):
         url_key = hashlib.sha256(f"{workflow_id}/{token}".encode()).hexdigest()[:32]
         await _limit(container, f"workflow-hook:{url_key}", ENDPOINT_LIMIT)
         enrollment = await container.workflows().receive_hook(
-            location_id, workflow_id, token, _clean(payload), request_id=request_id
+            location_id, workflow_id, token, payload, request_id=request_id
         )
         return Response(
             {"enrollment_id": str(enrollment.id) if enrollment else None}, status_code=HTTP_202_ACCEPTED
