@@ -351,3 +351,32 @@ async def test_batch_writes_store_what_the_api_stores(
         {"sms": False},
         ["zeta", "alpha", "mid", "new"],
     )
+
+
+async def _manual_analyses(container: Container) -> int:
+    async with container.engines().owner.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'contacts'")
+        )
+    return int(count or 0)
+
+
+async def test_a_growing_import_refreshes_the_planner_statistics(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, monkeypatch: Any
+) -> None:
+    # Without fresh statistics, a location grown by an import looks empty to the planner and the match
+    # look-up reads all its contacts (docs/benchmarks.md): the import ANALYZEs as it grows.
+    from ghl_core.contacts import imports
+
+    monkeypatch.setattr(imports, "STATISTICS_FIRST", 20)
+    before = await _manual_analyses(container)
+    small = await run_import(api, tenant, "email\n" + "".join(f"few{i}@example.com\n" for i in range(10)))
+    assert small["counters"]["created"] == 10, small
+    body = "email\n" + "".join(f"grow{i}@example.com\n" for i in range(50))
+    grown = await run_import(api, tenant, body)
+    assert grown["counters"]["created"] == 50, grown
+    for _ in range(50):  # the server publishes a session's statistics within a second or so
+        if await _manual_analyses(container) > before:
+            break
+        await asyncio.sleep(0.1)
+    assert await _manual_analyses(container) == before + 1

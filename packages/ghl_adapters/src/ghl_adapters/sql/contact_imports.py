@@ -295,8 +295,8 @@ class SqlContactImportRepository:
         """Live contacts with one of these e-mail addresses or phone numbers, oldest first. One lookup per
         identifier kind, each an equality its (location, value) index serves, the values bound as one array;
         sorted here, as asking for the order in SQL invites a walk of the location's contacts in that order.
-        (Without statistics on the location's new contacts the planner may still walk them: see
-        docs/benchmarks.md.)"""
+        (Without statistics on the location's new contacts the planner walks them instead: the import
+        refreshes the statistics as it grows the location, see `refresh_statistics`.)"""
         c = t.contacts.c
         lookups = [
             select(t.contacts).where(col == any_(bindparam(name, list(values), type_=ARRAY(Text))))
@@ -308,6 +308,10 @@ class SqlContactImportRepository:
         q = union_all(*(lookup.where(c.deleted_at.is_(None)) for lookup in lookups))
         found = {row.id: row for row in (await self._c.execute(q)).all()}
         return [_from_row(r) for r in sorted(found.values(), key=lambda r: (r.created_at, r.id))]
+
+    async def refresh_statistics(self) -> None:
+        """ANALYZE contacts through the owner's function (migration 0017)."""
+        await self._c.execute(text("SELECT ghl_analyze_contacts()"))
 
     async def insert_contacts(
         self, contacts: Sequence[Contact], policy: DuplicatePolicy

@@ -114,6 +114,11 @@ class ContactImportRepository(Protocol):
         """Live contacts of the scope's location holding any of these e-mails or phones, oldest first."""
         ...
 
+    async def refresh_statistics(self) -> None:
+        """Brings the storage's query-planning statistics for contacts up to date (the import calls it as
+        its location grows, so look-ups keep using their indexes); a no-op where there are none."""
+        ...
+
     async def insert_contacts(
         self, contacts: Sequence[Contact], policy: DuplicatePolicy
     ) -> builtins.set[uuid.UUID]:

@@ -52,6 +52,10 @@ MEMO_CAP = 20_000
 # A running import's process reports in after every batch; silence this long means it stopped.
 STALE_AFTER = timedelta(minutes=2)
 _ATTEMPTS = 3
+# The import refreshes the planner's statistics for contacts once it has created this many, then each time
+# that number doubles (about ten times for a million rows): a location that grows from nothing by an import
+# otherwise looks empty to the planner, whose look-ups then read every contact of the location.
+STATISTICS_FIRST = 2_000
 
 Progress = Callable[[ImportCounters], None]
 
@@ -67,6 +71,7 @@ class _Context:
     definitions: list[CustomFieldDefinition]
     columns: dict[str, str]  # target -> header, to name the column in a reason
     memo: Memo = field(default_factory=dict)  # e-mail and phone parsing outcomes, for this import only
+    statistics_at: int = 0  # created contacts at which to refresh the statistics next
 
 
 @dataclass
@@ -224,11 +229,12 @@ class ContactImportService:
         columns: dict[str, str] = {}
         for header, target in job.options.mapping.items():
             columns.setdefault(target, header)
-        ctx = _Context(location, policy, definitions, columns)
+        ctx = _Context(location, policy, definitions, columns, statistics_at=STATISTICS_FIRST)
         try:
             iterator = iter(rows)
             while chunk := list(itertools.islice(iterator, batch_size)):
                 await self._batch(actor, job, ctx, chunk)
+                await self._statistics(actor, job, ctx)
                 if progress is not None:
                     progress(job.counters)
         except Exception as exc:
@@ -252,6 +258,14 @@ class ContactImportService:
                 return
             job.status, job.failure, job.finished_at = ImportStatus.FAILED, reason, self._clock.now()
             await uow.contact_imports.save(job)
+            await uow.commit()
+
+    async def _statistics(self, actor: Actor, job: ContactImport, ctx: _Context) -> None:
+        if job.counters.created < ctx.statistics_at:
+            return
+        ctx.statistics_at = 2 * job.counters.created
+        async with self._uow(actor.scope) as uow:
+            await uow.contact_imports.refresh_statistics()
             await uow.commit()
 
     # -- one batch -----------------------------------------------------------------------------------
