@@ -14,9 +14,9 @@ from dependency_injector import providers
 from ghl_adapters.container import Container, build_container
 from ghl_adapters.identity import Argon2PasswordHasher
 from ghl_adapters.settings import Settings
-from ghl_core.tenancy.models import PlanTier
+from ghl_core.tenancy.models import AgencyRole, LocationGrant, LocationRole, PlanTier
 from ghl_core.tenancy.permissions import Actor
-from ghl_core.tenancy.services import NewLocation
+from ghl_core.tenancy.services import NewLocation, NewUser
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
@@ -53,6 +53,20 @@ async def new_tenant(container: Container, tier: PlanTier = PlanTier.ENTERPRISE)
     )
     _, secret = await container.api_keys().create(operator, "test key", location_id=location.id)
     return Tenant(agency_id=agency.id, location_id=location.id, api_key=secret)
+
+
+async def new_user(
+    container: Container, tenant: Tenant, role: AgencyRole = AgencyRole.USER, granted: bool = True
+) -> uuid.UUID:
+    """A user of the tenant's agency, granted its location unless told otherwise (owners and admins reach
+    every location anyway): someone a contact, conversation, opportunity or task may be assigned to."""
+    grants = (LocationGrant(tenant.location_id, LocationRole.USER),) if granted else ()
+    user = await container.tenancy().create_user(
+        Actor.operator(),
+        NewUser(email=f"u.{uuid.uuid4().hex[:10]}@example.com", name="Tess Tasker", role=role, grants=grants),
+        agency_id=tenant.agency_id,
+    )
+    return user.id
 
 
 def unique_ip() -> str:

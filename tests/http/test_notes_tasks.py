@@ -12,10 +12,10 @@ from sqlalchemy import text
 
 from ghl_adapters.container import Container
 from ghl_core.shared.errors import Conflict
-from ghl_core.tenancy.models import AgencyRole, LocationGrant, LocationRole
+from ghl_core.tenancy.models import AgencyRole
 from ghl_core.tenancy.permissions import Actor, Permission
-from ghl_core.tenancy.services import NewUser
 from http_kit import API, Tenant, assert_problem, pointers
+from support import new_user
 
 
 async def new_contact(api: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
@@ -25,18 +25,6 @@ async def new_contact(api: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def new_user(
-    container: Container, tenant: Tenant, role: AgencyRole = AgencyRole.USER, granted: bool = True
-) -> uuid.UUID:
-    grants = (LocationGrant(tenant.location_id, LocationRole.USER),) if granted else ()
-    user = await container.tenancy().create_user(
-        Actor.operator(),
-        NewUser(email=f"u.{uuid.uuid4().hex[:10]}@example.com", name="Tess Tasker", role=role, grants=grants),
-        agency_id=tenant.agency_id,
-    )
-    return user.id
 
 
 async def rows(container: Container, sql: str, **params: Any) -> list[Any]:

@@ -17,6 +17,7 @@ from ghl_core.identity.api_keys import parse_scopes
 from ghl_core.shared.errors import Conflict
 from ghl_core.tenancy.permissions import Actor
 from http_kit import API, Tenant, assert_problem, pointers
+from support import new_user
 
 
 async def make_contact(api: httpx.AsyncClient, tenant: Tenant, **fields: Any) -> str:
@@ -241,7 +242,10 @@ async def test_opportunity_lifecycle_events_audit_and_history(
     url = f"{API}/opportunities/{created['id']}"
     assert (await api.get(url, headers=tenant.headers)).json() == created
 
-    user = str(uuid.uuid4())
+    for stranger in (uuid.uuid4(), await new_user(container, tenant, granted=False)):
+        refused = await api.patch(url, headers=tenant.headers, json={"assigned_user_id": str(stranger)})
+        assert pointers(assert_problem(refused, 422)) == ["/assigned_user_id"]
+    user = str(await new_user(container, tenant))
     patched = await api.patch(
         url,
         headers=tenant.headers,
@@ -521,12 +525,14 @@ async def test_read_only_key_cannot_write(
 # -- the board --------------------------------------------------------------------------------------
 
 
-async def test_board_counts_totals_filters_and_pages(api: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_board_counts_totals_filters_and_pages(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
     pipeline = await make_pipeline(api, tenant)
     new, qualified, won = (s["id"] for s in pipeline["stages"])
     vip = await make_contact(api, tenant, tags=["VIP"])
     plain = await make_contact(api, tenant)
-    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    alice, bob = str(await new_user(container, tenant)), str(await new_user(container, tenant))
     specs = [
         (new, vip, alice, "open", {"amount": 1000, "currency": "USD"}),
         (new, plain, bob, "open", {"amount": 2500, "currency": "USD"}),

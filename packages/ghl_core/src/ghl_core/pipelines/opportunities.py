@@ -20,6 +20,7 @@ from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFai
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tenancy.assignees import may_be_assigned, not_assignable
 from ghl_core.tenancy.permissions import Actor, Permission
 
 _REQUIRED = ("pipeline_id", "contact_id", "name")
@@ -81,6 +82,9 @@ class OpportunityService:
             elif pipeline.stage(stage_id) is None:
                 errors.append(FieldError("/stage_id", "is not a stage of this pipeline"))
             await _check_contact(uow, location_id, fields["contact_id"], errors)
+            assignee = fields.get("assigned_user_id")
+            if assignee is not None and not await may_be_assigned(uow, agency_id, location_id, assignee):
+                errors.append(not_assignable(assignee, "/assigned_user_id"))
             raise_if(errors)
             assert stage_id is not None  # noqa: S101 - the pipeline was found, so a stage was chosen
             now = self._clock.now()
@@ -203,6 +207,13 @@ class OpportunityService:
                 errors.append(FieldError("/stage_id", "is not a stage of this opportunity's pipeline"))
             if "contact_id" in fields and fields["contact_id"] != before.contact_id:
                 await _check_contact(uow, location_id, fields["contact_id"], errors)
+            assignee = fields.get("assigned_user_id")
+            if (
+                assignee is not None
+                and assignee != before.assigned_user_id
+                and not await may_be_assigned(uow, agency_id, location_id, assignee)
+            ):
+                errors.append(not_assignable(assignee, "/assigned_user_id"))
             after = replace(before, custom_fields=dict(before.custom_fields))
             for key, value in fields.items():
                 if key == "custom_fields":

@@ -8,7 +8,7 @@ from typing import Any
 
 from ghl_core.notes.services import agency_of, live_contact
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import Conflict, NotFound, ValidationFailed
+from ghl_core.shared.errors import Conflict, NotFound
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
@@ -16,28 +16,11 @@ from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tasks.fields import clean_task_fields
 from ghl_core.tasks.models import Task, TaskFilter
-from ghl_core.tenancy.models import AgencyRole
+from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.permissions import Actor, Permission
 
 # Fields whose change is an update; completing is its own event, and completed_at follows completed.
 _COMPLETION = frozenset({"completed", "completed_at"})
-
-
-async def check_assignee(
-    uow: UnitOfWork, agency_id: uuid.UUID, location_id: uuid.UUID, user_id: uuid.UUID
-) -> None:
-    """The assignee must be a live user of the location's agency who may use the location: agency owners
-    and admins reach every location, agency users only those granted. Asked through the narrow
-    security-definer look-ups, because a location credential cannot read the agency's users."""
-    user = await uow.credentials.user_by_id(user_id)
-    allowed = user is not None and not user.disabled and user.agency_id == agency_id
-    if allowed and user is not None and user.role not in (AgencyRole.OWNER, AgencyRole.ADMIN):
-        access = await uow.credentials.location_access(user_id, location_id)
-        allowed = access is not None and access[0] is not None
-    if not allowed:
-        raise ValidationFailed.one(
-            "/assignee_id", f"user {user_id} is not a user with access to this location"
-        )
 
 
 async def _existing(uow: UnitOfWork, location_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
@@ -128,7 +111,7 @@ class TaskService:
             agency_id = await agency_of(uow, location_id)
             await live_contact(uow, contact_id)
             if fields.get("assignee_id"):
-                await check_assignee(uow, agency_id, location_id, fields["assignee_id"])
+                await check_assignee(uow, agency_id, location_id, fields["assignee_id"], "/assignee_id")
             now = self._clock.now()
             task = self._apply(
                 Task(
@@ -179,7 +162,7 @@ class TaskService:
             before = await self._visible(uow, contact_id, task_id, lock=True)
             assignee = fields.get("assignee_id")
             if assignee is not None and assignee != before.assignee_id:
-                await check_assignee(uow, agency_id, location_id, assignee)
+                await check_assignee(uow, agency_id, location_id, assignee, "/assignee_id")
             after = self._apply(before, fields)
             old, new = before.snapshot(), after.snapshot()
             if old == new:
