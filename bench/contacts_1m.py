@@ -2,8 +2,9 @@
 three ways in the same process and the same run:
 
   API      POST /api/v1/contacts/search through the whole stack (in-process ASGI, API key, RLS, service)
-  SQL      the statements the adapter sends (page query + planner estimate), on the app role in an RLS
-           transaction, with no HTTP and no service around them
+  SQL      the statements the adapter sends (planner estimate + page query, which counts the matches
+           when the estimate is small), on the app role in an RLS transaction, with no HTTP and no
+           service around them
   minimal  a bare Litestar handler running those same statements (no auth, no validation)
 
     uv run python bench/contacts_1m.py                 # embedded PostgreSQL
@@ -35,7 +36,13 @@ from ghl_adapters.container import build_container, close_container
 from ghl_adapters.observability import configure_logging
 from ghl_adapters.ratelimit import InMemoryRateLimiter
 from ghl_adapters.settings import Settings
-from ghl_adapters.sql.contact_search import Explain, SqlContactSearch, page_statement
+from ghl_adapters.sql.contact_search import (
+    EXACT_COUNT_UP_TO,
+    Explain,
+    SqlContactSearch,
+    count_statement,
+    page_statement,
+)
 from ghl_core.contacts.filters import parse_filter
 from ghl_core.contacts.models import Contact
 from ghl_core.contacts.search import SearchPage, SearchSpec, Sort, search_tokens
@@ -129,6 +136,7 @@ CASES: dict[str, dict[str, Any]] = {
     "name search 'janet', newest first": {"query": "janet"},
     "accent search 'jose garcia'": {"query": "jose garcia"},
     "phone search '(312) 000-0142'": {"query": "(312) 000-0142"},
+    "accent search 'jose garcia', total: false": {"query": "jose garcia", "total": False},
 }
 CUSTOM = {"plan": FieldType.SINGLE_OPTION, "score": FieldType.NUMBER}
 
@@ -175,19 +183,24 @@ async def run(url: str) -> None:
     deep_after = (row.created_at.isoformat(), str(row.id))
     deep_cursor = encode_cursor(("created_at", "desc", row.created_at.isoformat(), str(row.id)))
 
-    async def run_statements(spec: SearchSpec, page: SearchPage) -> list[Any]:
-        """The adapter's own statements (plan mode, page, estimate and, when small, the bounded count)
-        in an RLS transaction, with nothing of the service or HTTP around them."""
+    async def run_statements(spec: SearchSpec, page: SearchPage, with_total: bool = True) -> list[Any]:
+        """The adapter's own statements (the estimate, then the page, counting the matches when the
+        estimate is small; the page alone for `total: false`) in an RLS transaction, with nothing of
+        the service or HTTP around them."""
         async with engines.app.connect() as conn, conn.begin():
             await conn.execute(text("SELECT set_config('app.location_id', :l, true)"), {"l": str(big.id)})
             search = SqlContactSearch(conn)
-            found = await search.search(big.id, spec, page)
-            await search.estimate_count(big.id, spec)
-            return found.items
+            if not with_total:
+                return (await search.search(big.id, spec, page)).items
+            return (await search.search_with_total(big.id, spec, page)).page.items
 
-    async def show_plan(statement: Any) -> None:
+    async def show_plan(spec: SearchSpec, page: SearchPage, with_total: bool = True) -> None:
+        """EXPLAIN ANALYZE of the page statement the adapter sends (with the count when it asks for one)."""
         async with engines.app.connect() as conn, conn.begin():
             await conn.execute(text("SELECT set_config('app.location_id', :l, true)"), {"l": str(big.id)})
+            estimate = (await conn.execute(Explain(count_statement(big.id, spec)))).scalar_one()
+            counted = with_total and int(estimate[0]["Plan"]["Plan Rows"]) <= EXACT_COUNT_UP_TO
+            statement = page_statement(big.id, spec, page, with_total=counted)
             plan = (await conn.execute(Explain(statement, "ANALYZE, BUFFERS, FORMAT TEXT"))).scalars().all()
         for line in plan[:9]:
             print(f"      {line}")
@@ -198,7 +211,8 @@ async def run(url: str) -> None:
 
     @post("/minimal/{case:int}", status_code=200)
     async def minimal(case: int) -> list[Contact]:
-        return await run_statements(*list(prepared.values())[case])
+        label, body = list(CASES.items())[case]
+        return await run_statements(*prepared[label], body.get("total", True))
 
     bare = Litestar(route_handlers=[minimal], logging_config=None, debug=False)
     app = create_app(container, close_container_on_shutdown=False)
@@ -223,8 +237,8 @@ async def run(url: str) -> None:
                 if response.status_code != 200:
                     raise RuntimeError(response.text)
 
-            async def sql(label: str = label) -> None:
-                await run_statements(*prepared[label])
+            async def sql(label: str = label, body: dict[str, Any] = body) -> None:
+                await run_statements(*prepared[label], body.get("total", True))
 
             async def handler(index: int = index) -> None:
                 response = await bare_client.post(f"/minimal/{index}")
@@ -239,12 +253,13 @@ async def run(url: str) -> None:
             for timing in timings:
                 print(timing.line(), flush=True)
             print(
-                f"   -> {len(found['items'])} items, total_estimate={found['total_estimate']:,}", flush=True
+                f"   -> {len(found['items'])} items, total_estimate={found['total_estimate'] or 0:,} "
+                f"(exact: {found['total_is_exact']})",
+                flush=True,
             )
-            results.append((label, *timings, found["total_estimate"]))
+            results.append((label, *timings, found["total_estimate"] or 0))
             if os.environ.get("BENCH_PLANS", "1") == "1":
-                spec, page = prepared[label]
-                await show_plan(page_statement(big.id, spec, page))
+                await show_plan(*prepared[label], body.get("total", True))
     await close_container(container)
     print("\n| case | SQL p50 / p95 | minimal handler p50 / p95 | API p50 / p95 | API p95 / minimal p95 |")
     print("|---|---|---|---|---|")

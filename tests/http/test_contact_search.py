@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from ghl_adapters.container import Container
 from ghl_adapters.sql import contact_search
+from ghl_core.contacts.search import SearchPage, SearchSpec
 from http_kit import API, Tenant, assert_problem, new_tenant, pointers
 
 SEARCH = f"{API}/contacts/search"
@@ -499,3 +500,90 @@ async def test_a_word_reaches_to_tsquery_quoted_as_one_operand(container: Contai
         for word, hit in (("c | z", False), ("!b", True), ("a & !b", True)):
             matched = select(document.bool_op("@@")(contact_search._word_query(word, prefix=True)))
             assert (await conn.execute(matched)).scalar_one() is hit, word
+
+
+async def test_totals_whether_the_planner_expects_few_matches_or_many(
+    api: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await new_tenant(container)
+    made = [await add(api, tenant, first_name=f"Tot{i}", tags=["tot"]) for i in range(5)]
+    tagged = {"field": "tags", "operator": "has_any", "value": ["tot"]}
+
+    # Few expected: the page statement counts every match, on each page of a cursor walk too.
+    monkeypatch.setattr(contact_search, "EXACT_COUNT_UP_TO", 10**9)
+    cursor, seen = None, 0
+    while True:
+        page = await search(api, tenant, filter=tagged, limit=2, cursor=cursor)
+        assert (page["total_estimate"], page["total_is_exact"]) == (5, True)
+        seen += len(page["items"])
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == 5
+    # A cursor past the last match (the rows after it deleted since): counted apart.
+    first = await search(api, tenant, filter=tagged, limit=4)
+    await api.delete(f"{API}/contacts/{made[0]['id']}", headers=tenant.headers)
+    past = await search(api, tenant, filter=tagged, limit=4, cursor=first["next_cursor"])
+    assert (past["items"], past["total_estimate"], past["total_is_exact"]) == ([], 4, True)
+
+    # Many expected: a first page that holds every match is its own exact total; otherwise the
+    # planner's figure, marked as an estimate.
+    monkeypatch.setattr(contact_search, "EXACT_COUNT_UP_TO", -1)
+    whole = await search(api, tenant, filter=tagged, limit=10)
+    assert (len(whole["items"]), whole["total_estimate"], whole["total_is_exact"]) == (4, 4, True)
+    part = await search(api, tenant, filter=tagged, limit=2)
+    assert part["total_is_exact"] is False
+    assert part["total_estimate"] >= 0
+
+
+async def test_search_statements_are_never_prepared_on_the_server(
+    container: Container, tenant: Tenant
+) -> None:
+    """A prepared statement may get a generic plan, blind to the LIKE pattern or tag bound in it."""
+    spec = SearchSpec(tokens=("zed",), filter=None)
+    async with container.engines().app.connect() as conn, conn.begin():
+        await conn.execute(
+            text("SELECT set_config('app.location_id', :l, true)"), {"l": str(tenant.location_id)}
+        )
+        search_port = contact_search.SqlContactSearch(conn)
+        for _ in range(8):  # past psycopg's prepare_threshold (5)
+            await search_port.search_with_total(tenant.location_id, spec, SearchPage(limit=2))
+            await search_port.search(tenant.location_id, spec, SearchPage(limit=2))
+        prepared = text("SELECT statement FROM pg_prepared_statements")
+        assert (await conn.execute(prepared)).scalars().all() == []
+        # Only the search's own statements: the connection prepares others as before.
+        for _ in range(8):
+            await conn.execute(text("SELECT 1 AS one"))
+        assert "SELECT 1 AS one" in (await conn.execute(prepared)).scalars().all()
+
+
+async def test_a_search_may_leave_the_total_out(
+    api: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await new_tenant(container)
+    made = [await add(api, tenant, first_name=f"Untotalled{i}") for i in range(3)]
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    engine = container.engines().app.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        counted = await search(api, tenant, query="untotalled", limit=2)
+        explained = [s for s in statements if s.startswith("EXPLAIN")]
+        statements.clear()
+        bare = await search(api, tenant, query="untotalled", limit=2, total=False)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert (counted["total_estimate"], counted["total_is_exact"]) == (3, True)
+    assert (bare["total_estimate"], bare["total_is_exact"]) == (None, None)
+    assert ids(bare) == ids(counted)
+    assert len(ids(bare)) == 2
+    assert bare["next_cursor"] == counted["next_cursor"]
+    assert len(explained) == 1
+    assert [s for s in statements if "contacts_scoped" in s] == [statements[-1]]
+    assert not statements[-1].startswith("EXPLAIN")
+    rest = await search(api, tenant, query="untotalled", cursor=bare["next_cursor"], total=False)
+    assert ids(rest) | ids(bare) == {m["id"] for m in made}
+    wrong = await api.post(SEARCH, headers=tenant.headers, json={"total": "maybe"})
+    assert pointers(assert_problem(wrong, 422)) == ["/total"]

@@ -30,24 +30,29 @@ class SearchIn(Body):
     sort: list[dict[str, Any]] | None = Field(None, description=SORT_HELP)
     limit: int | None = Field(None, description="Items per page (1 to 100, default 20)")
     cursor: str | None = Field(None, description="The next_cursor of the previous page (same sort)")
+    total: bool = Field(
+        True,
+        description="false leaves the total out (total_estimate and total_is_exact are null), saving the "
+        "planner round trip; a client paging on through a list it has counted can ask so",
+    )
 
 
 class SearchOut(BaseModel):
     items: list[ContactOut]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
-    total_estimate: int = Field(
+    total_estimate: int | None = Field(
         description="How many contacts match: an estimate from the query planner when large, counted when "
-        "at most 200 (see total_is_exact)"
+        "the planner expects at most 200 (see total_is_exact); null when the request said total: false"
     )
-    total_is_exact: bool
+    total_is_exact: bool | None = Field(description="null when the request said total: false")
 
     @classmethod
     def of(cls, result: SearchResult) -> SearchOut:
         return cls(
             items=[ContactOut.of(c) for c in result.page.items],
             next_cursor=result.page.next_cursor,
-            total_estimate=result.total.value,
-            total_is_exact=result.total.exact,
+            total_estimate=None if result.total is None else result.total.value,
+            total_is_exact=None if result.total is None else result.total.exact,
         )
 
 

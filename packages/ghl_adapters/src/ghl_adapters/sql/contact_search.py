@@ -1,13 +1,15 @@
 """The PostgreSQL adapter of `ContactSearch`: the filter tree compiled to SQLAlchemy expressions (every
 value a bound parameter), folded-text search (word prefixes on the full-text `search_vector`, and
 substrings on the trigram-indexed `search_text` where the server has pg_trgm), keyset pages on indexed
-sort expressions and a planner-based total estimate."""
+sort expressions and a planner-based total estimate (counted with the page when it is small)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +43,7 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from ghl_core.contacts.filters import Condition, Group, Kind, Node
 from ghl_core.contacts.models import Contact
-from ghl_core.contacts.search import CountEstimate, SearchPage, SearchSpec
+from ghl_core.contacts.search import CountEstimate, SearchPage, SearchResult, SearchSpec
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.shared.pagination import Page, encode_cursor
 
@@ -126,9 +128,26 @@ def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
     return f"EXPLAIN ({element.explain_options}) " + str(compiler.process(element.statement, **kw))
 
 
-# Searches bind their LIKE patterns, tag lists and jsonb documents as parameters; a cached generic plan
-# cannot see them, so it would not know the trigram index applies or how selective a tag is.
-CUSTOM_PLANS = text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+@asynccontextmanager
+async def unprepared(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Runs the statements inside as unnamed statements, each planned for its own values.
+
+    Searches bind their LIKE patterns, tag lists and jsonb documents as parameters. psycopg prepares a
+    statement on the server once its text has run `prepare_threshold` times on a connection, and
+    PostgreSQL may then reuse a generic plan that cannot see those values, so it would not know the
+    trigram index applies or how selective a tag is. An unnamed statement is always planned with its
+    values; switching preparation off on the driver connection costs no round trip (a
+    `plan_cache_mode` setting did)."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    if raw is None:  # pragma: no cover - a checked-out connection always has its driver connection
+        yield
+        return
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
 
 
 def _like_escape(text: str) -> str:
@@ -337,27 +356,54 @@ def _cursor_value(field: str, raw: str) -> Any:
 
 
 def page_statement(
-    location_id: uuid.UUID, spec: SearchSpec, page: SearchPage, where: ColumnElement[bool] | None = None
+    location_id: uuid.UUID,
+    spec: SearchSpec,
+    page: SearchPage,
+    where: ColumnElement[bool] | None = None,
+    *,
+    with_total: bool = False,
 ) -> Select[Any]:
-    """Ids in order from the view (where the indexes apply), then those rows from `contacts`."""
+    """Ids in order from the view (where the indexes apply), then those rows from `contacts`.
+
+    `with_total` adds `total`, the number of rows matching the spec (the cursor aside), counted by a
+    window over the matches: asked for only when the planner expects few of them, where the plan reads
+    every match to sort them anyway, so the count costs next to nothing."""
     sort = spec.sort
     key = sort_key(c, sort.field)
     where = where_clause(location_id, spec) if where is None else where
+    after: tuple[Any, uuid.UUID] | None = None
     if page.after is not None:
         try:
             after = (_cursor_value(sort.field, page.after[0]), uuid.UUID(page.after[1]))
         except ValueError:
             raise ValidationFailed.one("/cursor", "is not a cursor this API issued") from None
-        keyset = tuple_(key, c.id)
+    totals: tuple[ColumnElement[Any], ...] = (func.count().over().label("total"),) if with_total else ()
+    extra: tuple[ColumnElement[Any], ...]
+    row_id: ColumnElement[Any]
+    if with_total and after is not None:
+        # The window counts every match, so the cursor may only apply above it.
+        matching = select(c.id, key.label("k"), *totals).where(where).subquery("matching")
+        key, row_id, extra, where = matching.c.k, matching.c.id, (matching.c.total,), true()
+        source: Any = matching
+    else:
+        row_id, extra, source = c.id, totals, contacts_scoped
+    if after is not None:
+        keyset = tuple_(key, row_id)
         bound = tuple_(literal(after[0], key.type), literal(after[1]))
         where = and_(where, keyset < bound if sort.direction == "desc" else keyset > bound)
-    order = (key.desc(), c.id.desc()) if sort.direction == "desc" else (key.asc(), c.id.asc())
-    ids = select(c.id).where(where).order_by(*order).limit(page.limit + 1).subquery("page_ids")
+    order = (key.desc(), row_id.desc()) if sort.direction == "desc" else (key.asc(), row_id.asc())
+    ids = (
+        select(row_id.label("id"), *extra)
+        .select_from(source)
+        .where(where)
+        .order_by(*order)
+        .limit(page.limit + 1)
+        .subquery("page_ids")
+    )
     full = sort_key(t.contacts.c, sort.field)
     ordered = (full.desc(), t.contacts.c.id.desc()) if sort.direction == "desc" else (full, t.contacts.c.id)
-    return (
-        select(t.contacts, full.label("sort_key")).join(ids, ids.c.id == t.contacts.c.id).order_by(*ordered)
-    )
+    columns = (t.contacts, full.label("sort_key"), *((ids.c.total,) if with_total else ()))
+    return select(*columns).join(ids, ids.c.id == t.contacts.c.id).order_by(*ordered)
 
 
 def count_statement(
@@ -382,26 +428,55 @@ class SqlContactSearch:
 
     async def search(self, location_id: uuid.UUID, spec: SearchSpec, page: SearchPage) -> Page[Contact]:
         query = page_statement(location_id, spec, page, await self._where(location_id, spec))
-        await self._c.execute(CUSTOM_PLANS)
-        rows = (await self._c.execute(query)).all()
-        items = [_from_row(r) for r in rows[: page.limit]]
-        cursor = None
-        if len(rows) > page.limit:
-            last = rows[page.limit - 1]
-            value = last.sort_key.isoformat() if isinstance(last.sort_key, datetime) else str(last.sort_key)
-            cursor = encode_cursor((spec.sort.field, spec.sort.direction, value, str(last.id)))
-        return Page(items=items, next_cursor=cursor)
+        async with unprepared(self._c):
+            rows = (await self._c.execute(query)).all()
+        return _page_of(rows, spec, page)
 
-    async def estimate_count(self, location_id: uuid.UUID, spec: SearchSpec) -> CountEstimate:
-        """The planner's row estimate for the filtered query (no scan); when it is small the rows are
-        counted, bounded, so short lists show an exact figure."""
-        matching = count_statement(location_id, spec, await self._where(location_id, spec))
-        plan = (await self._c.execute(Explain(matching))).scalar_one()
-        estimate = int(plan[0]["Plan"]["Plan Rows"])
-        if estimate > EXACT_COUNT_UP_TO:
-            return CountEstimate(value=estimate, exact=False)
+    async def search_with_total(
+        self, location_id: uuid.UUID, spec: SearchSpec, page: SearchPage
+    ) -> SearchResult:
+        """The planner's estimate first (`EXPLAIN`, no scan). When it is small the page statement also
+        counts the matches; when it is large and this first page holds every match, they are its rows;
+        otherwise the total is the estimate."""
+        where = await self._where(location_id, spec)
+        async with unprepared(self._c):
+            estimate = await self._planner_rows(location_id, spec, where)
+            counted = estimate <= EXACT_COUNT_UP_TO
+            query = page_statement(location_id, spec, page, where, with_total=counted)
+            rows = (await self._c.execute(query)).all()
+            found = _page_of(rows, spec, page)
+            if counted and rows:
+                total = CountEstimate(value=int(rows[0].total), exact=True)
+            elif page.after is None and len(rows) <= page.limit:
+                total = CountEstimate(value=len(rows), exact=True)
+            elif counted:  # a cursor past the last match: count apart, bounded
+                total = await self._bounded_count(location_id, spec, where, estimate)
+            else:
+                total = CountEstimate(value=estimate, exact=False)
+        return SearchResult(page=found, total=total)
+
+    async def _planner_rows(
+        self, location_id: uuid.UUID, spec: SearchSpec, where: ColumnElement[bool]
+    ) -> int:
+        plan = (await self._c.execute(Explain(count_statement(location_id, spec, where)))).scalar_one()
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    async def _bounded_count(
+        self, location_id: uuid.UUID, spec: SearchSpec, where: ColumnElement[bool], estimate: int
+    ) -> CountEstimate:
+        matching = count_statement(location_id, spec, where)
         bounded = select(func.count()).select_from(matching.limit(EXACT_COUNT_UP_TO + 1).subquery())
         counted = int((await self._c.execute(bounded)).scalar_one())
         if counted > EXACT_COUNT_UP_TO:
             return CountEstimate(value=max(estimate, counted), exact=False)
         return CountEstimate(value=counted, exact=True)
+
+
+def _page_of(rows: Any, spec: SearchSpec, page: SearchPage) -> Page[Contact]:
+    items = [_from_row(r) for r in rows[: page.limit]]
+    cursor = None
+    if len(rows) > page.limit:
+        last = rows[page.limit - 1]
+        value = last.sort_key.isoformat() if isinstance(last.sort_key, datetime) else str(last.sort_key)
+        cursor = encode_cursor((spec.sort.field, spec.sort.direction, value, str(last.id)))
+    return Page(items=items, next_cursor=cursor)

@@ -51,7 +51,7 @@ class CountEstimate:
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     page: Page[Contact]
-    total: CountEstimate
+    total: CountEstimate | None  # None when the caller did not ask for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,11 @@ class ContactSearch(Protocol):
         encodes (sort field, direction, sort value, id)."""
         ...
 
-    async def estimate_count(self, location_id: uuid.UUID, spec: SearchSpec) -> CountEstimate: ...
+    async def search_with_total(
+        self, location_id: uuid.UUID, spec: SearchSpec, page: SearchPage
+    ) -> SearchResult:
+        """That page and how many contacts match the spec: exact when few do, else an estimate."""
+        ...
 
 
 def search_tokens(query: str | None, pointer: str = "/query") -> tuple[str, ...]:
@@ -162,16 +166,30 @@ class ContactSearchService:
         return SearchSpec(tokens=tokens, filter=group, sort=sort)
 
     async def run(
-        self, uow: UnitOfWork, location_id: uuid.UUID, spec: SearchSpec, limit: int | None, cursor: str | None
+        self,
+        uow: UnitOfWork,
+        location_id: uuid.UUID,
+        spec: SearchSpec,
+        limit: int | None,
+        cursor: str | None,
+        *,
+        with_total: bool = True,
     ) -> SearchResult:
+        """A page, and the total unless `with_total` is false (the estimate is a statement of its own)."""
         page = parse_page(limit, cursor, spec.sort)
-        found = await uow.contact_search.search(location_id, spec, page)
-        total = await uow.contact_search.estimate_count(location_id, spec)
-        return SearchResult(page=found, total=total)
+        if not with_total:
+            return SearchResult(page=await uow.contact_search.search(location_id, spec, page), total=None)
+        return await uow.contact_search.search_with_total(location_id, spec, page)
 
     async def search(self, actor: Actor, raw: Mapping[str, Any]) -> SearchResult:
-        """`raw` holds query, filter, sort, limit and cursor as the API receives them."""
+        """`raw` holds query, filter, sort, limit, cursor and total (default true) as the API receives
+        them."""
         location_id = actor.require_location(Permission.CONTACTS_READ)
+        with_total = raw.get("total", True)
+        if not isinstance(with_total, bool):
+            raise ValidationFailed.one("/total", "must be true or false")
         async with self._uow(actor.scope) as uow:
             spec = await self.spec(uow, location_id, raw)
-            return await self.run(uow, location_id, spec, raw.get("limit"), raw.get("cursor"))
+            return await self.run(
+                uow, location_id, spec, raw.get("limit"), raw.get("cursor"), with_total=with_total
+            )
