@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from types import TracebackType
 
 from procrastinate import App
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ghl_adapters.jobs.events import consume_jobs, write_outbox
 from ghl_adapters.jobs.queue import ProcrastinateJobQueue
@@ -44,9 +45,27 @@ from .tags import SqlTagRepository
 from .webhooks import SqlWebhookRepository
 from .workflows import SqlEnrollmentRepository, SqlWorkflowRepository
 
-_SET_SCOPE = text(
-    "SELECT set_config('app.agency_id', :agency, true), set_config('app.location_id', :location, true)"
-)
+
+def _uuid_literal(value: uuid.UUID | None) -> str:
+    """A UUID as a quoted SQL literal, rebuilt from its 128-bit value: nothing but hex digits and dashes
+    can reach the statement, whatever object the scope holds."""
+    if value is None:
+        return "''"
+    if not isinstance(value, uuid.UUID):
+        raise TypeError(f"a tenant scope id must be a uuid.UUID, not {type(value).__name__}")
+    return f"'{uuid.UUID(int=value.int)}'"
+
+
+def scope_statement(scope: TenantScope) -> str:
+    """BEGIN and the transaction-local tenant settings, as one simple-query message: one round trip
+    where psycopg's own BEGIN and a bound set_config took two. The ids are formatted as literals
+    because a simple-query message carries no parameters (and a parameterized message holds one
+    statement); `_uuid_literal` admits UUID objects only."""
+    return (
+        "BEGIN; SELECT set_config('app.agency_id', "
+        f"{_uuid_literal(scope.agency_id)}, true), "
+        f"set_config('app.location_id', {_uuid_literal(scope.location_id)}, true)"
+    )
 
 
 class SqlUnitOfWork:
@@ -58,22 +77,7 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> SqlUnitOfWork:
         engine = self._engines.owner if self.scope.kind is ScopeKind.OPERATOR else self._engines.app
-        conn = await engine.connect()
-        try:
-            await conn.begin()
-            # Anonymous needs no statement: SET LOCAL values never outlive their transaction, so a
-            # pooled connection starts with none.
-            if self.scope.kind in (ScopeKind.AGENCY, ScopeKind.LOCATION):
-                await conn.execute(
-                    _SET_SCOPE,
-                    {
-                        "agency": str(self.scope.agency_id or ""),
-                        "location": str(self.scope.location_id or ""),
-                    },
-                )
-        except BaseException:
-            await conn.close()
-            raise
+        conn = await self._begin(engine)
         self._conn = conn
         self.agencies = SqlAgencyRepository(conn)
         self.locations = SqlLocationRepository(conn)
@@ -107,6 +111,34 @@ class SqlUnitOfWork:
         self.workflows = SqlWorkflowRepository(conn)
         self.enrollments = SqlEnrollmentRepository(conn)
         return self
+
+    async def _begin(self, engine: AsyncEngine) -> AsyncConnection:
+        scoped = self.scope.kind in (ScopeKind.AGENCY, ScopeKind.LOCATION)
+        for attempt in (1, 2):
+            conn = await engine.connect()
+            try:
+                if not scoped:
+                    # Anonymous and operator need no statement; psycopg sends BEGIN before the first one.
+                    await conn.begin()
+                    return conn
+                # The driver leaves transactions to us (autocommit) for this checkout only: the pool puts
+                # its default back at check-in. Our own BEGIN then travels with the scope, and COMMIT or
+                # ROLLBACK (sent because the server is in a transaction) end both: the settings are
+                # transaction-local, so a pooled connection starts its next transaction with none.
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.begin()
+                await conn.exec_driver_sql(scope_statement(self.scope))
+                return conn
+            except DBAPIError as error:
+                await conn.close()
+                # A pooled connection used within the ping window may have died since (see engines.py):
+                # nothing has run yet, so start over once on a fresh one (the pool was invalidated).
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+            except BaseException:
+                await conn.close()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
