@@ -10,6 +10,7 @@ same number of message rows written by one raw SQL statement.
     uv run python bench/campaigns.py                      # embedded PostgreSQL
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres uv run python bench/campaigns.py
     BENCH_RECIPIENTS=20000 uv run python bench/campaigns.py   # a quicker run
+    BENCH_PROVIDERS=twilio BENCH_PROFILE=/tmp/worker.prof ...  # one provider, the worker under cProfile
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from ghl_adapters.messaging.sendgrid import SendGridEmailGateway
 from ghl_adapters.messaging.twilio import TwilioSmsGateway
 from ghl_adapters.observability import configure_logging
 from ghl_adapters.settings import Settings
-from ghl_core.conversations.gateways import EmailMessage, SmsMessage
+from ghl_core.campaigns.services import DEFAULT_BATCH, DEFAULT_LANES
+from ghl_core.conversations.gateways import EmailMessage, SendResult, SmsMessage
 from ghl_core.conversations.models import Channel
 from ghl_core.conversations.providers import ProviderKind, SendGridConfig, TwilioConfig
 from ghl_core.tenancy.models import PlanTier
@@ -44,6 +46,8 @@ from sendgrid_double import DEFAULT_API_KEY, SendGridDouble
 from twilio_double import ACCOUNT_SID, AUTH_TOKEN, TwilioDouble
 
 RECIPIENTS = int(os.environ.get("BENCH_RECIPIENTS", "100000"))
+PROVIDERS = os.environ.get("BENCH_PROVIDERS", "outbox,twilio,sendgrid").split(",")
+PROFILE = os.environ.get("BENCH_PROFILE")  # a path: the worker's cProfile stats are written there
 CONCURRENCY = 64  # provider calls in flight per batch (ConversationService.deliver_many's default)
 SECRET = "bench-" + "x" * 40
 FROM = "+14155550100"
@@ -81,7 +85,31 @@ def worker_main(url: str, twilio: str, sendgrid: str) -> None:
         finally:
             await close_container(container)
 
-    asyncio.run(main())
+    if not PROFILE:
+        asyncio.run(main())
+        return
+    import cProfile
+    import signal
+
+    profile = cProfile.Profile()
+
+    def dump(*_: object) -> None:
+        profile.disable()
+        profile.dump_stats(PROFILE)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, dump)  # the worker's own handler may replace it: then it ends below
+    profile.enable()
+    try:
+        asyncio.run(main())
+    finally:
+        dump()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -129,6 +157,8 @@ async def run(url: str) -> None:
             ("twilio", Channel.SMS, ProviderKind.TWILIO),
             ("sendgrid", Channel.EMAIL, ProviderKind.SENDGRID),
         ):
+            if label not in PROVIDERS:
+                continue
             location = await container.tenancy().create_location(
                 operator, NewLocation(name=f"Bench {label}", tier=PlanTier.ENTERPRISE), agency_id=agency.id
             )
@@ -148,17 +178,19 @@ async def run(url: str) -> None:
             campaign = await container.campaigns().create(
                 actor, {"name": label, "channel": channel.value, "audience": {"tags": ["blast"]}, **content}
             )
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds(worker.pid)
             await container.campaigns().send(actor, campaign.id)
             await until_completed(container, actor, campaign.id)
             seconds = time.perf_counter() - started
+            cpu = cpu_seconds(worker.pid) - cpu
             stats = await container.campaigns().stats(actor, campaign.id)
             assert stats.sent == RECIPIENTS, stats
             baseline, what = await _baseline(container, label, location.id, twilio, sendgrid)
             lines.append(
                 f"  {label:<9} ours: {RECIPIENTS / seconds:8.0f} msg/s ({seconds:6.1f} s)   "
                 f"baseline {what}: {RECIPIENTS / baseline:8.0f} msg/s ({baseline:6.1f} s)   "
-                f"worker peak RSS {peak_rss_mib(worker.pid):6.0f} MiB"
+                f"worker CPU {cpu * 1e6 / RECIPIENTS:5.0f} µs/msg ({cpu / seconds:4.0%} of a core)   "
+                f"worker peak RSS {peak_rss_mib(worker.pid):6.0f} MiB   load {os.getloadavg()[0]:.1f}"
             )
             print(lines[-1], flush=True)
         print("\n".join(lines))
@@ -192,18 +224,32 @@ async def _baseline(
             SendGridConfig(api_key=DEFAULT_API_KEY, from_email="news@bench.example"),
             api_base=sendgrid.base_url,
         )
-        return await bare_loop(
-            lambda i: sg.send_email(
-                EmailMessage(
-                    key=str(i),
-                    to=f"bench{i}@example.com",
-                    from_email="news@bench.example",
-                    subject="Sale",
-                    text="Hi",
+
+        def email(i: int) -> EmailMessage:
+            return EmailMessage(
+                key=str(uuid.uuid4()),
+                to=f"bench{i}@example.com",
+                from_email="news@bench.example",
+                subject="Sale",
+                text=f"Hi Bench {i}, our sale starts today!",
+                html=f"<p>Hi Bench {i}</p>",
+                headers={"List-Unsubscribe": f"<https://bench.example/unsubscribe/{i}>"},
+                tags={"ghl_message": str(i)},
+            )
+
+        # The same calls as the campaign's: one bulk mail send per batch, as many in flight as lanes.
+        gate = asyncio.Semaphore(DEFAULT_LANES)
+
+        async def batch(start: int) -> None:
+            async with gate:
+                answers = await sg.send_emails(
+                    [email(i) for i in range(start, min(start + DEFAULT_BATCH, RECIPIENTS))]
                 )
-            ),
-            RECIPIENTS,
-        ), "bare SDK loop"
+            assert all(isinstance(a, SendResult) for a in answers)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(batch(start) for start in range(0, RECIPIENTS, DEFAULT_BATCH)))
+        return time.perf_counter() - started, "bare SDK loop (bulk)"
     started = time.perf_counter()
     async with container.engines().owner.begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))  # rows only, no FK checks

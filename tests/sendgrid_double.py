@@ -3,6 +3,8 @@ SendGrid itself would send us: Event Webhook posts signed as SendGrid signs them
 
 - `POST /v3/mail/send`: Bearer key checked (401 with SendGrid's error JSON), the body's documented shape
   checked (400 with `{"errors": [{"message", "field", "help"}]}`), 202 with an `X-Message-Id` header.
+  The bulk form too: up to 1,000 personalizations, each with its own to, subject, headers,
+  substitutions (applied to the content of what that recipient is recorded to get) and custom_args.
 - `GET /v3/messages?query=...&limit=N`: the Email Activity API over what was sent here (403 when the
   account is made to lack the add-on).
 - `fail_next(n, status)`: the next n API calls answer 500 or 429 (SendGrid's error JSON); `delay`
@@ -73,6 +75,9 @@ class SentMessage:
     unique_args: dict[str, str]
     body: dict[str, Any]
     status: str = "delivered"
+    # The content this recipient gets: the request's, with its personalization's substitutions made.
+    content: list[dict[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # the request's, with its personalization's
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -183,8 +188,15 @@ class SendGridDouble:
         for personalization in body["personalizations"]:
             args = {**body.get("custom_args", {}), **personalization.get("custom_args", {})}
             subject = personalization.get("subject") or body.get("subject") or ""
+            swaps = personalization.get("substitutions") or {}
+            content = [
+                {**part, "value": _substitute(part["value"], swaps)} for part in body.get("content", [])
+            ]
+            headers = {**(body.get("headers") or {}), **(personalization.get("headers") or {})}
             for to in personalization["to"]:
-                sent = SentMessage(message_id, to["email"], sender, subject, args, body)
+                sent = SentMessage(
+                    message_id, to["email"], sender, subject, args, body, content=content, headers=headers
+                )
                 with self._lock:
                     self.sent.append(sent)
         _reply(handler, 202, b"", {"X-Message-Id": message_id})
@@ -223,6 +235,51 @@ class SendGridDouble:
         _reply(handler, 200, json.dumps({"messages": messages}).encode())
 
 
+MAX_PERSONALIZATIONS = 1000  # per request, as documented
+MAX_PERSONALIZATION_BYTES = 10_000  # substitutions, and custom_args, of one personalization
+
+
+def _substitute(value: str, swaps: Mapping[str, str]) -> str:
+    for tag, replacement in swaps.items():
+        value = value.replace(tag, replacement)
+    return value
+
+
+def _string_object(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _size(value: Mapping[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+
+
+def _personalization_problems(index: int, item: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """The documented rules of one personalization's optional fields."""
+    problems: list[tuple[str, str | None]] = []
+    where = f"personalizations.{index}"
+    subject = item.get("subject")
+    if subject is not None and (not isinstance(subject, str) or not subject):
+        problems.append(("The subject of a personalization must be a non-empty string.", f"{where}.subject"))
+    headers = item.get("headers")
+    if headers is not None:
+        if not _string_object(headers):
+            problems.append(("Headers must be a JSON object of string values.", f"{where}.headers"))
+        elif any(name.lower() in RESERVED_HEADERS for name in headers):
+            problems.append(("You may not set a reserved header.", f"{where}.headers"))
+    for name in ("substitutions", "custom_args"):
+        value = item.get(name)
+        if value is None:
+            continue
+        if not _string_object(value):
+            problems.append((f"The {name} must be a JSON object of string values.", f"{where}.{name}"))
+        elif _size(value) > MAX_PERSONALIZATION_BYTES:
+            message = f"The {name} of a personalization may not exceed {MAX_PERSONALIZATION_BYTES} bytes."
+            problems.append((message, f"{where}.{name}"))
+    return problems
+
+
 def validate_mail_send(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """The v3 mail/send rules the docs state, as (message, field) pairs; empty when the body is valid."""
     problems: list[tuple[str, str | None]] = []
@@ -232,6 +289,9 @@ def validate_mail_send(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         message = "The personalizations field is required and must have at least one personalization."
         problems.append((message, "personalizations"))
         personalizations = []
+    if len(personalizations) > MAX_PERSONALIZATIONS:
+        message = f"The personalizations field may not have more than {MAX_PERSONALIZATIONS} objects."
+        problems.append((message, "personalizations"))
     for index, item in enumerate(personalizations):
         to = item.get("to") if isinstance(item, dict) else None
         if not isinstance(to, list) or not to or not all(_is_email(entry) for entry in to):
@@ -240,6 +300,8 @@ def validate_mail_send(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
                 "email object with a valid email address."
             )
             problems.append((message, f"personalizations.{index}.to"))
+        if isinstance(item, dict):
+            problems += _personalization_problems(index, item)
     sender = body.get("from")
     if not _is_email(sender):
         message = "The from object must be provided for every email send. It requires the email parameter."

@@ -21,7 +21,7 @@ from ghl_adapters.messaging.sendgrid import (
     parse_sendgrid_events,
 )
 from ghl_adapters.messaging.smtp import SmtpEmailGateway
-from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed
+from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed, SendResult
 from ghl_core.conversations.inbound import Attachment, EmailEventKind
 from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity
 from ghl_core.inbound.models import InboundRequest, SignatureInvalid
@@ -33,6 +33,7 @@ from sendgrid_double import (
     event,
     inbound_parse_fields,
     multipart_form,
+    validate_mail_send,
 )
 from smtp_double import SmtpDouble, free_port
 
@@ -179,6 +180,7 @@ async def test_sendgrid_unreachable_is_retryable() -> None:
         await gw.send_email(email())
     assert not failure.value.permanent
     assert failure.value.code == "network"
+    assert not failure.value.unknown  # nothing was accepted: sending again is safe
 
 
 async def test_sendgrid_timeout_is_retryable(sendgrid: SendGridDouble) -> None:
@@ -187,6 +189,7 @@ async def test_sendgrid_timeout_is_retryable(sendgrid: SendGridDouble) -> None:
         await gateway(sendgrid, timeout=0.2).send_email(email())
     assert not failure.value.permanent
     assert failure.value.code == "network"
+    assert failure.value.unknown  # SendGrid may have it: the ledger asks before sending again
 
 
 async def test_sendgrid_sends_run_concurrently_off_the_event_loop(sendgrid: SendGridDouble) -> None:
@@ -676,3 +679,112 @@ async def test_smtp_header_injection_is_refused(smtp: SmtpDouble) -> None:
 async def test_smtp_cannot_find_a_lost_send(smtp: SmtpDouble) -> None:
     with pytest.raises(NotImplementedError):
         await SmtpEmailGateway(smtp_config(smtp)).find_sent(email(), datetime.now(UTC))
+
+
+# SendGrid: the bulk form (campaigns)
+
+
+async def test_sendgrid_bulk_sends_one_request_with_a_personalization_per_message(
+    sendgrid: SendGridDouble,
+) -> None:
+    messages = [
+        email(f"msg-{n}", to=f"r{n}@example.test", subject=f"Hi {n}", text=f"Text {n}", html=f"<p>{n}</p>")
+        for n in range(3)
+    ]
+    answers = await gateway(sendgrid).send_emails(messages)
+
+    [request] = sendgrid.mail_sends()
+    body = request.body
+    assert body["from"] == {"email": FROM, "name": "Agency Team"}
+    assert body["reply_to"] == {"email": "replies@parse.agency.test"}
+    assert len(body["personalizations"]) == 3
+    first = body["personalizations"][0]
+    assert first["to"] == [{"email": "r0@example.test", "name": "Ada Lovelace"}]
+    assert first["subject"] == "Hi 0"
+    assert first["custom_args"] == {"location_id": "loc-1", "conversation_id": "conv-9", "ghl_key": "msg-0"}
+    assert first["headers"]["Message-ID"] == "<msg-0@agency.test>"
+    assert "headers" not in body
+    assert "subject" not in body
+    by_key = {s.unique_args["ghl_key"]: s for s in sendgrid.sent}
+    for n in range(3):
+        parts = {c["type"]: c["value"] for c in by_key[f"msg-{n}"].content}
+        assert parts == {"text/plain": f"Text {n}", "text/html": f"<p>{n}</p>"}
+        assert by_key[f"msg-{n}"].subject == f"Hi {n}"
+        assert by_key[f"msg-{n}"].headers["List-Unsubscribe"] == "<https://app.example.test/u/abc>"
+    assert all(isinstance(a, SendResult) for a in answers)
+    assert {a.provider_message_id for a in answers if isinstance(a, SendResult)} == {
+        sendgrid.sent[0].message_id
+    }
+
+
+async def test_sendgrid_bulk_keeps_to_the_documented_limits(sendgrid: SendGridDouble) -> None:
+    messages = [email(f"msg-{n}", to=f"r{n}@example.test", html=None) for n in range(1001)]
+    messages.append(email("big", text="x" * 10_001))  # past 10,000 bytes of substitutions: alone
+    messages.append(email("other-sender", from_email="news@agency.test"))
+    answers = await gateway(sendgrid).send_emails(messages)
+
+    sizes = sorted(len(r.body["personalizations"]) for r in sendgrid.mail_sends())
+    assert sizes == [1, 1, 1, 1000]
+    assert all(isinstance(a, SendResult) for a in answers)
+    big = next(r.body for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == "big")
+    assert "substitutions" not in big["personalizations"][0]
+    assert len(sendgrid.sent) == 1003
+
+
+async def test_sendgrid_bulk_refused_for_one_address_sends_the_rest_one_by_one(
+    sendgrid: SendGridDouble,
+) -> None:
+    messages = [
+        email("ok-1", to="a@example.test"),
+        email("bad", to="nobody"),
+        email("ok-2", to="b@example.test"),
+    ]
+    answers = await gateway(sendgrid).send_emails(messages)
+
+    assert isinstance(answers[0], SendResult)
+    assert isinstance(answers[2], SendResult)
+    assert isinstance(answers[1], SendFailed)
+    assert answers[1].permanent
+    assert answers[1].code == "400"
+    assert sorted(s.unique_args["ghl_key"] for s in sendgrid.sent) == ["ok-1", "ok-2"]
+
+
+@pytest.mark.parametrize("status", [429, 500])
+async def test_sendgrid_bulk_outage_leaves_every_message_retryable(
+    sendgrid: SendGridDouble, status: int
+) -> None:
+    sendgrid.fail_next(1, status)
+    messages = [email(f"msg-{n}", to=f"r{n}@example.test") for n in range(3)]
+    answers = await gateway(sendgrid).send_emails(messages)
+
+    assert all(isinstance(a, SendFailed) and not a.permanent and a.code == str(status) for a in answers)
+    assert sendgrid.sent == []
+    retried = await gateway(sendgrid).send_emails(messages)
+    assert all(isinstance(a, SendResult) for a in retried)
+    assert sorted(s.unique_args["ghl_key"] for s in sendgrid.sent) == ["msg-0", "msg-1", "msg-2"]
+
+
+async def test_sendgrid_bulk_refuses_a_header_break_or_an_api_key_per_message(
+    sendgrid: SendGridDouble,
+) -> None:
+    messages = [
+        email("bad-header", headers={"X-Note": "a\r\nBcc: victim@example.test"}),
+        email("key", text="SG.abcdef.ghijkl leaked"),
+        email("fine", to="c@example.test"),
+    ]
+    answers = await gateway(sendgrid).send_emails(messages)
+
+    assert [type(a) for a in answers] == [SendFailed, SendFailed, SendResult]
+    assert [s.unique_args["ghl_key"] for s in sendgrid.sent] == ["fine"]
+
+
+def test_the_double_refuses_more_personalizations_than_documented() -> None:
+    one = {"to": [{"email": "a@example.test"}], "subject": "s", "substitutions": {"-x-": "y" * 10_001}}
+    body = {
+        "from": {"email": FROM},
+        "personalizations": [one] * 1001,
+        "content": [{"type": "text/plain", "value": "-x-"}],
+    }
+    fields = {field for _, field in validate_mail_send(body)}
+    assert "personalizations" in fields
+    assert "personalizations.0.substitutions" in fields

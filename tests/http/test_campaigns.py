@@ -601,10 +601,14 @@ async def test_an_email_campaign_through_sendgrid_is_tracked(
     assert set(sent) == {first["email"], second["email"]}
     mail = sent[first["email"]]
     assert mail.subject == "A gift for Grace"
-    headers = mail.body["headers"]
+    # SendGrid's bulk form: one mail send, a personalization per recipient carrying our message key.
+    assert sent[second["email"]].message_id == mail.message_id
+    assert mail.unique_args["ghl_key"] != sent[second["email"]].unique_args["ghl_key"]
+    assert len(mail.body["personalizations"]) == 2
+    headers = mail.headers
     assert headers["List-Unsubscribe"].startswith(f"<{PUBLIC_URL}/unsubscribe/")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    content = {c["type"]: c["value"] for c in mail.body["content"]}["text/html"]
+    content = {c["type"]: c["value"] for c in mail.content}["text/html"]
     assert "<p>Hi Grace</p>" in content
     hrefs = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', content)]
     tracked = [h for h in hrefs if h.startswith(f"{PUBLIC_URL}/t/c/")]
@@ -648,7 +652,7 @@ async def test_an_email_campaign_through_sendgrid_is_tracked(
     assert (await stats(api, tenant, campaign["id"]))["clicked"] == 1
 
     # The second contact's engagement is their own.
-    other = {c["type"]: c["value"] for c in sent[second["email"]].body["content"]}["text/html"]
+    other = {c["type"]: c["value"] for c in sent[second["email"]].content}["text/html"]
     [other_pixel] = re.findall(r'<img src="([^"]+\.gif)"', other)
     await api.get(local(other_pixel))
     numbers = await stats(api, tenant, campaign["id"])

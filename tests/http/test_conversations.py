@@ -4,6 +4,7 @@ SDKs pointed at local doubles that speak each provider's wire format), the rules
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from sqlalchemy import text
 
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
+from ghl_core.jobs.ports import RetryLater
 from http_kit import API, Tenant, assert_problem, pointers
 from jobs_kit import run_jobs
 from sendgrid_double import DEFAULT_API_KEY, SendGridDouble
@@ -539,3 +541,62 @@ async def test_erasing_a_contact_removes_its_messages_content_for_good(
     assert (row.body, row.recipient, row.sender) == ("", None, None)
     assert row.status == "delivered"  # the row stays: counts still add up
     assert preview is None
+
+
+async def test_an_email_whose_send_got_no_answer_is_asked_for_never_sent_twice(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble, settings: Settings
+) -> None:
+    """SendGrid takes no idempotency key: a send that timed out may have gone out. The message keeps its
+    claim, and the retry finds it through the Email Activity API instead of sending it again."""
+    await use_sendgrid(api, tenant)
+    contact = await new_contact(api, tenant)
+    queued = await send(api, tenant, contact["id"], channel="email", subject="Receipt", body="Thanks")
+    update = {
+        "sendgrid_api_base": sendgrid.base_url,
+        "public_url": PUBLIC_URL,
+        "messaging_timeout_seconds": 0.3,
+    }
+    impatient = make_container(settings.model_copy(update=update))
+    try:
+        sendgrid.delay = 1.0
+        try:
+            with pytest.raises(RetryLater):  # no answer in time: SendGrid takes it a moment later
+                await impatient.conversations().deliver(
+                    uuid.UUID(str(tenant.location_id)), uuid.UUID(queued["id"]), final_attempt=False
+                )
+            await asyncio.sleep(1.2)
+        finally:
+            sendgrid.delay = 0.0
+        held = await message(api, tenant, queued["id"])
+        assert held["status"] == "queued"
+        assert held["error_code"] == "network"
+        claimed = await scalar(container, "SELECT claimed_at FROM messages WHERE id = :id", id=queued["id"])
+        assert claimed is not None
+        await run_jobs(impatient)
+    finally:
+        await close_container(impatient)
+
+    after = await message(api, tenant, queued["id"])
+    [sent] = [s for s in sendgrid.sent if s.unique_args.get("ghl_key") == queued["id"]]
+    assert after["status"] == "delivered"  # as the Email Activity API lists it
+    assert after["provider_message_id"] == sent.message_id
+    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
+    assert len(sends) == 1
+
+
+async def test_a_changed_provider_configuration_is_used_from_the_next_send(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble
+) -> None:
+    """Configurations are kept opened between sends; a change (sealed anew) is never served stale."""
+    await use_sendgrid(api, tenant)
+    contact = await new_contact(api, tenant)
+    first = await send(api, tenant, contact["id"], channel="email", subject="One", body="First")
+    await run_jobs(container)
+    await use_sendgrid(api, tenant, from_email="billing@acme.example")
+    second = await send(api, tenant, contact["id"], channel="email", subject="Two", body="Second")
+    await run_jobs(container)
+
+    senders = {
+        s.unique_args["ghl_key"]: s.from_email for s in sendgrid.sent if s.to_email == contact["email"]
+    }
+    assert senders == {first["id"]: FROM_EMAIL, second["id"]: "billing@acme.example"}

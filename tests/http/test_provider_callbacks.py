@@ -426,3 +426,37 @@ async def test_one_click_unsubscribe_sets_email_dnd(
     assert_problem(
         await api.post(forged, content=b"List-Unsubscribe=One-Click", headers={"Content-Type": FORM}), 404
     )
+
+
+async def test_sendgrid_events_of_one_bulk_send_reach_each_recipients_message(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble
+) -> None:
+    """One mail send with a personalization each: both messages get the send's X-Message-Id, and events
+    find their own message by the key in custom_args (by the shared id alone, only the recipient's)."""
+    signer = EventWebhookSigner()
+    await use_sendgrid(api, tenant, event_webhook_public_key=signer.public_key)
+    ada = await new_contact(api, tenant)
+    bea = await new_contact(api, tenant)
+    to_ada = await send(api, tenant, ada["id"], channel="email", subject="Hi", body="Hello Ada")
+    to_bea = await send(api, tenant, bea["id"], channel="email", subject="Hi", body="Hello Bea")
+    ids = [uuid.UUID(to_ada["id"]), uuid.UUID(to_bea["id"])]
+    await container.conversations().deliver_many(uuid.UUID(str(tenant.location_id)), ids)
+    await run_jobs(container)
+    [request] = [r for r in sendgrid.mail_sends() if len(r.body["personalizations"]) == 2]
+    keys = [p["custom_args"]["ghl_key"] for p in request.body["personalizations"]]
+    assert sorted(keys) == sorted(str(i) for i in ids)
+    shared = (await message(api, tenant, to_ada["id"]))["provider_message_id"]
+    assert (await message(api, tenant, to_bea["id"]))["provider_message_id"] == shared
+
+    delivered = [event("delivered", email=bea["email"], message_id=shared, key=to_bea["id"])]
+    assert (await post_events(api, tenant, signer, delivered)).status_code == 200
+    opened = [event("open", email=ada["email"], message_id=shared)]  # no key: matched by recipient
+    assert (await post_events(api, tenant, signer, opened)).status_code == 200
+    stray = [event("bounce", email="someone-else@example.test", message_id=shared)]
+    assert (await post_events(api, tenant, signer, stray)).status_code == 200
+    await run_jobs(container)
+
+    assert (await message(api, tenant, to_bea["id"]))["status"] == "delivered"
+    assert (await message(api, tenant, to_ada["id"]))["status"] == "read"
+    assert (await contact(api, tenant, ada["id"]))["dnd_channels"].get("email") is not True
+    assert (await contact(api, tenant, bea["id"]))["dnd_channels"].get("email") is not True

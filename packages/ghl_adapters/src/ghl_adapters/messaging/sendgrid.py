@@ -3,6 +3,12 @@
 - Sending: the v3 Mail Send API, the body built with the SDK's mail helpers. The SDK is synchronous
   (urllib), so each call runs in a worker thread. `custom_args` carry our message key, so Event Webhook
   events and the Email Activity API name the message they are about.
+- Sending many (`send_emails`, campaigns): SendGrid's bulk form, one mail send with up to 1,000
+  personalizations. Each recipient's email is rendered on its own (merge fields, tracked links and the
+  unsubscribe link differ per recipient), so the shared content is two substitution tags and each
+  personalization carries its own text and html as substitutions, with its own subject, headers
+  (Message-ID, List-Unsubscribe) and custom_args (our message key). Messages whose substitutions exceed
+  SendGrid's 10,000 bytes per personalization, or that differ in sender, go in their own request.
 - Event Webhook: SendGrid signs each POST (a JSON list of events) with ECDSA P-256 over
   `timestamp + body`; the signature and timestamp come in the `X-Twilio-Email-Event-Webhook-*` headers.
 - Inbound Parse: SendGrid signs Parse POSTs the same way (same headers, same algorithm) once a webhook
@@ -24,6 +30,7 @@ from email.parser import BytesParser, Parser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from http.client import HTTPException
 from typing import Any
+from urllib.error import URLError
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -40,6 +47,7 @@ from sendgrid.helpers.mail import (  # type: ignore[import-untyped]
     ReplyTo,
     To,
 )
+from sendgrid.helpers.mail.validators import ValidateApiKey  # type: ignore[import-untyped]
 
 from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed, SendResult
 from ghl_core.conversations.inbound import Attachment, EmailEvent, EmailEventKind, InboundEmail
@@ -60,6 +68,14 @@ TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
 MAX_AGE = timedelta(minutes=10)  # an older signed timestamp is a replay
 MAX_SKEW = timedelta(minutes=5)  # a timestamp this far ahead of our clock is not a real one
 FIND_LIMIT = 10
+# The documented limits of one mail send: personalizations per request, and the collective size of one
+# personalization's substitutions.
+MAX_PERSONALIZATIONS = 1000
+MAX_SUBSTITUTION_BYTES = 10_000
+# The shared content of a bulk send: each personalization substitutes its own rendered parts.
+TEXT_TAG = "%ghl_text_body%"
+HTML_TAG = "%ghl_html_body%"
+_API_KEY_CHECK = ValidateApiKey()  # the check the SDK's Mail helper makes on content
 
 # Headers the v3 API refuses in `headers` (it sets them from the body's own fields).
 _RESERVED_HEADERS = frozenset(
@@ -116,6 +132,122 @@ class SendGridEmailGateway:
             status=MessageStatus.SENT,
             sent_at=datetime.now(UTC),
         )
+
+    @property
+    def max_batch(self) -> int:
+        return MAX_PERSONALIZATIONS
+
+    async def send_emails(self, messages: list[EmailMessage]) -> list[SendResult | SendFailed]:
+        """Many emails in as few mail sends as the bulk form allows; one answer per message, in order.
+        A request SendGrid answers 400 (one bad address refuses the whole request, and nothing of it
+        is sent) is sent again one message per request, so only the bad ones fail."""
+        answers: list[SendResult | SendFailed | None] = [None] * len(messages)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for index, message in enumerate(messages):
+            try:
+                personalization = self._personalization(message)
+            except SendFailed as exc:
+                answers[index] = exc
+                continue
+            if personalization is None:  # too big to substitute: on its own, in the single form
+                groups.setdefault(("single", index), []).append(index)
+                continue
+            groups.setdefault(self._group(message), []).append(index)
+        for key, indexes in groups.items():
+            for start in range(0, len(indexes), MAX_PERSONALIZATIONS):
+                chunk = indexes[start : start + MAX_PERSONALIZATIONS]
+                if key[0] == "single" or len(chunk) == 1:  # one message: the plain form
+                    answers[chunk[0]] = await self._send_one(messages[chunk[0]])
+                    continue
+                for index, answer in zip(
+                    chunk, await self._send_bulk([messages[i] for i in chunk]), strict=True
+                ):
+                    answers[index] = answer
+        return [a if a is not None else SendFailed("not sent", permanent=False) for a in answers]
+
+    async def _send_one(self, message: EmailMessage) -> SendResult | SendFailed:
+        try:
+            return await self.send_email(message)
+        except SendFailed as exc:
+            return exc
+
+    async def _send_bulk(self, messages: list[EmailMessage]) -> list[SendResult | SendFailed]:
+        first = messages[0]
+        from_name = first.from_name
+        if from_name is None and first.from_email == self._config.from_email:
+            from_name = self._config.from_name
+        sender: dict[str, str] = {"email": first.from_email}
+        if from_name:
+            sender["name"] = from_name
+        content = [{"type": "text/plain", "value": TEXT_TAG}]
+        if first.html:
+            content.append({"type": "text/html", "value": HTML_TAG})
+        body: dict[str, Any] = {
+            "from": sender,
+            "personalizations": [self._personalization(m) for m in messages],
+            "content": content,
+        }
+        if first.reply_to:
+            body["reply_to"] = {"email": first.reply_to}
+        try:
+            response = await asyncio.to_thread(self._post, body)
+        except HTTPError as exc:
+            if int(exc.status_code) == 400 and len(messages) > 1:
+                return [await self._send_one(m) for m in messages]
+            failure = _http_failure(exc, "SendGrid refused the emails")
+            return [failure] * len(messages)
+        except (OSError, HTTPException) as exc:
+            failure = _unreachable(exc)
+            return [failure] * len(messages)
+        message_id = response.headers.get("X-Message-Id")
+        sent_at = datetime.now(UTC)
+        # SendGrid answers one X-Message-Id per request: every recipient's events carry it (with a
+        # per-recipient suffix, which `_message_id` drops), and our key in custom_args tells them apart.
+        return [
+            SendResult(
+                provider=PROVIDER,
+                provider_message_id=str(message_id) if message_id else None,
+                status=MessageStatus.SENT,
+                sent_at=sent_at,
+            )
+            for _ in messages
+        ]
+
+    @staticmethod
+    def _group(message: EmailMessage) -> tuple[Any, ...]:
+        """What a bulk request shares: the sender, the reply-to address and the content parts."""
+        return ("bulk", message.from_email, message.from_name, message.reply_to, bool(message.html))
+
+    def _personalization(self, message: EmailMessage) -> dict[str, Any] | None:
+        """One recipient of a bulk send; None when its substitutions would pass SendGrid's limit.
+        Raises `SendFailed` for what the single form refuses too (a header break, an API key)."""
+        text = message.text or " "  # SendGrid refuses an empty content value
+        substitutions = {TEXT_TAG: text}
+        if message.html:
+            substitutions[HTML_TAG] = message.html
+        if sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items()) > MAX_SUBSTITUTION_BYTES:
+            return None
+        try:
+            _API_KEY_CHECK.validate_message_text(text)
+            _API_KEY_CHECK.validate_message_text(message.html)
+        except ApiKeyIncludedException:
+            raise SendFailed("the email body contains a SendGrid API key", permanent=True) from None
+        to: dict[str, str] = {"email": message.to}
+        if message.to_name:
+            to["name"] = message.to_name
+        headers = dict(message.headers)
+        if not any(name.lower() == "message-id" for name in headers):
+            headers["Message-ID"] = thread_message_id(message.key, message.from_email)
+        headers = {name: value for name, value in headers.items() if name.lower() not in _RESERVED_HEADERS}
+        for name, value in headers.items():
+            _check_header(name, value)
+        return {
+            "to": [to],
+            "subject": message.subject,
+            "headers": headers,
+            "substitutions": substitutions,
+            "custom_args": {**message.tags, KEY_ARG: message.key},
+        }
 
     async def find_sent(self, message: EmailMessage, since: datetime) -> SendResult | None:
         """Asks the Email Activity API (a paid add-on) for the message carrying our key. `since` is not
@@ -500,7 +632,15 @@ def _check_header(name: str, value: str) -> None:
 
 
 def _unreachable(exc: Exception) -> SendFailed:
-    return SendFailed(f"SendGrid could not be reached: {exc}", permanent=False, code="network")
+    """urllib wraps what fails while connecting and writing the request in `URLError`: nothing was
+    accepted. A failure after that (no answer in time, a cut response) leaves it unknown whether SendGrid
+    took the request, and SendGrid takes no idempotency key: sending again could send twice."""
+    return SendFailed(
+        f"SendGrid could not be reached: {exc}",
+        permanent=False,
+        code="network",
+        unknown=not isinstance(exc, URLError),
+    )
 
 
 def _http_failure(exc: HTTPError, what: str) -> SendFailed:

@@ -25,7 +25,7 @@ from ghl_core.shared.errors import ValidationFailed
 from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
 
 from .conversations import messages
-from .tables import _stamps, _ts, _uuid, metadata
+from .tables import _stamps, _ts, _uuid, json_rows, metadata
 
 message_templates = Table(
     "message_templates",
@@ -266,9 +266,8 @@ class SqlCampaignRepository:
             text(
                 "UPDATE campaign_recipients r SET status = u.status, "
                 "message_id = COALESCE(u.message_id, r.message_id), reason = u.reason "
-                "FROM unnest(CAST(:contacts AS uuid[]), CAST(:statuses AS text[]), "
-                "CAST(:messages AS uuid[]), CAST(:reasons AS text[])) "
-                "AS u(contact_id, status, message_id, reason) "
+                "FROM json_to_recordset(CAST(:rows AS json)) "
+                "AS u(contact_id uuid, status text, message_id uuid, reason text) "
                 # ANY(...) lets the planner use the primary key; a join alone scans the whole audience.
                 "WHERE r.campaign_id = :campaign AND r.contact_id = ANY(CAST(:contacts AS uuid[])) "
                 "AND r.contact_id = u.contact_id"
@@ -276,9 +275,12 @@ class SqlCampaignRepository:
             {
                 "campaign": campaign_id,
                 "contacts": [u[0] for u in updates],
-                "statuses": [u[1].value for u in updates],
-                "messages": [u[2] for u in updates],
-                "reasons": [u[3] for u in updates],
+                "rows": json_rows(
+                    [
+                        {"contact_id": c, "status": s.value, "message_id": m, "reason": r}
+                        for c, s, m, r in updates
+                    ]
+                ),
             },
         )
 

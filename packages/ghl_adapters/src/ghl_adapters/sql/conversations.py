@@ -53,7 +53,7 @@ from ghl_core.conversations.quiet_hours import QuietHours
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
 
-from .tables import _ts, _uuid, metadata, unnest_insert
+from .tables import _ts, _uuid, json_rows, metadata, recordset_insert
 
 messaging_providers = Table(
     "messaging_providers",
@@ -183,46 +183,48 @@ _MESSAGE_PLAIN = (
     "created_by",
     "campaign_id",
 )
-_INSERT_MESSAGES, _message_params = unnest_insert(
-    "messages",
-    [
-        ("id", "uuid"),
-        ("location_id", "uuid"),
-        ("conversation_id", "uuid"),
-        ("contact_id", "uuid"),
-        ("channel", "text"),
-        ("direction", "text"),
-        ("status", "text"),
-        ("source", "text"),
-        ("marketing", "boolean"),
-        ("cause", "text"),
-        ("subject", "text"),
-        ("body", "text"),
-        ("html", "text"),
-        ("attachments", "jsonb"),
-        ("sender", "text"),
-        ("recipient", "text"),
-        ("provider", "text"),
-        ("provider_message_id", "text"),
-        ("rfc_message_id", "text"),
-        ("error_code", "text"),
-        ("error_message", "text"),
-        ("segments", "integer"),
-        ("encoding", "text"),
-        ("send_at", "timestamptz"),
-        ("claimed_at", "timestamptz"),
-        ("attempts", "integer"),
-        ("sent_at", "timestamptz"),
-        ("delivered_at", "timestamptz"),
-        ("read_at", "timestamptz"),
-        ("failed_at", "timestamptz"),
-        ("created_at", "timestamptz"),
-        ("updated_at", "timestamptz"),
-        ("created_by", "uuid"),
-        ("campaign_id", "uuid"),
-    ],
-    "ON CONFLICT ON CONSTRAINT messages_cause_once DO NOTHING RETURNING id",
+_MESSAGE_TYPES: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"),
+    ("location_id", "uuid"),
+    ("conversation_id", "uuid"),
+    ("contact_id", "uuid"),
+    ("channel", "text"),
+    ("direction", "text"),
+    ("status", "text"),
+    ("source", "text"),
+    ("marketing", "boolean"),
+    ("cause", "text"),
+    ("subject", "text"),
+    ("body", "text"),
+    ("html", "text"),
+    ("attachments", "jsonb"),
+    ("sender", "text"),
+    ("recipient", "text"),
+    ("provider", "text"),
+    ("provider_message_id", "text"),
+    ("rfc_message_id", "text"),
+    ("error_code", "text"),
+    ("error_message", "text"),
+    ("segments", "integer"),
+    ("encoding", "text"),
+    ("send_at", "timestamptz"),
+    ("claimed_at", "timestamptz"),
+    ("attempts", "integer"),
+    ("sent_at", "timestamptz"),
+    ("delivered_at", "timestamptz"),
+    ("read_at", "timestamptz"),
+    ("failed_at", "timestamptz"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("created_by", "uuid"),
+    ("campaign_id", "uuid"),
 )
+# A batch of messages travels as one JSON document (see `recordset_insert`).
+_INSERT_MESSAGES = recordset_insert(
+    "messages", list(_MESSAGE_TYPES), "ON CONFLICT ON CONSTRAINT messages_cause_once DO NOTHING RETURNING id"
+)
+
+
 _RESOLVE = text(
     "SELECT kind, config_ciphertext, inbound_token, agency_default "
     "FROM ghl_messaging_provider(:location, :channel)"
@@ -478,7 +480,7 @@ class SqlMessageRepository:
         if not batch:
             return set()
         rows = [{"id": m.id, **_message_values(m)} for m in batch]
-        result = await self._c.execute(_INSERT_MESSAGES, _message_params(rows))
+        result = await self._c.execute(_INSERT_MESSAGES, {"rows": json_rows(rows)})
         return {row.id for row in result}
 
     async def by_causes(self, location_id: uuid.UUID, causes: list[str]) -> dict[str, Message]:
@@ -496,11 +498,13 @@ class SqlMessageRepository:
         await self._c.execute(
             text(
                 "UPDATE messages m SET claimed_at = u.at, sender = u.sender, attempts = m.attempts + 1, "
-                "updated_at = u.at FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[]), "
-                "CAST(:senders AS text[])) AS u(id, at, sender) "
-                "WHERE m.id = ANY(CAST(:ids AS uuid[])) AND m.id = u.id"
+                "updated_at = u.at FROM json_to_recordset(CAST(:rows AS json)) AS u(id uuid, at timestamptz, "
+                "sender text) WHERE m.id = ANY(CAST(:ids AS uuid[])) AND m.id = u.id"
             ),
-            {"ids": [c[0] for c in claims], "ats": [c[1] for c in claims], "senders": [c[2] for c in claims]},
+            {
+                "ids": [c[0] for c in claims],
+                "rows": json_rows([{"id": c[0], "at": c[1], "sender": c[2]} for c in claims]),
+            },
         )
 
     async def mark_sent_many(self, batch: list[Message]) -> None:
@@ -512,24 +516,31 @@ class SqlMessageRepository:
                 "provider_message_id = u.pid, sender = u.sender, sent_at = u.sent_at, "
                 "delivered_at = u.delivered_at, rfc_message_id = u.rfc, error_code = NULL, "
                 "error_message = NULL, updated_at = u.updated_at "
-                "FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:providers AS text[]), "
-                "CAST(:pids AS text[]), CAST(:senders AS text[]), CAST(:sent AS timestamptz[]), "
-                "CAST(:delivered AS timestamptz[]), CAST(:rfcs AS text[]), CAST(:updated AS timestamptz[])) "
-                "AS u(id, status, provider, pid, sender, sent_at, delivered_at, rfc, updated_at) "
+                "FROM json_to_recordset(CAST(:rows AS json)) AS u(id uuid, status text, provider text, "
+                "pid text, sender text, sent_at timestamptz, delivered_at timestamptz, rfc text, "
+                "updated_at timestamptz) "
                 "WHERE m.id = ANY(CAST(:ids AS uuid[])) AND m.id = u.id "
                 # Only from a pending status: a message already settled (by another run) is left as is.
                 "AND m.status IN ('queued', 'scheduled')"
             ),
             {
                 "ids": [m.id for m in batch],
-                "statuses": [m.status.value for m in batch],
-                "providers": [m.provider for m in batch],
-                "pids": [m.provider_message_id for m in batch],
-                "senders": [m.sender for m in batch],
-                "sent": [m.sent_at for m in batch],
-                "delivered": [m.delivered_at for m in batch],
-                "rfcs": [m.rfc_message_id for m in batch],
-                "updated": [m.updated_at for m in batch],
+                "rows": json_rows(
+                    [
+                        {
+                            "id": m.id,
+                            "status": m.status.value,
+                            "provider": m.provider,
+                            "pid": m.provider_message_id,
+                            "sender": m.sender,
+                            "sent_at": m.sent_at,
+                            "delivered_at": m.delivered_at,
+                            "rfc": m.rfc_message_id,
+                            "updated_at": m.updated_at,
+                        }
+                        for m in batch
+                    ]
+                ),
             },
         )
 
@@ -540,13 +551,16 @@ class SqlMessageRepository:
         ).first()
         return _message(row) if row else None
 
-    async def by_provider_id(self, location_id: uuid.UUID, provider_message_id: str) -> Message | None:
+    async def by_provider_id(
+        self, location_id: uuid.UUID, provider_message_id: str, *, recipient: str | None = None
+    ) -> Message | None:
         m = messages.c
-        query = (
-            select(messages)
-            .where(m.location_id == location_id, m.provider_message_id == provider_message_id)
-            .limit(1)
+        query = select(messages).where(
+            m.location_id == location_id, m.provider_message_id == provider_message_id
         )
+        if recipient is not None:
+            query = query.where(func.lower(m.recipient) == recipient.lower())
+        query = query.limit(1)
         row = (await self._c.execute(query)).first()
         return _message(row) if row else None
 

@@ -22,7 +22,7 @@ from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant,
 from ghl_core.tenancy.permissions import Permission
 
 from . import tables as t
-from .tables import unnest_insert
+from .tables import json_rows, recordset_insert
 
 
 def _paginate(
@@ -565,10 +565,10 @@ class SqlEventOutbox:
             }
             for e in events
         ]
-        await self._c.execute(_INSERT_EVENTS, _event_params(rows))
+        await self._c.execute(_INSERT_EVENTS, {"rows": json_rows(rows)})
 
 
-_INSERT_EVENTS, _event_params = unnest_insert(
+_INSERT_EVENTS = recordset_insert(
     "domain_events",
     [
         ("id", "uuid"),

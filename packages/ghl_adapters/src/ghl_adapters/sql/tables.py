@@ -255,3 +255,21 @@ def unnest_insert(
         }
 
     return statement, params
+
+
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows as one JSON array for `json_to_recordset` (ids and times as their text forms, which
+    PostgreSQL reads back as uuid and timestamptz; jsonb values stay nested JSON)."""
+    return json.dumps(rows, default=str, separators=(",", ":"))
+
+
+def recordset_insert(table: str, columns: list[tuple[str, str]], tail: str = "") -> TextClause:
+    """As `unnest_insert`, with the rows in one JSON parameter (`:rows`, from `json_rows`), read by
+    `json_to_recordset`. psycopg dumps a text[] parameter element by element in Python, with a regex
+    escape of every quote, which makes jsonb values (all quotes) costly; `json.dumps` runs in C."""
+    names = ", ".join(name for name, _ in columns)
+    typed = ", ".join(f"{name} {kind}" for name, kind in columns)
+    return text(
+        f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - table and column names are the caller's constants
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS u({typed}) {tail}"
+    )

@@ -62,13 +62,18 @@ class SendResult:
 
 class SendFailed(Exception):
     """The provider refused or could not be reached. `permanent`: retrying cannot help (a bad number, a
-    rejected address, bad credentials); otherwise the send is retried later."""
+    rejected address, bad credentials); otherwise the send is retried later. `unknown`: the request may
+    have reached the provider (no answer came: a read timeout, a cut connection), so the message keeps
+    its claim and the retry first asks the provider (`find_sent`) rather than sending it again."""
 
-    def __init__(self, detail: str, *, permanent: bool, code: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, permanent: bool, code: str | None = None, unknown: bool = False
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.permanent = permanent
         self.code = code
+        self.unknown = unknown
 
 
 class SmsGateway(Protocol):
@@ -94,4 +99,18 @@ class EmailGateway(Protocol):
 
     async def find_sent(self, message: EmailMessage, since: datetime) -> SendResult | None:
         """As `SmsGateway.find_sent`."""
+        ...
+
+
+class BulkEmailGateway(EmailGateway, Protocol):
+    """An email gateway whose provider takes many messages in one call (SendGrid's personalizations).
+    Each message keeps its own ledger entry and key; the answers come back one per message, in order."""
+
+    @property
+    def max_batch(self) -> int:
+        """At most this many messages per `send_emails` call."""
+        ...
+
+    async def send_emails(self, messages: list[EmailMessage]) -> list[SendResult | SendFailed]:
+        """Never raises `SendFailed`: a refusal is the answer of each message it concerns."""
         ...

@@ -121,7 +121,11 @@ class MessageRepository(Protocol):
 
     async def by_cause(self, location_id: uuid.UUID, cause: str) -> Message | None: ...
 
-    async def by_provider_id(self, location_id: uuid.UUID, provider_message_id: str) -> Message | None: ...
+    async def by_provider_id(
+        self, location_id: uuid.UUID, provider_message_id: str, *, recipient: str | None = None
+    ) -> Message | None:
+        """`recipient`: among messages sharing the provider's id (one bulk email send), this one's."""
+        ...
 
     async def by_rfc_id(self, location_id: uuid.UUID, rfc_ids: builtins.list[str]) -> Message | None:
         """The newest message carrying one of these RFC 5322 Message-IDs (email threading)."""

@@ -18,13 +18,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from ghl_core.campaigns.models import EngagementKind
 from ghl_core.contacts.models import Contact, DndChannel
 from ghl_core.contacts.phones import normalize_phone
 from ghl_core.conversations.gateways import (
+    BulkEmailGateway,
     EmailMessage,
     MessageStatus,
     SendFailed,
@@ -92,6 +93,8 @@ _HREF = re.compile(r'(<a\b[^>]*?\bhref=")(https?://[^"]+)(")', re.IGNORECASE)
 REPLY_WINDOW = timedelta(days=7)
 # A message whose send time is this close is sent now rather than scheduled.
 _SOON = timedelta(seconds=1)
+# Provider configurations kept opened (decrypted) in memory, most recently used.
+_OPENED_KEEP = 256
 # How far before a lost claim the provider is asked about it (clock skew between us and the provider).
 _RECONCILE_SLACK = timedelta(minutes=2)
 
@@ -185,6 +188,7 @@ class ConversationService:
         # The platform-wide providers from the environment (TWILIO_*, SENDGRID_*, SMTP_*): used by
         # locations whose agency and location configure none.
         self._platform = dict(platform or {})
+        self._opened: dict[tuple[ProviderKind, bytes], ProviderConfig] = {}  # most recently used last
 
     # ---------------------------------------------------------------- sending
 
@@ -541,16 +545,7 @@ class ConversationService:
             await uow.commit()
         if not to_send:
             return outcome
-        gate = asyncio.Semaphore(max(1, concurrency))
-
-        async def call(config: ProviderConfig | None, outbound: SmsMessage | EmailMessage) -> Any:
-            async with gate:
-                try:
-                    return await self._send(config, outbound)
-                except SendFailed as exc:
-                    return exc
-
-        results = await asyncio.gather(*(call(r, o) for _, r, o in to_send))
+        results = await self._send_all([(config, outbound) for _, config, outbound in to_send], concurrency)
         async with self._uow(scope) as uow:
             location = await self._location(uow, location_id)
             done: list[Message] = []
@@ -574,6 +569,14 @@ class ConversationService:
                     if result.code == "21610":  # Twilio: the recipient replied STOP to this sender
                         await self._set_dnd(uow, location, message.contact_id, DndChannel.SMS, True)
                     outcome.statuses[message.id] = MessageStatus.FAILED
+                elif result.unknown:
+                    # No answer: it may have gone out. The claim stays, so the retry asks the provider
+                    # (`_reconciled`) before sending again.
+                    message.error_code, message.error_message = result.code, result.detail[:2000]
+                    message.updated_at = self._clock.now()
+                    await uow.messages.update(message)
+                    outcome.statuses[message.id] = message.status
+                    outcome.retry[message.id] = result.detail
                 else:
                     # The provider answered and refused for now: nothing went out, the claim is released.
                     message.claimed_at = None
@@ -646,7 +649,14 @@ class ConversationService:
         """The location's own configuration, else its agency's (both in `resolved`), else the
         platform's from the environment, else None: the local outbox."""
         if resolved is not None:
-            return open_config(self._box, resolved)
+            # Opened once per stored configuration, not per batch or message: the sealed bytes name it
+            # (a new nonce with every change), so a changed configuration is a new entry.
+            key = (resolved.kind, resolved.config_ciphertext)
+            config = self._opened.pop(key, None) or open_config(self._box, resolved)
+            self._opened[key] = config
+            while len(self._opened) > _OPENED_KEEP:
+                del self._opened[next(iter(self._opened))]
+            return config
         return self._platform.get(channel)
 
     def _outbound(
@@ -704,6 +714,46 @@ class ConversationService:
         rewritten = _HREF.sub(swap, html)
         pixel = f"{base}/t/o/{self._links.open_token(location_id, message_id)}.gif"
         return f'{rewritten}\n<img src="{pixel}" width="1" height="1" alt="" style="display:none">'
+
+    async def _send_all(
+        self, calls: list[tuple[ProviderConfig | None, SmsMessage | EmailMessage]], concurrency: int
+    ) -> list[SendResult | SendFailed]:
+        """Each message handed to its provider, `concurrency` calls at a time; emails to a gateway that
+        takes many per call (`BulkEmailGateway`) go in batches of its size. One answer per message."""
+        answers: list[SendResult | SendFailed] = [SendFailed("not sent", permanent=False)] * len(calls)
+        gate = asyncio.Semaphore(max(1, concurrency))
+        bulk: dict[int, tuple[BulkEmailGateway, list[int]]] = {}
+        singles: list[int] = []
+        for index, (config, outbound) in enumerate(calls):
+            if isinstance(outbound, EmailMessage):
+                gateway = self._gateways.email(
+                    config if isinstance(config, SendGridConfig | SmtpConfig) else None
+                )
+                if hasattr(gateway, "send_emails"):
+                    bulk.setdefault(id(gateway), (cast("BulkEmailGateway", gateway), []))[1].append(index)
+                    continue
+            singles.append(index)
+
+        async def one(index: int) -> None:
+            async with gate:
+                try:
+                    answers[index] = await self._send(*calls[index])
+                except SendFailed as exc:
+                    answers[index] = exc
+
+        async def many(gateway: BulkEmailGateway, indexes: list[int]) -> None:
+            async with gate:
+                sent = await gateway.send_emails([cast("EmailMessage", calls[i][1]) for i in indexes])
+            for index, answer in zip(indexes, sent, strict=True):
+                answers[index] = answer
+
+        batches = [
+            many(gateway, indexes[start : start + gateway.max_batch])
+            for gateway, indexes in bulk.values()
+            for start in range(0, len(indexes), max(1, gateway.max_batch))
+        ]
+        await asyncio.gather(*(one(i) for i in singles), *batches)
+        return answers
 
     async def _send(self, config: ProviderConfig | None, outbound: SmsMessage | EmailMessage) -> SendResult:
         if isinstance(outbound, SmsMessage):
@@ -979,7 +1029,13 @@ class ConversationService:
         return True
 
     async def _reported(
-        self, uow: UnitOfWork, location: Location, key: str | None, provider_message_id: str | None
+        self,
+        uow: UnitOfWork,
+        location: Location,
+        key: str | None,
+        provider_message_id: str | None,
+        *,
+        recipient: str | None = None,
     ) -> Message | None:
         if key:
             try:
@@ -989,7 +1045,7 @@ class ConversationService:
             if message is not None and message.location_id == location.id:
                 return message
         if provider_message_id:
-            found = await uow.messages.by_provider_id(location.id, provider_message_id)
+            found = await uow.messages.by_provider_id(location.id, provider_message_id, recipient=recipient)
             if found is not None:
                 return await uow.messages.get(found.id, lock=True)
         return None
@@ -997,7 +1053,10 @@ class ConversationService:
     async def apply_email_event(self, uow: UnitOfWork, location: Location, event: EmailEvent) -> bool:
         """Delivered, bounced, opened, unsubscribed...: the message's status and, for bounces, spam
         reports and unsubscribes, the contact's email do-not-disturb."""
-        message = await self._reported(uow, location, event.message_key, event.provider_message_id)
+        # By provider id, the event's recipient too: one bulk send gives all its recipients one id.
+        message = await self._reported(
+            uow, location, event.message_key, event.provider_message_id, recipient=event.email or None
+        )
         if event.kind in (EmailEventKind.BOUNCE, EmailEventKind.SPAM_REPORT, EmailEventKind.UNSUBSCRIBE):
             contact_id = message.contact_id if message else None
             if contact_id is None:
