@@ -22,7 +22,7 @@ from ghl_core.jobs.ports import RetryLater
 from http_kit import API, Tenant, assert_problem, pointers
 from jobs_kit import run_jobs
 from sendgrid_double import DEFAULT_API_KEY, SendGridDouble
-from support import make_container
+from support import make_container, new_user
 from twilio_double import ACCOUNT_SID, AUTH_TOKEN, TwilioDouble
 
 PUBLIC_URL = "https://crm.example.test"
@@ -364,7 +364,9 @@ async def test_another_locations_ids_are_not_found(
 # ---------------------------------------------------------------------------------------------- the inbox
 
 
-async def test_inbox_order_filters_read_unread_and_assign(api: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_inbox_order_filters_read_unread_and_assign(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, container: Container
+) -> None:
     ann = await new_contact(api, tenant, first_name="Ann")
     bob = await new_contact(api, tenant, first_name="Bob")
     ann_sms = (await send(api, tenant, ann["id"], channel="sms", body="Hi Ann"))["conversation_id"]
@@ -392,7 +394,12 @@ async def test_inbox_order_filters_read_unread_and_assign(api: httpx.AsyncClient
     assert read.json()["unread_count"] == 0
     assert await ids("?unread=true") == []
 
-    user_id = str(uuid.uuid4())
+    for stranger in (uuid.uuid4(), await new_user(container, other_tenant)):
+        refused = await api.patch(
+            f"{API}/conversations/{bob_sms}", json={"assigned_user_id": str(stranger)}, headers=tenant.headers
+        )
+        assert pointers(assert_problem(refused, 422)) == ["/assigned_user_id"]
+    user_id = str(await new_user(container, tenant))
     assigned = await api.patch(
         f"{API}/conversations/{bob_sms}", json={"assigned_user_id": user_id}, headers=tenant.headers
     )

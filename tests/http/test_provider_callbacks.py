@@ -394,6 +394,38 @@ async def test_an_inbound_parse_reply_threads_into_the_email_conversation(
     ]
 
 
+async def test_an_inbound_reply_with_a_wild_date_is_filed_when_it_came(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    parse_signer = EventWebhookSigner()
+    setup = await use_sendgrid(api, tenant, inbound_parse_public_key=parse_signer.public_key)
+    path = urlsplit(setup["callback_urls"]["sendgrid_inbound_parse"]).path
+    ada = await new_contact(api, tenant)
+    sent = await send(api, tenant, ada["id"], channel="email", subject="Spring sale", body="Half price")
+    await run_jobs(container)
+    for text, date in (
+        ("from the future", datetime(2099, 1, 1, tzinfo=UTC)),
+        ("from 1999", datetime(1999, 1, 1, tzinfo=UTC)),
+    ):
+        fields, files = inbound_parse_fields(
+            from_=f"Ada <{ada['email']}>",
+            to=FROM_EMAIL,
+            subject="Re: Spring sale",
+            text=text,
+            message_id=f"<reply-{uuid.uuid4().hex}@example.com>",
+            date=format_datetime(date),
+        )
+        body, content_type = multipart_form(fields, files)
+        headers = {**parse_signer.headers(body), "Content-Type": content_type}
+        assert (await api.post(path, content=body, headers=headers)).status_code == 200
+    await run_jobs(container)
+    now = datetime.now(UTC)
+    replies = [m for m in await thread(api, tenant, sent["conversation_id"]) if m["direction"] == "inbound"]
+    assert sorted(m["body"] for m in replies) == ["from 1999", "from the future"]
+    for reply in replies:
+        assert abs(datetime.fromisoformat(reply["created_at"]) - now).total_seconds() < 120, reply
+
+
 async def test_one_click_unsubscribe_sets_email_dnd(
     api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble
 ) -> None:

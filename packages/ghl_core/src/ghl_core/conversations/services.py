@@ -83,6 +83,7 @@ from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import normalize_email
+from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 
@@ -97,6 +98,20 @@ _SOON = timedelta(seconds=1)
 _OPENED_KEEP = 256
 # How far before a lost claim the provider is asked about it (clock skew between us and the provider).
 _RECONCILE_SLACK = timedelta(minutes=2)
+
+
+# How far back a sender's own date of a reply (an e-mail's Date header) is believed.
+CLAIMED_AGE_MAX = timedelta(days=1)
+
+
+def arrival(claimed: datetime | None, now: datetime) -> datetime:
+    """When an inbound message is filed in its conversation: the time the sender claims (an e-mail's Date
+    header), when that is in the last day; otherwise now. A message dated in the future, or far in the
+    past (a wrong clock, a forged header), would otherwise sit at the top of the inbox for good or out of
+    sight below the replies that answer it."""
+    if claimed is None or claimed > now or claimed < now - CLAIMED_AGE_MAX:
+        return now
+    return claimed
 
 
 @dataclass(slots=True)
@@ -836,7 +851,7 @@ class ConversationService:
             provider=sms.provider,
             provider_message_id=sms.provider_message_id,
             attachments=[asdict(a) for a in sms.media],
-            at=sms.received_at or now,
+            at=arrival(sms.received_at, now),
         )
         action = classify_keyword(sms.body)
         if action is not None:
@@ -899,7 +914,7 @@ class ConversationService:
             provider_message_id=None,
             rfc_message_id=email.message_id,
             attachments=[asdict(a) for a in email.attachments],
-            at=email.received_at or self._clock.now(),
+            at=arrival(email.received_at, self._clock.now()),
         )
 
     async def _contact_for(
@@ -1243,6 +1258,9 @@ class ConversationService:
         async with self._uow(actor.scope) as uow:
             conversation = await self._visible(uow, location_id, conversation_id, lock=True)
             if conversation.assigned_user_id != user_id:
+                if user_id is not None:
+                    location = await self._location(uow, location_id)
+                    await check_assignee(uow, location.agency_id, location_id, user_id)
                 conversation.assigned_user_id = user_id
                 conversation.updated_at = self._clock.now()
                 await uow.conversations.update(conversation)
