@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
+from ghl_core.contacts.fields import MAX_TAGS
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.scope import TenantScope
 from ghl_core.tenancy.permissions import Actor
@@ -632,3 +633,201 @@ async def test_a_wait_followed_by_a_step_acting_through_another_service_complete
     (enrollment,) = await enrollments(container, tenant, workflow_id)
     assert enrollment.status is EnrollmentStatus.COMPLETED
     assert await count(container, "SELECT count(*) FROM notes WHERE contact_id = :c", c=ada) == 1
+
+
+FIELD_AND_TAGS = {
+    "name": "Field and tags",
+    "triggers": [{"type": "manual"}],
+    "steps": [
+        {"id": "t1", "type": "add_tag", "tags": ["first"]},
+        {
+            "id": "field",
+            "type": "update_field",
+            "field": "company_name",
+            "value": "Acme {{ contact.first_name }}",
+        },
+        {"id": "t2", "type": "add_tag", "tags": ["second"]},
+        {"id": "stop", "type": "end"},
+    ],
+}
+
+
+async def contact_row(container: Container, contact_id: uuid.UUID) -> Any:
+    async with container.engines().owner.connect() as conn:
+        return (
+            await conn.execute(
+                text("SELECT tags, company_name FROM contacts WHERE id = :c"), {"c": contact_id}
+            )
+        ).one()
+
+
+async def test_a_job_runs_its_steps_and_their_service_changes_in_one_transaction(
+    container: Container, tenant: Tenant
+) -> None:
+    """Tags and fields are changed through their services inside the enrollment's transaction: the
+    four steps of one job are one commit, with their audit rows and events, and a second run of the
+    same job finds its tick past and does nothing."""
+    from sqlalchemy import event
+
+    workflow_id = await publish(container, tenant, FIELD_AND_TAGS)
+    ada = await contact(container, tenant)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    commits: list[object] = []
+    app = container.engines().app.sync_engine
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(app, "commit", committed)
+    try:
+        ran = await container.workflow_engine().run(tenant.location_id, enrollment.id, enrollment.tick)
+    finally:
+        event.remove(app, "commit", committed)
+    assert ran == 3  # the end step finishes the enrollment rather than hand on
+    assert len(commits) == 1
+    await settle(container)  # the enrollment's queued job: its tick is past
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.COMPLETED
+    assert await history(container, tenant, enrollment.id) == [
+        ("t1", "done", "done"),
+        ("field", "done", "done"),
+        ("t2", "done", "done"),
+        ("stop", "done", "end"),
+    ]
+    row = await contact_row(container, ada)
+    assert (sorted(row.tags), row.company_name) == (["first", "second"], "Acme Ada")
+    events = "SELECT count(*) FROM domain_events WHERE entity_id = :c AND type = :t"
+    assert await count(container, events, c=ada, t="contact.tag_added") == 2
+    assert await count(container, events, c=ada, t="contact.updated") == 1
+    audit = "SELECT count(*) FROM audit_log WHERE entity_id = :c AND action = 'update'"
+    assert await count(container, audit, c=ada) == 3
+
+
+async def test_steps_in_one_transaction_are_done_once_when_the_worker_dies_before_its_commit(
+    container: Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker loses its database at the third step: the tag and the field of the first two were
+    not committed either, and the retry does all three once (one event each, one audit row each)."""
+    workflow_id = await publish(container, tenant, FIELD_AND_TAGS)
+    ada = await contact(container, tenant)
+    original = WorkflowEngine._record
+    crashes = {"left": 1}
+
+    async def record(
+        self: WorkflowEngine, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
+    ) -> None:
+        if step.id == "t2" and crashes["left"]:
+            crashes["left"] -= 1
+            raise ConnectionError("the worker lost its database before the commit")
+        await original(self, uow, enrollment, step, tick, outcome)
+
+    monkeypatch.setattr(WorkflowEngine, "_record", record)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await run_jobs(container, queues=QUEUES)  # the failed attempt is retried (brought forward)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert crashes["left"] == 0
+    assert enrollment.status is EnrollmentStatus.COMPLETED
+    assert [r[0] for r in await history(container, tenant, enrollment.id)] == ["t1", "field", "t2", "stop"]
+    events = "SELECT count(*) FROM domain_events WHERE entity_id = :c AND type = :t"
+    assert await count(container, events, c=ada, t="contact.tag_added") == 2
+    assert await count(container, events, c=ada, t="contact.updated") == 1
+    audit = "SELECT count(*) FROM audit_log WHERE entity_id = :c AND action = 'update'"
+    assert await count(container, audit, c=ada) == 3
+
+
+async def test_a_step_its_service_refuses_fails_alone_and_the_steps_before_it_stand(
+    container: Container, tenant: Tenant
+) -> None:
+    """The contact carries the most tags it may: adding one more is refused after the tag was written
+    in the transaction. That is rolled back (the tag list has no trace of it), the field set by the
+    step before it stands, the refusal is recorded and the enrollment fails."""
+    workflow_id = await publish(container, tenant, FIELD_AND_TAGS)
+    full = [f"t{i}" for i in range(MAX_TAGS - 1)]
+    ada = await contact(container, tenant, tags=full)
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await settle(container)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.FAILED
+    assert (enrollment.reason or "").startswith("t2: ValidationFailed")
+    assert await history(container, tenant, enrollment.id) == [
+        ("t1", "done", "done"),
+        ("field", "done", "done"),
+        ("t2", "failed", "failed"),
+    ]
+    row = await contact_row(container, ada)
+    assert (len(row.tags), "second" in row.tags, row.company_name) == (MAX_TAGS, False, "Acme Ada")
+    tags = "SELECT count(*) FROM tags WHERE location_id = :l AND name = :n"
+    assert await count(container, tags, l=tenant.location_id, n="second") == 0
+    assert await count(container, tags, l=tenant.location_id, n="first") == 1
+    events = "SELECT count(*) FROM domain_events WHERE entity_id = :c AND type = :t"
+    assert await count(container, events, c=ada, t="contact.tag_added") == 1
+
+
+async def test_a_woken_step_its_service_refuses_fails_the_enrollment_rather_than_leave_it_waiting(
+    container: Container, tenant: Tenant, clock: FixedClock
+) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Wait then refused",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "pause", "type": "wait", "wait": {"minutes": 1}},
+                {"id": "t", "type": "add_tag", "tags": ["one-too-many"]},
+                {"id": "after", "type": "add_tag", "tags": ["never"]},
+            ],
+        },
+    )
+    ada = await contact(container, tenant, tags=[f"t{i}" for i in range(MAX_TAGS)])
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await settle(container)
+    await later(container, clock, timedelta(minutes=2))
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert (enrollment.status, enrollment.step_id) == (EnrollmentStatus.FAILED, None)
+    assert [r[:2] for r in await history(container, tenant, enrollment.id)] == [
+        ("pause", "done"),
+        ("t", "failed"),
+    ]
+    assert "one-too-many" not in (await contact_row(container, ada)).tags
+
+
+async def test_remove_tag_and_dnd_steps_change_the_contact_and_a_refused_assignment_fails(
+    container: Container, tenant: Tenant
+) -> None:
+    """The other steps run through the services in the enrollment's transaction: each sees the contact
+    as the step before it left it (the second dnd step keeps the sms channel the first one set). The
+    last one names a user without access to the location: the service refuses it, the four before it
+    stand."""
+    owner = uuid.uuid4()
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Contact steps",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "untag", "type": "remove_tag", "tags": ["cold"]},
+                {"id": "quiet_sms", "type": "dnd", "channel": "sms", "on": True},
+                {"id": "quiet_email", "type": "dnd", "channel": "email", "on": True},
+                {"id": "all", "type": "dnd", "channel": "all", "on": False},
+                {"id": "owner", "type": "assign_user", "user_id": str(owner)},
+            ],
+        },
+    )
+    ada = await contact(container, tenant, tags=["cold", "keep"])
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await settle(container)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert enrollment.status is EnrollmentStatus.FAILED
+    assert f"user {owner} is not a user with access" in (enrollment.reason or "")
+    assert [r[1] for r in await history(container, tenant, enrollment.id)] == ["done"] * 4 + ["failed"]
+    found = await container.contacts().get(actor(tenant), ada)
+    assert found.tags == ["keep"]
+    assert found.dnd_channels == {"sms": True, "email": True}
+    assert (found.dnd, found.assigned_user_id) == (False, None)
+    events = "SELECT count(*) FROM domain_events WHERE entity_id = :c AND type = :t"
+    assert await count(container, events, c=ada, t="contact.tag_removed") == 1
+    assert await count(container, events, c=ada, t="contact.dnd_changed") == 2  # "all" off: no change
+    assert await count(container, events, c=ada, t="contact.updated") == 0

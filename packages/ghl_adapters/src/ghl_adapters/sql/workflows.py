@@ -15,6 +15,7 @@ from sqlalchemy import (
     Row,
     Table,
     Text,
+    bindparam,
     cast,
     exists,
     func,
@@ -139,6 +140,15 @@ _ENROLLMENT_COLUMNS = (
     "reason",
 )
 _STEP_RESULT_COLUMNS = ("outcome", "detail", "output", "error", "finished_at")
+
+# The statements a step job runs for every step, built once: SQLAlchemy finds their compiled form in its
+# cache without building and coercing a new construct for each call.
+_GET_ENROLLMENT = select(workflow_enrollments).where(workflow_enrollments.c.id == bindparam("enrollment_id"))
+_LOCK_ENROLLMENT = _GET_ENROLLMENT.with_for_update()
+_UPDATE_ENROLLMENT = update(workflow_enrollments).where(
+    workflow_enrollments.c.id == bindparam("enrollment_id")
+)
+_ADD_STEPS = insert(workflow_step_runs).on_conflict_do_nothing()
 _RUNNING = sorted(s.value for s in RUNNING)
 
 
@@ -343,16 +353,13 @@ class SqlEnrollmentRepository:
         return (await self._c.execute(query)).first() is not None
 
     async def get(self, enrollment_id: uuid.UUID, *, lock: bool = False) -> Enrollment | None:
-        query = select(workflow_enrollments).where(workflow_enrollments.c.id == enrollment_id)
-        if lock:
-            query = query.with_for_update()
-        row = (await self._c.execute(query)).first()
+        query = _LOCK_ENROLLMENT if lock else _GET_ENROLLMENT
+        row = (await self._c.execute(query, {"enrollment_id": enrollment_id})).first()
         return _enrollment(row) if row else None
 
     async def update(self, enrollment: Enrollment) -> None:
-        e = workflow_enrollments
         await self._c.execute(
-            update(e).where(e.c.id == enrollment.id).values(**_enrollment_values(enrollment))
+            _UPDATE_ENROLLMENT, {"enrollment_id": enrollment.id, **_enrollment_values(enrollment)}
         )
 
     async def running_for_contact(
@@ -473,9 +480,10 @@ class SqlEnrollmentRepository:
     async def add_steps(self, runs: Sequence[StepRun]) -> None:
         if not runs:
             return
-        await self._c.execute(
-            insert(workflow_step_runs).values([_step_values(r) for r in runs]).on_conflict_do_nothing()
-        )
+        if len(runs) == 1:
+            await self._c.execute(_ADD_STEPS, _step_values(runs[0]))
+        else:  # one pipelined batch
+            await self._c.execute(_ADD_STEPS, [_step_values(r) for r in runs])
 
     async def history(self, enrollment_id: uuid.UUID) -> builtins.list[StepRun]:
         s = workflow_step_runs.c

@@ -177,18 +177,34 @@ class ContactService:
             return await uow.contacts.list(page)
 
     async def update(self, actor: Actor, contact_id: uuid.UUID, data: dict[str, Any]) -> Contact:
-        location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
-            location = await self._location(uow, location_id)
-            before = await self._visible(uow, contact_id, lock=True)
-            fields = await self._clean(uow, location, data)
-            after = self._apply(before, fields)
-            if after.snapshot() == before.snapshot():
-                return before
-            after.updated_at, after.updated_by = self._clock.now(), actor.id
-            await uow.contacts.update(after, await uow.contacts.policy(location.id))
-            await self._record_update(uow, actor, location, before, after)
+            after = await self.update_in(uow, actor, contact_id, data)
             await uow.commit()
+        return after
+
+    async def update_in(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        contact_id: uuid.UUID,
+        data: dict[str, Any],
+        *,
+        location: Location | None = None,
+    ) -> Contact:
+        """`update` inside the caller's unit of work, which commits it (with the same checks, audit row
+        and events): a workflow step and its ledger row commit together. `location`, when given, was
+        read in that unit of work."""
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        if location is None or location.id != location_id or location.deleted_at is not None:
+            location = await self._location(uow, location_id)
+        before = await self._visible(uow, contact_id, lock=True)
+        fields = await self._clean(uow, location, data)
+        after = self._apply(before, fields)
+        if after.snapshot() == before.snapshot():
+            return before
+        after.updated_at, after.updated_by = self._clock.now(), actor.id
+        await uow.contacts.update(after, await uow.contacts.policy(location.id))
+        await self._record_update(uow, actor, location, before, after)
         return after
 
     async def delete(self, actor: Actor, contact_id: uuid.UUID) -> None:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from ghl_core.contacts.fields import MAX_TAG, MAX_TAGS, clean_tags, normalize_tag
+from ghl_core.contacts.models import Contact
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
@@ -214,28 +215,66 @@ class TagService:
         if errors:
             raise ValidationFailed(errors)
         async with self._uow(actor.scope) as uow:
-            location = await self._location(uow, location_id)
-            contact = await uow.contacts.get(contact_id)
-            if (
-                contact is None
-                or contact.location_id != location_id
-                or contact.deleted_at is not None
-                or contact.erased_at is not None
-            ):
-                raise NotFound(f"contact {contact_id} not found")
-            await uow.tags.ensure(location_id, to_add)
-            changes = await uow.tags.retag(
-                location_id,
-                contact_ids=[contact_id],
-                add=to_add,
-                remove=to_remove,
-                now=self._clock.now(),
-                actor_id=actor.id,
-            )
-            self._check_capacity(changes, "/tags")
-            await self._record_contacts(uow, actor, location, changes)
+            contact = await self._tag_one(uow, actor, location_id, contact_id, to_add, to_remove, None, None)
             await uow.commit()
-        return changes[0].contact.tags if changes else contact.tags
+        return contact.tags
+
+    async def tag_contact_in(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        contact_id: uuid.UUID,
+        add: object = None,
+        remove: object = None,
+        *,
+        location: Location | None = None,
+        contact: Contact | None = None,
+    ) -> Contact:
+        """`tag_contact` inside the caller's unit of work, which commits it (with the same checks, audit
+        row and events): a workflow step and its ledger row commit together. `location` and `contact`,
+        when given, were read in that unit of work. Returns the contact as it is now."""
+        location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        errors: builtins.list[FieldError] = []
+        to_add = _tag_list(add, "/tags", errors) if add is not None else []
+        to_remove = _tag_list(remove, "/tags", errors) if remove is not None else []
+        if errors:
+            raise ValidationFailed(errors)
+        return await self._tag_one(uow, actor, location_id, contact_id, to_add, to_remove, location, contact)
+
+    async def _tag_one(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        location_id: uuid.UUID,
+        contact_id: uuid.UUID,
+        to_add: builtins.list[str],
+        to_remove: builtins.list[str],
+        location: Location | None,
+        contact: Contact | None,
+    ) -> Contact:
+        if location is None or location.id != location_id or location.deleted_at is not None:
+            location = await self._location(uow, location_id)
+        if contact is None or contact.id != contact_id:
+            contact = await uow.contacts.get(contact_id)
+        if (
+            contact is None
+            or contact.location_id != location_id
+            or contact.deleted_at is not None
+            or contact.erased_at is not None
+        ):
+            raise NotFound(f"contact {contact_id} not found")
+        await uow.tags.ensure(location_id, to_add)
+        changes = await uow.tags.retag(
+            location_id,
+            contact_ids=[contact_id],
+            add=to_add,
+            remove=to_remove,
+            now=self._clock.now(),
+            actor_id=actor.id,
+        )
+        self._check_capacity(changes, "/tags")
+        await self._record_contacts(uow, actor, location, changes)
+        return changes[0].contact if changes else contact
 
     async def bulk(self, actor: Actor, data: dict[str, Any]) -> BulkTagResult:
         """All or nothing: an unknown contact id refuses the whole request."""

@@ -8,17 +8,24 @@ How a step happens once:
 - A step's ledger row, its move to the next step and whatever it writes in our database through the unit
   of work (a message through the conversations ledger, with cause `workflow:{enrollment}:{step}:{tick}`)
   commit together: a worker that dies before the commit leaves nothing, the retry does it all again.
-- Steps that act through another service commit that change first, then the ledger row. Each is safe to
-  repeat after a crash in between: tags, fields, do-not-disturb, assignment, stage and status set a state
-  (doing it twice is doing it once); notes, tasks and opportunities are created with an id derived from
-  (enrollment, step, tick), so a repeat finds the first one. An outbound webhook is the one effect we
-  cannot take back: it is sent at least once, always with the same `Idempotency-Key`, so the receiver
-  can tell a repeat.
+- Tags, fields, do-not-disturb and assignment go through their services inside the enrollment's
+  transaction (the same checks, audit rows and events): the change, the ledger row and the move commit
+  together. A service that refuses (its checks) fails the step and the enrollment; what it had written
+  is rolled back.
+- The other steps acting through another service commit that change first, then the ledger row. Each is
+  safe to repeat after a crash in between: stage and status set a state (doing it twice is doing it
+  once); notes, tasks and opportunities are created with an id derived from (enrollment, step, tick), so
+  a repeat finds the first one. An outbound webhook is the one effect we cannot take back: it is sent at
+  least once, always with the same `Idempotency-Key`, so the receiver can tell a repeat.
 - Waits are jobs scheduled in PostgreSQL for the wake-up time (procrastinate `scheduled_at`); event waits
   and goals are answered by the workflows' event consumer, which moves the enrollment and queues its job.
   A job that finds its enrollment somewhere else (moved by a goal, stopped) does nothing.
-- One job runs the enrollment's steps that are due now, each in its own transaction, up to `CHAIN` of
-  them; a wait, a send window or that limit hands over to a scheduled job.
+- One job runs the enrollment's steps that are due now, up to `CHAIN` of them, in one transaction until a
+  step must run outside it (the webhook, notes, tasks, opportunities); it reads the location once and
+  the contact once per transaction, and writes the ledger rows and the enrollment once before each
+  commit. A step whose service refuses rolls back that transaction: its steps run again, one per
+  transaction, so the ones before it stand. A wait, a send window or the limit hands over to a
+  scheduled job.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from ghl_core.contacts.models import Contact
@@ -92,6 +99,7 @@ from ghl_core.workflows.models import (
     StepRunStatus,
     WorkflowVersion,
 )
+from ghl_core.workflows.ports import EnrollmentRepository
 from ghl_core.workflows.triggers import Occurrence, event_matches, occurrences, trigger_matches
 from ghl_core.workflows.waits import wake_time
 
@@ -142,6 +150,95 @@ class Outcome:
     output: dict[str, Any] | None = None
     error: str | None = None
     fail_enrollment: bool = False
+
+
+def _refusal(exc: DomainError) -> Outcome:
+    """A service refused the step (its checks, a contact gone): the step fails, and its enrollment."""
+    return Outcome(
+        StepRunStatus.FAILED, "failed", str(exc), error=f"{type(exc).__name__}: {exc}", fail_enrollment=True
+    )
+
+
+# Steps acting through a service that can run inside the enrollment's transaction: their change, the
+# ledger row and the move commit together (exactly once).
+_IN_TRANSACTION = (AddTag, RemoveTag, UpdateField, AssignUser, SetDnd)
+
+
+@dataclass(slots=True)
+class _Carry:
+    """What one job keeps from step to step: the location (for the job); the contact and the locked
+    enrollment for one transaction (the steps in it are the only ones changing them that it sees)."""
+
+    location: Location | None = None
+    contact: Contact | None = None
+    enrollment: Enrollment | None = None  # locked in this transaction
+
+
+@dataclass(frozen=True, slots=True)
+class _Outside:
+    """A step to run outside the enrollment's transaction (an HTTP call, a service with its own)."""
+
+    location: Location
+    definition: Definition
+    enrollment: Enrollment
+    contact: Contact
+    step: Step
+    tick: int
+
+
+class _Refused(Exception):
+    """A service refused a step running in the enrollment's transaction: the caller rolls back."""
+
+    def __init__(
+        self, definition: Definition, step: Step, tick: int, outcome: Outcome, *, woken: bool
+    ) -> None:
+        super().__init__(outcome.detail)
+        self.definition, self.step, self.tick, self.outcome, self.woken = (
+            definition,
+            step,
+            tick,
+            outcome,
+            woken,
+        )
+
+
+class _Deferred:
+    """The enrollment repository of a job's transaction, holding back the ledger rows and the running
+    enrollment's updates: they are written in two statements before the transaction commits (`flush`),
+    or before any other use of the repository, so every read still sees them."""
+
+    def __init__(self, inner: EnrollmentRepository, enrollment_id: uuid.UUID) -> None:
+        self._inner = inner
+        self._id = enrollment_id
+        self._runs: list[StepRun] = []
+        self._latest: Enrollment | None = None
+
+    async def add_steps(self, runs: Sequence[StepRun]) -> None:
+        self._runs.extend(runs)
+
+    async def update(self, enrollment: Enrollment) -> None:
+        if enrollment.id != self._id:
+            await self.flush()
+            await self._inner.update(enrollment)
+            return
+        self._latest = enrollment
+
+    async def flush(self) -> None:
+        runs, self._runs = self._runs, []
+        latest, self._latest = self._latest, None
+        if runs:
+            await self._inner.add_steps(runs)
+        if latest is not None:
+            await self._inner.update(latest)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        async def flushed(*args: Any, **kwargs: Any) -> Any:
+            await self.flush()
+            return await method(*args, **kwargs)
+
+        return flushed
 
 
 class WorkflowEngine:
@@ -451,15 +548,60 @@ class WorkflowEngine:
         answers how many it ran. A job whose tick is past does nothing (the enrollment moved on and its
         mover queued the job for the new tick), so at most one job runs a given step of an enrollment.
         `retry`: a later attempt of a job that may have died mid-chain, after moving the enrollment on
-        itself: it picks the enrollment up where it is if it is due now."""
-        ran = 0
-        current = tick
-        for i in range(CHAIN):
-            following = await self._one(location_id, enrollment_id, current, adopt=retry and i == 0)
-            if following is None:
+        itself: it picks the enrollment up where it is if it is due now.
+
+        The steps run in one transaction until one must run outside it (a webhook, a note, a task, an
+        opportunity) or refuses (a service's check failed): that one's partial change is rolled back
+        with the steps before it in the same transaction, and they run again one per transaction."""
+        ran, current, together = 0, tick, True
+        location: Location | None = None
+        while ran < CHAIN:
+            start, ran_before = current, ran
+            carry = _Carry(location)
+            outside: _Outside | None = None
+            try:
+                async with self._uow(TenantScope.location(location_id)) as uow:
+                    deferred = _Deferred(uow.enrollments, enrollment_id)
+                    uow.enrollments = cast(EnrollmentRepository, deferred)
+                    while ran < CHAIN:
+                        adopt = retry and ran == 0
+                        result = await self._one(uow, carry, location_id, enrollment_id, current, adopt=adopt)
+                        if isinstance(result, _Outside):
+                            outside = result
+                            break
+                        if result is None:
+                            await deferred.flush()
+                            await uow.commit()
+                            return ran
+                        current = result
+                        ran += 1
+                        if not together:
+                            break
+                    await deferred.flush()
+                    await uow.commit()
+            except _Refused as refused:
+                if together:  # rolled back with the steps before it: again, one step per transaction
+                    together = False
+                    ran, current = ran_before, start
+                    continue
+                # Alone in its transaction: nothing of it was committed; the failure is recorded.
+                r = refused
+                await self._conclude(
+                    location_id, enrollment_id, r.definition, r.step, r.tick, r.outcome, woken=r.woken
+                )
                 return ran
-            current = following
-            ran += 1
+            location = carry.location
+            if outside is not None:
+                # That service commits its change, then the ledger row and the move commit.
+                o = outside
+                outcome = await self._act(o.location, o.definition, o.enrollment, o.contact, o.step, o.tick)
+                following = await self._conclude(
+                    location_id, enrollment_id, o.definition, o.step, o.tick, outcome, woken=False
+                )
+                if following is None:
+                    return ran
+                current = following
+                ran += 1
         # The chain's limit: hand over to a fresh job (the enrollment is still due).
         async with self._uow(TenantScope.location(location_id)) as uow:
             enrollment = await uow.enrollments.get(enrollment_id, lock=True)
@@ -485,77 +627,106 @@ class WorkflowEngine:
             await uow.commit()
 
     async def _one(
-        self, location_id: uuid.UUID, enrollment_id: uuid.UUID, tick: int, *, adopt: bool
+        self,
+        uow: UnitOfWork,
+        carry: _Carry,
+        location_id: uuid.UUID,
+        enrollment_id: uuid.UUID,
+        tick: int,
+        *,
+        adopt: bool,
+    ) -> int | _Outside | None:
+        """Runs the step due at `tick` in the caller's transaction, if it is due now; answers the tick to
+        go on with at once, None (finished, waiting, moved by someone else: the caller commits and stops)
+        or the step to run outside the transaction (after the caller commits). Raises _Refused when a
+        service refused the step (the caller rolls back)."""
+        enrollment = carry.enrollment or await uow.enrollments.get(enrollment_id, lock=True)
+        carry.enrollment = enrollment
+        if enrollment is None or enrollment.status not in RUNNING or enrollment.step_id is None:
+            return None
+        if enrollment.tick != tick and not (adopt and enrollment.status is EnrollmentStatus.ACTIVE):
+            return None
+        definition = await self._definition_of(uow, enrollment)
+        if definition is None:
+            await self._finish(uow, enrollment, EnrollmentStatus.FAILED, "version_missing")
+            return None
+        now = self._clock.now()
+        woken = False
+        if enrollment.status is EnrollmentStatus.WAITING:
+            if enrollment.wake_at is not None and enrollment.wake_at > now:
+                # Woken early (the database's clock runs ahead of ours): come back at the time.
+                await uow.jobs.enqueue(run_job(enrollment, enrollment.wake_at))
+                return None
+            if enrollment.waiting_for is not None:
+                if enrollment.wake_at is None:
+                    return None  # an event wait without a timeout: only its event moves it
+                wait = definition.step(str(enrollment.waiting_for["step"]))
+                await self._record(
+                    uow,
+                    enrollment,
+                    wait,
+                    enrollment.tick,
+                    Outcome(StepRunStatus.DONE, "timed_out", "the event did not happen in time"),
+                )
+                target = definition.after(wait.id, wait.timeout_next if isinstance(wait, Wait) else None)
+                await self._move(uow, enrollment, target, queue=False)
+                return enrollment.tick if _active(enrollment) else None
+            enrollment.status = EnrollmentStatus.ACTIVE
+            enrollment.wake_at = None
+            woken = True
+        # The location is read once per job; the contact once per transaction, then kept as the steps
+        # in this transaction change it.
+        location = carry.location or await uow.locations.get(location_id)
+        contact = carry.contact or await uow.contacts.get(enrollment.contact_id)
+        carry.location, carry.contact = location, contact
+        if (
+            location is None
+            or contact is None
+            or contact.deleted_at is not None
+            or contact.erased_at is not None
+        ):
+            await self._finish(uow, enrollment, EnrollmentStatus.STOPPED, "contact_removed")
+            return None
+        step = definition.step(enrollment.step_id)
+        tick = enrollment.tick
+        inline = await self._inline(uow, location, definition, enrollment, contact, step, now)
+        if inline is not None:
+            return enrollment.tick if inline else None
+        if isinstance(step, _IN_TRANSACTION):
+            try:
+                outcome, carry.contact = await self._act_in(uow, location, contact, step)
+            except DomainError as exc:
+                raise _Refused(definition, step, tick, _refusal(exc), woken=woken) from exc
+            await self._record(uow, enrollment, step, tick, outcome)
+            await self._move(uow, enrollment, definition.next_of(step.id), queue=False)
+            return enrollment.tick if _active(enrollment) else None
+        if woken:  # the step acts outside this transaction: the wake-up commits before it does
+            enrollment.updated_at = now
+            await uow.enrollments.update(enrollment)
+        return _Outside(location, definition, enrollment, contact, step, tick)
+
+    async def _conclude(
+        self,
+        location_id: uuid.UUID,
+        enrollment_id: uuid.UUID,
+        definition: Definition,
+        step: Step,
+        tick: int,
+        outcome: Outcome,
+        *,
+        woken: bool,
     ) -> int | None:
-        """Runs the step due at `tick`, if it is due now; answers the tick to go on with at once, or None
-        (finished, waiting, moved by someone else)."""
-        async with self._uow(TenantScope.location(location_id)) as uow:
-            enrollment = await uow.enrollments.get(enrollment_id, lock=True)
-            if enrollment is None or enrollment.status not in RUNNING or enrollment.step_id is None:
-                return None
-            if enrollment.tick != tick and not (adopt and enrollment.status is EnrollmentStatus.ACTIVE):
-                return None
-            definition = await self._definition_of(uow, enrollment)
-            if definition is None:
-                await self._finish(uow, enrollment, EnrollmentStatus.FAILED, "version_missing")
-                await uow.commit()
-                return None
-            now = self._clock.now()
-            if enrollment.status is EnrollmentStatus.WAITING:
-                if enrollment.wake_at is not None and enrollment.wake_at > now:
-                    # Woken early (the database's clock runs ahead of ours): come back at the time.
-                    await uow.jobs.enqueue(run_job(enrollment, enrollment.wake_at))
-                    await uow.commit()
-                    return None
-                if enrollment.waiting_for is not None:
-                    if enrollment.wake_at is None:
-                        return None  # an event wait without a timeout: only its event moves it
-                    wait = definition.step(str(enrollment.waiting_for["step"]))
-                    await self._record(
-                        uow,
-                        enrollment,
-                        wait,
-                        enrollment.tick,
-                        Outcome(StepRunStatus.DONE, "timed_out", "the event did not happen in time"),
-                    )
-                    target = definition.after(wait.id, wait.timeout_next if isinstance(wait, Wait) else None)
-                    await self._move(uow, enrollment, target, queue=False)
-                    await uow.commit()
-                    return enrollment.tick if _active(enrollment) else None
-                enrollment.status = EnrollmentStatus.ACTIVE
-                enrollment.wake_at = None
-                woken = True
-            else:
-                woken = False
-            location = await uow.locations.get(location_id)
-            contact = await uow.contacts.get(enrollment.contact_id)
-            if (
-                location is None
-                or contact is None
-                or contact.deleted_at is not None
-                or contact.erased_at is not None
-            ):
-                await self._finish(uow, enrollment, EnrollmentStatus.STOPPED, "contact_removed")
-                await uow.commit()
-                return None
-            step = definition.step(enrollment.step_id)
-            tick = enrollment.tick
-            inline = await self._inline(uow, location, definition, enrollment, contact, step, now)
-            if inline is not None:
-                await uow.commit()
-                return enrollment.tick if inline else None
-            if woken:  # the step acts through another service: the wake-up commits before it does
-                enrollment.updated_at = now
-                await uow.enrollments.update(enrollment)
-                await uow.commit()
-        # A step acting through another service: that service commits its change, then the ledger row.
-        outcome = await self._act(location, definition, enrollment, contact, step, tick)
+        """The ledger row and the move of a step done outside the enrollment's transaction (or refused:
+        `woken`, the enrollment may still be waiting, as its wake-up was rolled back)."""
         async with self._uow(TenantScope.location(location_id)) as uow:
             current = await uow.enrollments.get(enrollment_id, lock=True)
             if current is None:
                 return None
             await self._record(uow, current, step, tick, outcome)
-            if current.tick != tick or current.status is not EnrollmentStatus.ACTIVE:
+            running = current.status is EnrollmentStatus.ACTIVE or (
+                woken and current.status is EnrollmentStatus.WAITING
+            )
+            if current.tick != tick or not running:
                 await uow.commit()  # moved meanwhile (a goal, a stop): the effect stands, the move is theirs
                 return None
             if outcome.output is not None:
@@ -579,8 +750,8 @@ class WorkflowEngine:
         step: Step,
         now: datetime,
     ) -> bool | None:
-        """Steps done inside the enrollment's own transaction (flow, waits, messages). Answers whether to
-        go on at once, or None for a step that acts through another service."""
+        """Steps the engine does itself in the enrollment's transaction (flow, waits, messages). Answers
+        whether to go on at once, or None for a step that acts through another service."""
         tick = enrollment.tick
         if isinstance(step, Wait):
             spec = step.wait
@@ -830,6 +1001,51 @@ class WorkflowEngine:
 
     # ------------------------------------------------------------------ steps acting through services
 
+    async def _act_in(
+        self, uow: UnitOfWork, location: Location, contact: Contact, step: Step
+    ) -> tuple[Outcome, Contact]:
+        """A step of _IN_TRANSACTION through its service, in the enrollment's transaction: answers the
+        outcome and the contact as it is now. Raises DomainError when the service refuses."""
+        actor = Actor.operator_at(location.id)
+        s = self._services
+        if isinstance(step, AddTag | RemoveTag):
+            adding = isinstance(step, AddTag)
+            changed = await s.tags.tag_contact_in(
+                uow,
+                actor,
+                contact.id,
+                add=list(step.tags) if adding else None,
+                remove=None if adding else list(step.tags),
+                location=location,
+                contact=contact,
+            )
+            verb = "added" if adding else "removed"
+            return Outcome(StepRunStatus.DONE, "done", f"tags {verb}: {', '.join(step.tags)}"), changed
+        if isinstance(step, UpdateField):
+            value: Any = list(step.value) if isinstance(step.value, tuple) else step.value
+            if isinstance(value, str):
+                value = self._render(value, contact, location, "/value")
+            if step.field.startswith("custom."):
+                data: dict[str, Any] = {"custom_fields": {step.field.removeprefix("custom."): value}}
+            else:
+                data = {step.field: value}
+            changed = await s.contacts.update_in(uow, actor, contact.id, data, location=location)
+            return Outcome(StepRunStatus.DONE, "done", f"{step.field} set"), changed
+        if isinstance(step, AssignUser):
+            changed = await s.contacts.update_in(
+                uow, actor, contact.id, {"assigned_user_id": str(step.user_id)}, location=location
+            )
+            return Outcome(StepRunStatus.DONE, "done", f"assigned to {step.user_id}"), changed
+        if isinstance(step, SetDnd):
+            if step.channel == "all":
+                dnd: dict[str, Any] = {"dnd": step.on}
+            else:
+                dnd = {"dnd_channels": {**contact.dnd_channels, step.channel: step.on}}
+            changed = await s.contacts.update_in(uow, actor, contact.id, dnd, location=location)
+            state = "on" if step.on else "off"
+            return Outcome(StepRunStatus.DONE, "done", f"do-not-disturb {state} for {step.channel}"), changed
+        raise TypeError(f"{step.type} does not run in the enrollment's transaction")  # pragma: no cover
+
     async def _act(
         self,
         location: Location,
@@ -842,36 +1058,6 @@ class WorkflowEngine:
         actor = Actor.operator_at(location.id)
         s = self._services
         try:
-            if isinstance(step, AddTag):
-                await s.tags.tag_contact(actor, contact.id, add=list(step.tags))
-                return Outcome(StepRunStatus.DONE, "done", f"tags added: {', '.join(step.tags)}")
-            if isinstance(step, RemoveTag):
-                await s.tags.tag_contact(actor, contact.id, remove=list(step.tags))
-                return Outcome(StepRunStatus.DONE, "done", f"tags removed: {', '.join(step.tags)}")
-            if isinstance(step, UpdateField):
-                value: Any = list(step.value) if isinstance(step.value, tuple) else step.value
-                if isinstance(value, str):
-                    value = self._render(value, contact, location, "/value")
-                if step.field.startswith("custom."):
-                    data: dict[str, Any] = {"custom_fields": {step.field.removeprefix("custom."): value}}
-                else:
-                    data = {step.field: value}
-                await s.contacts.update(actor, contact.id, data)
-                return Outcome(StepRunStatus.DONE, "done", f"{step.field} set")
-            if isinstance(step, AssignUser):
-                await s.contacts.update(actor, contact.id, {"assigned_user_id": str(step.user_id)})
-                return Outcome(StepRunStatus.DONE, "done", f"assigned to {step.user_id}")
-            if isinstance(step, SetDnd):
-                if step.channel == "all":
-                    await s.contacts.update(actor, contact.id, {"dnd": step.on})
-                else:
-                    channels = {**contact.dnd_channels, step.channel: step.on}
-                    await s.contacts.update(actor, contact.id, {"dnd_channels": channels})
-                return Outcome(
-                    StepRunStatus.DONE,
-                    "done",
-                    f"do-not-disturb {'on' if step.on else 'off'} for {step.channel}",
-                )
             if isinstance(step, AddNote):
                 note = await s.notes.create(
                     actor,
