@@ -9,7 +9,9 @@ import httpx
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
+from ghl_core.tenancy.models import AgencyRole
 from http_kit import API, Tenant, assert_problem, pointers
+from support import new_user
 
 
 def unique_email() -> str:
@@ -123,6 +125,39 @@ async def test_another_tenant_gets_404(api: httpx.AsyncClient, tenant: Tenant, o
         c["id"] != contact["id"]
         for c in (await api.get(f"{API}/contacts", headers=other_tenant.headers)).json()["items"]
     )
+
+
+async def test_assigned_user_must_reach_the_location(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, container: Container
+) -> None:
+    granted = await new_user(container, tenant)
+    admin = await new_user(container, tenant, AgencyRole.ADMIN, granted=False)
+    for bad in (
+        uuid.uuid4(),
+        await new_user(container, tenant, granted=False),
+        await new_user(container, other_tenant),
+    ):
+        refused = await api.post(
+            f"{API}/contacts",
+            headers=tenant.headers,
+            json={"email": unique_email(), "assigned_user_id": str(bad)},
+        )
+        assert pointers(assert_problem(refused, 422)) == ["/assigned_user_id"]
+    made = await api.post(
+        f"{API}/contacts",
+        headers=tenant.headers,
+        json={"email": unique_email(), "assigned_user_id": str(granted)},
+    )
+    assert made.status_code == 201, made.text
+    url = f"{API}/contacts/{made.json()['id']}"
+    outsider = await new_user(container, other_tenant)
+    refused = await api.patch(url, headers=tenant.headers, json={"assigned_user_id": str(outsider)})
+    assert pointers(assert_problem(refused, 422)) == ["/assigned_user_id"]
+    assert (await api.get(url, headers=tenant.headers)).json()["assigned_user_id"] == str(granted)
+    moved = await api.patch(url, headers=tenant.headers, json={"assigned_user_id": str(admin)})
+    assert moved.json()["assigned_user_id"] == str(admin)
+    cleared = await api.patch(url, headers=tenant.headers, json={"assigned_user_id": None})
+    assert cleared.json()["assigned_user_id"] is None
 
 
 async def test_duplicates_refused_and_racing_creates_make_one(api: httpx.AsyncClient, tenant: Tenant) -> None:

@@ -17,6 +17,7 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
@@ -129,8 +130,13 @@ class ContactService:
                 setattr(changed, key, value)
         return changed
 
-    async def _clean(self, uow: UnitOfWork, location: Location, data: dict[str, Any]) -> dict[str, Any]:
+    async def _clean(
+        self, uow: UnitOfWork, location: Location, data: dict[str, Any], before: Contact | None = None
+    ) -> dict[str, Any]:
         fields = clean_contact_fields(data, location.country)
+        assignee = fields.get("assigned_user_id")
+        if assignee is not None and (before is None or assignee != before.assigned_user_id):
+            await check_assignee(uow, location.agency_id, location.id, assignee)
         if "custom_fields" in fields:
             # Not from the cache: this read holds the lock that makes a definition change wait for us.
             definitions = await uow.custom_fields.definitions(location.id)
@@ -198,7 +204,7 @@ class ContactService:
         if location is None or location.id != location_id or location.deleted_at is not None:
             location = await self._location(uow, location_id)
         before = await self._visible(uow, contact_id, lock=True)
-        fields = await self._clean(uow, location, data)
+        fields = await self._clean(uow, location, data, before)
         after = self._apply(before, fields)
         if after.snapshot() == before.snapshot():
             return before
