@@ -169,6 +169,35 @@ async def test_a_commit_that_found_a_job_waiting_is_still_consumed_by_it(
     assert await outbox_of(container, tenant) == []
 
 
+async def test_an_event_no_consumer_reads_gets_no_outbox_row_and_queues_no_job(
+    container: Container, tenant: Tenant
+) -> None:
+    await run_jobs(container, queues=["events"])  # the tenant's own set-up events
+    now = datetime.now(UTC)
+    sent = DomainEvent("message.sent", tenant.agency_id, tenant.location_id, uuid.uuid4(), {}, now)
+    reply = DomainEvent("message.inbound", tenant.agency_id, tenant.location_id, uuid.uuid4(), {}, now)
+    async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
+        await uow.events.add(sent)
+        uow.events.recorded.clear()
+        assert await write_outbox(uow.connection, [sent]) == []
+        await uow.connection.commit()
+    assert await outbox_of(container, tenant) == []
+    assert [j for j in await consume_jobs_of(container, tenant) if j.status == "todo"] == []
+    async with container.engines().owner.connect() as conn:
+        kept = await conn.scalar(text("SELECT count(*) FROM domain_events WHERE id = :e"), {"e": sent.id})
+    assert kept == 1  # still in the event log
+    # An event one consumer reads (a reply starts workflows; no webhook type) reaches that one only.
+    async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
+        await uow.events.add(reply)
+        uow.events.recorded.clear()
+        assert await write_outbox(uow.connection, [reply]) == [("workflows", tenant.location_id)]
+        await uow.connection.commit()
+    assert [(r.consumer, r.type) for r in await outbox_of(container, tenant)] == [
+        ("workflows", "message.inbound")
+    ]
+    await run_jobs(container, queues=["events"])
+
+
 async def test_a_failing_job_is_retried_on_its_schedule_until_it_succeeds(
     container: Container, tenant: Tenant
 ) -> None:

@@ -1,5 +1,6 @@
 """Events leave the database through jobs. At commit, beside its events, a transaction writes one
-`event_outbox` row per event and consumer and enqueues an `events.consume` job per consumer and location.
+`event_outbox` row per event and consumer that reads it (`INTERESTS`) and enqueues an `events.consume` job
+per consumer and location.
 That job drains the consumer's rows for the location in order, so:
 
 - one job can take many commits' events (a commit that finds a job waiting queues none), so a burst of
@@ -12,7 +13,7 @@ That job drains the consumer's rows for the location in order, so:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,9 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ghl_adapters.sql import tables as t
 from ghl_core.jobs.ports import JobRequest
 from ghl_core.shared.events import DomainEvent
+from ghl_core.webhooks.event_types import public_type
+from ghl_core.workflows.triggers import READERS
 
 # Every consumer of domain events, by name. Later contexts (workflows, search) add theirs here.
 CONSUMERS: tuple[str, ...] = ("webhooks", "workflows")
+# Which domain events each consumer reads. An event no consumer reads gets no outbox row and queues no
+# job (it stays in the event log, `domain_events`): a campaign's `message.outbound` and `message.sent`,
+# for one, would otherwise cost two rows each and a consumer run that finds nothing to do. A consumer
+# not named here reads every event.
+INTERESTS: dict[str, Callable[[str], bool]] = {
+    "webhooks": lambda event_type: public_type(event_type) is not None,
+    "workflows": lambda event_type: event_type in READERS,
+}
 CONSUME_KIND = "events.consume"
 BATCH = 500
 
@@ -78,10 +89,14 @@ def consume_jobs(pairs: Iterable[tuple[str, uuid.UUID]]) -> list[JobRequest]:
 async def write_outbox(
     conn: AsyncConnection, events: Sequence[DomainEvent], consumers: Sequence[str] = CONSUMERS
 ) -> list[tuple[str, uuid.UUID]]:
-    """The outbox rows of the events a transaction recorded (agency-level events have no consumer yet);
-    answers the (consumer, location) pairs that need a consumer job queued."""
+    """The outbox rows of the events a transaction recorded, for the consumers that read them (agency-level
+    events have no consumer yet); answers the (consumer, location) pairs that need a consumer job queued."""
     rows = [
-        (c, e.agency_id, e.location_id, e.id) for e in events if e.location_id is not None for c in consumers
+        (c, e.agency_id, e.location_id, e.id)
+        for e in events
+        if e.location_id is not None
+        for c in consumers
+        if c not in INTERESTS or INTERESTS[c](e.type)
     ]
     if not rows:
         return []
