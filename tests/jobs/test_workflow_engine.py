@@ -109,6 +109,24 @@ async def count(container: Container, sql: str, **params: Any) -> int:
         return int((await conn.execute(text(sql), params)).scalar_one())
 
 
+def crash_once(monkeypatch: pytest.MonkeyPatch, step_id: str, message: str) -> dict[str, int]:
+    """The worker loses its database once, when it comes to record `step_id`; answers the counter
+    (`left` is 0 once the crash happened)."""
+    original = WorkflowEngine._record
+    crashes = {"left": 1}
+
+    async def record(
+        self: WorkflowEngine, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
+    ) -> None:
+        if step.id == step_id and crashes["left"]:
+            crashes["left"] -= 1
+            raise ConnectionError(message)
+        await original(self, uow, enrollment, step, tick, outcome)
+
+    monkeypatch.setattr(WorkflowEngine, "_record", record)
+    return crashes
+
+
 NURTURE = {
     "name": "Lead nurture",
     "settings": {"allow_reentry": False},
@@ -378,18 +396,7 @@ async def test_a_step_repeated_after_its_effect_committed_does_it_once(
         },
     )
     ada = await contact(container, tenant)
-    original = WorkflowEngine._record
-    crashes = {"left": 1}
-
-    async def record(
-        self: WorkflowEngine, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
-    ) -> None:
-        if step.id == "note" and crashes["left"]:
-            crashes["left"] -= 1
-            raise ConnectionError("the worker lost its database right after the note committed")
-        await original(self, uow, enrollment, step, tick, outcome)
-
-    monkeypatch.setattr(WorkflowEngine, "_record", record)
+    crashes = crash_once(monkeypatch, "note", "the worker lost its database right after the note committed")
     await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
     await run_jobs(container, queues=QUEUES)  # the failed attempt is retried (brought forward)
     (enrollment,) = await enrollments(container, tenant, workflow_id)
@@ -711,18 +718,7 @@ async def test_steps_in_one_transaction_are_done_once_when_the_worker_dies_befor
     not committed either, and the retry does all three once (one event each, one audit row each)."""
     workflow_id = await publish(container, tenant, FIELD_AND_TAGS)
     ada = await contact(container, tenant)
-    original = WorkflowEngine._record
-    crashes = {"left": 1}
-
-    async def record(
-        self: WorkflowEngine, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
-    ) -> None:
-        if step.id == "t2" and crashes["left"]:
-            crashes["left"] -= 1
-            raise ConnectionError("the worker lost its database before the commit")
-        await original(self, uow, enrollment, step, tick, outcome)
-
-    monkeypatch.setattr(WorkflowEngine, "_record", record)
+    crashes = crash_once(monkeypatch, "t2", "the worker lost its database before the commit")
     await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
     await run_jobs(container, queues=QUEUES)  # the failed attempt is retried (brought forward)
     (enrollment,) = await enrollments(container, tenant, workflow_id)
