@@ -95,6 +95,31 @@ class TagService:
                         )
                     )
 
+    async def _retag(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        location: Location,
+        contact_ids: builtins.list[uuid.UUID],
+        add: builtins.list[str],
+        remove: builtins.list[str],
+        pointer: str,
+    ) -> builtins.list[TagChange]:
+        """Adds and removes tags on live contacts of the location (tags to add created first), refuses a
+        contact past the tag limit at `pointer`, records the changes; the caller commits."""
+        await uow.tags.ensure(location.id, add)
+        changes = await uow.tags.retag(
+            location.id,
+            contact_ids=contact_ids,
+            add=add,
+            remove=remove,
+            now=self._clock.now(),
+            actor_id=actor.id,
+        )
+        self._check_capacity(changes, pointer)
+        await self._record_contacts(uow, actor, location, changes)
+        return changes
+
     @staticmethod
     def _check_capacity(changes: Sequence[TagChange], pointer: str) -> None:
         full = [c.contact.id for c in changes if len(c.contact.tags) > MAX_TAGS]
@@ -263,17 +288,7 @@ class TagService:
             or contact.erased_at is not None
         ):
             raise NotFound(f"contact {contact_id} not found")
-        await uow.tags.ensure(location_id, to_add)
-        changes = await uow.tags.retag(
-            location_id,
-            contact_ids=[contact_id],
-            add=to_add,
-            remove=to_remove,
-            now=self._clock.now(),
-            actor_id=actor.id,
-        )
-        self._check_capacity(changes, "/tags")
-        await self._record_contacts(uow, actor, location, changes)
+        changes = await self._retag(uow, actor, location, [contact_id], to_add, to_remove, "/tags")
         return changes[0].contact if changes else contact
 
     async def bulk(self, actor: Actor, data: dict[str, Any]) -> BulkTagResult:
@@ -301,17 +316,7 @@ class TagService:
             ]
             if missing:
                 raise ValidationFailed(missing)
-            await uow.tags.ensure(location_id, add)
-            changes = await uow.tags.retag(
-                location_id,
-                contact_ids=unique,
-                add=add,
-                remove=remove,
-                now=self._clock.now(),
-                actor_id=actor.id,
-            )
-            self._check_capacity(changes, "/add")
-            await self._record_contacts(uow, actor, location, changes)
+            changes = await self._retag(uow, actor, location, unique, add, remove, "/add")
             await uow.commit()
         return BulkTagResult(
             contacts=len(unique),
