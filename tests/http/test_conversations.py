@@ -8,6 +8,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -589,6 +590,108 @@ async def test_an_email_whose_send_got_no_answer_is_asked_for_never_sent_twice(
     assert after["provider_message_id"] == sent.message_id
     sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
     assert len(sends) == 1
+
+
+@asynccontextmanager
+async def unanswered_last_attempt(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble, settings: Settings
+) -> AsyncIterator[tuple[Container, dict[str, Any]]]:
+    """An email whose send job runs its last attempt (the retries used up) and gets no answer in time.
+    Yields a container with a short provider timeout and the message, as the API showed it when queued."""
+    await use_sendgrid(api, tenant)
+    contact = await new_contact(api, tenant)
+    queued = await send(api, tenant, contact["id"], channel="email", subject="Receipt", body="Thanks")
+    async with container.engines().owner.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE procrastinate_jobs SET attempts = 10 "  # the send kind's last of 11 runs
+                "WHERE task_name = 'messages.send' AND args ->> 'message_id' = :id"
+            ),
+            {"id": queued["id"]},
+        )
+    update = {
+        "sendgrid_api_base": sendgrid.base_url,
+        "public_url": PUBLIC_URL,
+        "messaging_timeout_seconds": 0.3,
+    }
+    impatient = make_container(settings.model_copy(update=update))
+    try:
+        sendgrid.delay = 1.0
+        try:
+            # Only what is due within the minute: the question to SendGrid, 15 minutes on, stays queued.
+            await run_jobs(impatient, queues=["messages"], due_by=datetime.now(UTC) + timedelta(minutes=1))
+            await asyncio.sleep(1.2)  # SendGrid took it a moment after the client gave up
+        finally:
+            sendgrid.delay = 0.0
+        yield impatient, queued
+    finally:
+        await close_container(impatient)
+
+
+async def test_a_last_attempt_that_got_no_answer_is_asked_about_later_not_failed_blind(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble, settings: Settings
+) -> None:
+    """The last attempt may have gone out: the message is not failed (it would count a delivered email
+    as failed) nor sent again; a `messages.reconcile` job asks SendGrid 15 minutes later."""
+    async with unanswered_last_attempt(api, tenant, container, sendgrid, settings) as (impatient, queued):
+        held = await message(api, tenant, queued["id"])
+        assert (held["status"], held["error_code"]) == ("queued", "network")
+        async with container.engines().owner.connect() as conn:
+            [job] = (
+                await conn.execute(
+                    text(
+                        "SELECT status, scheduled_at - now() AS wait FROM procrastinate_jobs "
+                        "WHERE task_name = 'messages.reconcile' AND args ->> 'message_id' = :id"
+                    ),
+                    {"id": queued["id"]},
+                )
+            ).all()
+        assert job.status == "todo"
+        assert timedelta(minutes=14) < job.wait <= timedelta(minutes=15)
+        await run_jobs(impatient)  # brought forward: SendGrid's Email Activity API lists it
+
+    after = await message(api, tenant, queued["id"])
+    [sent] = [s for s in sendgrid.sent if s.unique_args.get("ghl_key") == queued["id"]]
+    assert (after["status"], after["provider_message_id"]) == ("delivered", sent.message_id)
+    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
+    assert len(sends) == 1
+
+
+async def test_a_last_attempt_the_provider_never_got_is_failed_and_not_sent_again(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble, settings: Settings
+) -> None:
+    async with unanswered_last_attempt(api, tenant, container, sendgrid, settings) as (impatient, queued):
+        # SendGrid lost it: its log has no such message.
+        sendgrid.sent[:] = [s for s in sendgrid.sent if s.unique_args.get("ghl_key") != queued["id"]]
+        await run_jobs(impatient)
+
+    after = await message(api, tenant, queued["id"])
+    assert (after["status"], after["error_code"]) == ("failed", "network")
+    assert "has no record of the message: not sent" in after["error_message"]
+    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
+    assert len(sends) == 1
+
+
+async def test_a_last_attempt_the_provider_cannot_be_asked_about_ends_as_outcome_unknown(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble, settings: Settings
+) -> None:
+    async with unanswered_last_attempt(api, tenant, container, sendgrid, settings) as (impatient, queued):
+        location, message_id = uuid.UUID(str(tenant.location_id)), uuid.UUID(queued["id"])
+        sendgrid.fail_next(1, 500)
+        with pytest.raises(RetryLater):  # asked again later
+            await impatient.conversations().reconcile(location, message_id, final_attempt=False)
+        assert (await message(api, tenant, queued["id"]))["status"] == "queued"
+        sendgrid.fail_next(1, 500)
+        assert await impatient.conversations().reconcile(location, message_id) == "failed"
+
+    after = await message(api, tenant, queued["id"])
+    assert after["error_code"] == "outcome_unknown"
+    assert "could not be asked" in after["error_message"]
+    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
+    assert len(sends) == 1
+    # Settled: a second run of the job (a worker that died before its commit) leaves it as it is.
+    assert await container.conversations().reconcile(location, message_id) == "failed"
+    assert (await message(api, tenant, queued["id"]))["updated_at"] == after["updated_at"]
 
 
 async def test_a_changed_provider_configuration_is_used_from_the_next_send(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ghl_adapters.inbound.jobs import INBOUND_KIND
 from ghl_adapters.messaging.campaign_jobs import RUN_KIND_SPEC
-from ghl_adapters.messaging.jobs import SEND_KIND_SPEC
+from ghl_adapters.messaging.jobs import RECONCILE_KIND_SPEC, SEND_KIND_SPEC
 from ghl_adapters.webhooks.jobs import deliver_kind, fan_out_events
 from ghl_adapters.workflows.jobs import REMINDERS_KIND_SPEC as WORKFLOW_REMINDERS_KIND
 from ghl_adapters.workflows.jobs import RUN_KIND_SPEC as WORKFLOW_RUN_KIND
@@ -59,6 +59,7 @@ def job_kinds(settings: Settings) -> list[JobKind]:
         INBOUND_KIND,
         deliver_kind(settings),
         SEND_KIND_SPEC,
+        RECONCILE_KIND_SPEC,
         RUN_KIND_SPEC,
         WORKFLOW_RUN_KIND,
         WORKFLOW_REMINDERS_KIND,

@@ -1,11 +1,13 @@
-"""The `messages.send` job: hands one queued message to its provider (see ConversationService.deliver)."""
+"""The `messages.send` job: hands one queued message to its provider (see ConversationService.deliver);
+the `messages.reconcile` job: asks the provider about a message whose last attempt got no answer (see
+ConversationService.reconcile)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ghl_core.conversations.services import SEND_KIND
+from ghl_core.conversations.services import RECONCILE_KIND, SEND_KIND
 from ghl_core.jobs.ports import JobContext
 
 from ..jobs.kinds import JobKind, RetrySchedule, exponential
@@ -24,3 +26,17 @@ async def send_message(container: Container, ctx: JobContext, args: dict[str, An
 
 # A provider refusing for now (429, 5xx, unreachable): retry for about a day, sooner at first.
 SEND_KIND_SPEC = JobKind(SEND_KIND, send_message, RetrySchedule(exponential(10, first=10.0, factor=3.0)))
+
+
+async def reconcile_message(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+    if ctx.location_id is None:
+        raise ValueError("a messages.reconcile job names its location")
+    await container.conversations().reconcile(
+        ctx.location_id, uuid.UUID(str(args["message_id"])), final_attempt=ctx.final_attempt
+    )
+
+
+# Only a question to the provider, never a send: asked again while it cannot be reached, for about five hours.
+RECONCILE_KIND_SPEC = JobKind(
+    RECONCILE_KIND, reconcile_message, RetrySchedule(exponential(8, first=60.0, factor=3.0))
+)

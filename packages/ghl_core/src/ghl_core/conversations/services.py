@@ -88,6 +88,8 @@ from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 
 SEND_KIND = "messages.send"
+# A send whose last attempt got no answer: the provider is asked later whether it has the message.
+RECONCILE_KIND = "messages.reconcile"
 OUTBOX_SENDER_EMAIL = "outbox@localhost"
 _HREF = re.compile(r'(<a\b[^>]*?\bhref=")(https?://[^"]+)(")', re.IGNORECASE)
 # How long after a campaign message a reply is credited to its campaign.
@@ -98,6 +100,9 @@ _SOON = timedelta(seconds=1)
 _OPENED_KEEP = 256
 # How far before a lost claim the provider is asked about it (clock skew between us and the provider).
 _RECONCILE_SLACK = timedelta(minutes=2)
+# How long after a last attempt that got no answer the provider is asked about it: long enough for a
+# message it accepted to show in its log (Twilio lists a message once it has handed it on).
+RECONCILE_AFTER = timedelta(minutes=15)
 
 
 # How far back a sender's own date of a reply (an e-mail's Date header) is believed.
@@ -579,19 +584,31 @@ class ConversationService:
                 if held is None or held.status not in PENDING:  # pragma: no cover - we hold the claim
                     continue
                 message = held
-                if result.permanent or final_attempt:
+                if result.permanent or (final_attempt and not result.unknown):
                     await self._fail(uow, location, message, result.code or "provider_error", result.detail)
                     if result.code == "21610":  # Twilio: the recipient replied STOP to this sender
                         await self._set_dnd(uow, location, message.contact_id, DndChannel.SMS, True)
                     outcome.statuses[message.id] = MessageStatus.FAILED
                 elif result.unknown:
                     # No answer: it may have gone out. The claim stays, so the retry asks the provider
-                    # (`_reconciled`) before sending again.
+                    # (`_reconciled`) before sending again. After the last attempt nothing is sent
+                    # again: a later job only asks the provider (`reconcile`), so a message that went
+                    # out is never recorded as failed, nor sent twice.
                     message.error_code, message.error_message = result.code, result.detail[:2000]
                     message.updated_at = self._clock.now()
                     await uow.messages.update(message)
                     outcome.statuses[message.id] = message.status
-                    outcome.retry[message.id] = result.detail
+                    if final_attempt:
+                        await uow.jobs.enqueue(
+                            JobRequest(
+                                kind=RECONCILE_KIND,
+                                args={"message_id": str(message.id)},
+                                location_id=message.location_id,
+                                run_at=self._clock.now() + RECONCILE_AFTER,
+                            )
+                        )
+                    else:
+                        outcome.retry[message.id] = result.detail
                 else:
                     # The provider answered and refused for now: nothing went out, the claim is released.
                     message.claimed_at = None
@@ -604,6 +621,56 @@ class ConversationService:
             await uow.events.add_many([self._domain_event(location, "message.sent", m) for m in done])
             await uow.commit()
         return outcome
+
+    async def reconcile(
+        self, location_id: uuid.UUID, message_id: uuid.UUID, *, final_attempt: bool = True
+    ) -> MessageStatus | None:
+        """The `messages.reconcile` job: a message whose last send attempt got no answer. The provider
+        is asked whether it has it: if so it is recorded as sent, else (or when the provider cannot say)
+        it is failed. It is never sent again. A provider that cannot be reached now is asked again
+        (RetryLater) until the job's last attempt, which fails the message as outcome_unknown."""
+        async with self._uow(TenantScope.location(location_id)) as uow:
+            message = await uow.messages.get(message_id, lock=True)
+            if message is None or message.status not in PENDING or message.claimed_at is None:
+                return message.status if message else None  # settled since (a delivery report)
+            location = await self._location(uow, location_id)
+            contacts = await uow.contacts.get_many([message.contact_id])
+            contact = contacts.get(message.contact_id)
+            if contact is None:  # pragma: no cover - erasing a contact keeps its row
+                await self._fail(uow, location, message, "contact_deleted", "")
+                await uow.commit()
+                return MessageStatus.FAILED
+            config = self._config(
+                message.channel, await uow.messaging_providers.resolve(location_id, message.channel)
+            )
+            outbound = self._outbound(location, contact, message, config)
+            outcome = DeliveryOutcome()
+            try:
+                settled = await self._reconciled(uow, location, message, config, outbound, outcome)
+            except SendFailed as exc:
+                if not final_attempt:
+                    raise RetryLater(str(exc)) from exc
+                await self._fail(
+                    uow,
+                    location,
+                    message,
+                    "outcome_unknown",
+                    f"no answer on the last send attempt and the provider could not be asked: {exc}",
+                )
+                await uow.commit()
+                return MessageStatus.FAILED
+            if not settled:
+                await self._fail(
+                    uow,
+                    location,
+                    message,
+                    message.error_code or "provider_error",
+                    "no answer on the last send attempt, and the provider has no record of the message: "
+                    f"not sent ({message.error_message or 'no detail'})",
+                )
+                outcome.statuses[message.id] = MessageStatus.FAILED
+            await uow.commit()
+        return outcome.statuses.get(message_id)
 
     async def _reconciled(
         self,
