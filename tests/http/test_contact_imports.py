@@ -6,12 +6,17 @@ import asyncio
 import csv
 import io
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
+from ghl_core.contacts.csv_rows import CsvRow
+from ghl_core.contacts.import_models import ContactImport, ImportOptions, ImportStatus
+from ghl_core.tenancy.permissions import Actor
 from http_kit import API, Tenant, assert_problem, pointers
 
 
@@ -380,3 +385,59 @@ async def test_a_growing_import_refreshes_the_planner_statistics(
             break
         await asyncio.sleep(0.1)
     assert await _manual_analyses(container) == before + 1
+
+
+def _rows(prefix: str, n: int, fail_after: int | None = None) -> Iterator[CsvRow]:
+    for i in range(n):
+        if i == fail_after:
+            raise ValueError("the file could not be read past this point")
+        yield CsvRow(line=i + 2, values={"email": f"{prefix}{i}@example.com"})
+
+
+async def _started(container: Container, tenant: Tenant) -> tuple[Actor, ContactImport]:
+    actor = Actor.operator_at(uuid.UUID(str(tenant.location_id)))
+    job = await container.contact_imports().start(actor, ["email"], ImportOptions(mapping={"email": "email"}))
+    return actor, job
+
+
+async def test_a_file_that_fails_mid_import_keeps_the_batches_written_and_fails_the_import(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    """The next batch is read while one is written: a read failure lets the batch in flight commit first."""
+    actor, job = await _started(container, tenant)
+    prefix = f"mid{tag()}"
+    with pytest.raises(ValueError, match="could not be read"):
+        await container.contact_imports().run(actor, job.id, _rows(prefix, 10, fail_after=7), batch_size=3)
+    done = await container.contact_imports().get(actor, job.id)
+    assert done.status is ImportStatus.FAILED
+    assert done.failure == "the file could not be read past this point"
+    assert done.counters.created == done.counters.processed == 6  # two whole batches, none half-written
+    found = [c["email"] for c in await all_contacts(api, tenant) if c["email"].startswith(prefix)]
+    assert sorted(found) == sorted(f"{prefix}{i}@example.com" for i in range(6))
+
+
+async def test_a_batch_that_fails_to_write_stops_the_import_after_the_batches_before_it(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, monkeypatch: Any
+) -> None:
+    from ghl_core.contacts.imports import ContactImportService
+
+    write = ContactImportService._write
+    calls = 0
+
+    async def failing_second(self: ContactImportService, *args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the database went away")
+        return await write(self, *args)
+
+    monkeypatch.setattr(ContactImportService, "_write", failing_second)
+    actor, job = await _started(container, tenant)
+    prefix = f"wr{tag()}"
+    with pytest.raises(RuntimeError, match="went away"):
+        await container.contact_imports().run(actor, job.id, _rows(prefix, 12), batch_size=3)
+    done = await container.contact_imports().get(actor, job.id)
+    assert (done.status, done.failure) == (ImportStatus.FAILED, "the database went away")
+    assert done.counters.created == done.counters.processed == 3
+    found = [c["email"] for c in await all_contacts(api, tenant) if c["email"].startswith(prefix)]
+    assert len(found) == 3

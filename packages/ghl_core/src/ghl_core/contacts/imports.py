@@ -8,6 +8,7 @@ changes nothing the second time."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -56,6 +57,9 @@ _ATTEMPTS = 3
 # that number doubles (about ten times for a million rows): a location that grows from nothing by an import
 # otherwise looks empty to the planner, whose look-ups then read every contact of the location.
 STATISTICS_FIRST = 2_000
+# Rows validated between two looks at the batch being written (about a third of a millisecond): measured
+# at 50,000 rows, 5 rows a slice gave 3,645 rows/s, 50 rows 2,969 (the writer waits on a slice longer).
+PREPARE_SLICE = 5
 
 Progress = Callable[[ImportCounters], None]
 
@@ -230,14 +234,32 @@ class ContactImportService:
         for header, target in job.options.mapping.items():
             columns.setdefault(target, header)
         ctx = _Context(location, policy, definitions, columns, statistics_at=STATISTICS_FIRST)
+
+        async def write(
+            size: int, prepared: list[tuple[int, dict[str, Any]]], rejected: list[RowError]
+        ) -> None:
+            await self._batch(actor, job, ctx, size, prepared, rejected)
+            await self._statistics(actor, job, ctx)
+            if progress is not None:
+                progress(job.counters)
+
+        # Two stages: while one batch is written (mostly waiting on the database), the next is read and
+        # validated, a slice at a time so the writer's answers are taken up promptly. Batches are written
+        # strictly one after another: each sees what the one before it wrote.
+        writing: asyncio.Task[None] | None = None
         try:
             iterator = iter(rows)
             while chunk := list(itertools.islice(iterator, batch_size)):
-                await self._batch(actor, job, ctx, chunk)
-                await self._statistics(actor, job, ctx)
-                if progress is not None:
-                    progress(job.counters)
+                prepared, rejected = await self._prepare_sliced(job, ctx, chunk)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(write(len(chunk), prepared, rejected))
+            if writing is not None:
+                await writing
         except Exception as exc:
+            if writing is not None and not writing.done():
+                # The file failed while a batch was being written: that batch commits or rolls back first.
+                await asyncio.wait([writing])
             job.status, job.failure, job.finished_at = ImportStatus.FAILED, str(exc), self._clock.now()
             async with self._uow(actor.scope) as uow:
                 await uow.contact_imports.save(job)
@@ -295,8 +317,29 @@ class ContactImportService:
             prepared.append((row.line, fields))
         return prepared, errors
 
-    async def _batch(self, actor: Actor, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]) -> None:
-        prepared, rejected = self._prepare(job, ctx, chunk)
+    async def _prepare_sliced(
+        self, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
+        """`_prepare` in slices, yielding to the event loop between them (the batch being written)."""
+        prepared: list[tuple[int, dict[str, Any]]] = []
+        errors: list[RowError] = []
+        for start in range(0, len(chunk), PREPARE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            done, failed = self._prepare(job, ctx, chunk[start : start + PREPARE_SLICE])
+            prepared += done
+            errors += failed
+        return prepared, errors
+
+    async def _batch(
+        self,
+        actor: Actor,
+        job: ContactImport,
+        ctx: _Context,
+        size: int,
+        prepared: list[tuple[int, dict[str, Any]]],
+        rejected: list[RowError],
+    ) -> None:
         for attempt in range(_ATTEMPTS):
             try:
                 async with self._uow(actor.scope) as uow:
@@ -305,7 +348,7 @@ class ContactImportService:
                     plan.counters.failed = len(plan.errors)
                     counters = job.counters
                     merged = ImportCounters(
-                        processed=counters.processed + len(chunk),
+                        processed=counters.processed + size,
                         created=counters.created + plan.counters.created,
                         updated=counters.updated + plan.counters.updated,
                         skipped=counters.skipped + plan.counters.skipped,
