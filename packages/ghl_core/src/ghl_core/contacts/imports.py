@@ -62,6 +62,9 @@ STATISTICS_FIRST = 2_000
 PREPARE_SLICE = 5
 
 Progress = Callable[[ImportCounters], None]
+# A valid row: its line, its cleaned fields, and the contact it becomes if it is created (built while the
+# batch before it is written, so the writer only decides).
+Prepared = tuple[int, dict[str, Any], Contact]
 
 
 class _Raced(Exception):
@@ -76,6 +79,7 @@ class _Context:
     columns: dict[str, str]  # target -> header, to name the column in a reason
     memo: Memo = field(default_factory=dict)  # e-mail and phone parsing outcomes, for this import only
     statistics_at: int = 0  # created contacts at which to refresh the statistics next
+    actor_id: uuid.UUID | None = None  # who creates the contacts
 
 
 @dataclass
@@ -233,11 +237,11 @@ class ContactImportService:
         columns: dict[str, str] = {}
         for header, target in job.options.mapping.items():
             columns.setdefault(target, header)
-        ctx = _Context(location, policy, definitions, columns, statistics_at=STATISTICS_FIRST)
+        ctx = _Context(
+            location, policy, definitions, columns, statistics_at=STATISTICS_FIRST, actor_id=actor.id
+        )
 
-        async def write(
-            size: int, prepared: list[tuple[int, dict[str, Any]]], rejected: list[RowError]
-        ) -> None:
+        async def write(size: int, prepared: list[Prepared], rejected: list[RowError]) -> None:
             await self._batch(actor, job, ctx, size, prepared, rejected)
             await self._statistics(actor, job, ctx)
             if progress is not None:
@@ -293,8 +297,8 @@ class ContactImportService:
     # -- one batch -----------------------------------------------------------------------------------
     def _prepare(
         self, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
-        prepared: list[tuple[int, dict[str, Any]]] = []
+    ) -> tuple[list[Prepared], list[RowError]]:
+        prepared: list[Prepared] = []
         errors: list[RowError] = []
         if len(ctx.memo) > MEMO_CAP:
             ctx.memo.clear()
@@ -314,14 +318,23 @@ class ContactImportService:
             except ValidationFailed as exc:
                 errors.append(RowError(row.line, _reason(exc, ctx.columns)))
                 continue
-            prepared.append((row.line, fields))
+            now = self._clock.now()
+            draft = Contact(
+                id=new_id(),
+                location_id=ctx.location.id,
+                created_at=now,
+                updated_at=now,
+                created_by=ctx.actor_id,
+                updated_by=ctx.actor_id,
+            )
+            prepared.append((row.line, fields, ContactService._apply(draft, fields)))
         return prepared, errors
 
     async def _prepare_sliced(
         self, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
+    ) -> tuple[list[Prepared], list[RowError]]:
         """`_prepare` in slices, yielding to the event loop between them (the batch being written)."""
-        prepared: list[tuple[int, dict[str, Any]]] = []
+        prepared: list[Prepared] = []
         errors: list[RowError] = []
         for start in range(0, len(chunk), PREPARE_SLICE):
             if start:
@@ -337,7 +350,7 @@ class ContactImportService:
         job: ContactImport,
         ctx: _Context,
         size: int,
-        prepared: list[tuple[int, dict[str, Any]]],
+        prepared: list[Prepared],
         rejected: list[RowError],
     ) -> None:
         for attempt in range(_ATTEMPTS):
@@ -366,7 +379,7 @@ class ContactImportService:
                 # Still racing: reject the batch's rows; re-running the file picks them up safely.
                 lost = [
                     RowError(line, "a concurrent change took its e-mail or phone; run again")
-                    for line, _ in prepared
+                    for line, _, _ in prepared
                 ]
                 rejected = sorted([*rejected, *lost], key=lambda e: e.line)
                 prepared = []
@@ -377,21 +390,21 @@ class ContactImportService:
         actor: Actor,
         job: ContactImport,
         ctx: _Context,
-        prepared: list[tuple[int, dict[str, Any]]],
+        prepared: list[Prepared],
     ) -> _BatchPlan:
         repo = uow.contact_imports
         plan = _BatchPlan()
         if not prepared:
             return plan
         await repo.lock_location(ctx.location.id)
-        emails = sorted({f["email"] for _, f in prepared if f.get("email")})
-        phones = sorted({f["phone"] for _, f in prepared if f.get("phone")})
+        emails = sorted({f["email"] for _, f, _ in prepared if f.get("email")})
+        phones = sorted({f["phone"] for _, f, _ in prepared if f.get("phone")})
         index: dict[str, list[uuid.UUID]] = {}
         for contact in await repo.matches(emails, phones):
             plan.states[contact.id] = contact
             self._index(index, contact)
-        for line, fields in prepared:
-            self._decide(plan, index, actor, job, ctx, line, fields)
+        for line, fields, draft in prepared:
+            self._decide(plan, index, actor, job, ctx, line, fields, draft)
         now = self._clock.now()
         creates = [plan.states[i] for i in plan.created]
         updates = [plan.states[i] for i in plan.before]
@@ -424,6 +437,7 @@ class ContactImportService:
         ctx: _Context,
         line: int,
         fields: dict[str, Any],
+        draft: Contact,
     ) -> None:
         email, phone = fields.get("email"), fields.get("phone")
         by_email = [plan.states[i] for i in index.get(f"e:{email}", [])] if email else []
@@ -476,18 +490,7 @@ class ContactImportService:
                     )
                 )
                 return
-        now = self._clock.now()
-        contact = ContactService._apply(
-            Contact(
-                id=new_id(),
-                location_id=ctx.location.id,
-                created_at=now,
-                updated_at=now,
-                created_by=actor.id,
-                updated_by=actor.id,
-            ),
-            fields,
-        )
+        contact = draft
         plan.states[contact.id] = contact
         plan.created.append(contact.id)
         self._index(index, contact)
