@@ -202,7 +202,7 @@ async def run(url: str) -> None:
             counted = with_total and int(estimate[0]["Plan"]["Plan Rows"]) <= EXACT_COUNT_UP_TO
             statement = page_statement(big.id, spec, page, with_total=counted)
             plan = (await conn.execute(Explain(statement, "ANALYZE, BUFFERS, FORMAT TEXT"))).scalars().all()
-        for line in plan[:9]:
+        for line in [*plan[:9], *(x for x in plan if x.startswith(("Planning Time", "Execution Time")))]:
             print(f"      {line}")
 
     prepared = {
