@@ -7,7 +7,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -83,10 +83,12 @@ contact_imports = Table(
     Column("updated_by", UUID(as_uuid=True)),
 )
 
-# Batch writes are set-based: one statement per table and batch, each column bound as one array and
-# expanded by unnest(), so a batch of any size is a fixed handful of parameters (COPY is not open to the
-# application role on tables with row-level security). Column kinds: the SQL array type a column is bound
-# as; "jsonb" and "text[]" (tags) columns travel as one JSON document each (see `_bound`).
+# Batch writes are set-based: one statement per table and batch, its rows bound as one JSON document and
+# read back by json_to_recordset, so a batch of any size is one parameter. The document is built by
+# json.dumps (C) from values already in their JSON form: psycopg's text-array dumper, used before, escaped
+# every element of every text column with a regex in Python, a large share of the writer's CPU. COPY is not
+# open to the application role on tables with row-level security. Column kinds: the SQL type each column is
+# read as (text when not named).
 _KINDS: dict[str, str] = {
     "id": "uuid",
     "location_id": "uuid",
@@ -116,47 +118,44 @@ _KINDS: dict[str, str] = {
 }
 
 
-def _bound(name: str) -> str:
-    """How a column is bound: as an array of its own type; a JSON-carried column (jsonb, and tags) as one
-    JSON document holding the batch's values in order, which spares the driver quoting every element of
-    a text array (the slowest part of sending the batch)."""
-    kind = _KINDS.get(name, "text")
-    if kind in ("jsonb", "text[]"):
-        return (
-            f"ARRAY(SELECT e.value FROM jsonb_array_elements(CAST(:{name} AS jsonb)) "  # noqa: S608 - fixed names
-            "WITH ORDINALITY AS e(value, n) ORDER BY e.n)"
-        )
-    return f"CAST(:{name} AS {kind}[])"
+def _iso(value: Any) -> str:
+    return str(value.isoformat())
+
+
+_TO_JSON: dict[str, Callable[[Any], Any]] = {
+    name: (str if kind == "uuid" else _iso)
+    for name, kind in _KINDS.items()
+    if kind in ("uuid", "timestamptz", "date")
+}
 
 
 def _read(name: str) -> str:
-    """The column's value from the unnested row `v`."""
-    if _KINDS.get(name) == "text[]":
-        return (
-            f"ARRAY(SELECT e.value FROM jsonb_array_elements_text(v.{name}) "  # noqa: S608 - fixed names
-            "WITH ORDINALITY AS e(value, n) ORDER BY e.n)"
-        )
+    """The column's value from the recordset row `v`. A None in a jsonb column is JSON null, as the JSONB
+    column type writes it (json_to_recordset reads JSON null as SQL NULL)."""
+    if _KINDS.get(name) == "jsonb":
+        return f"coalesce(v.{name}, 'null'::jsonb)"
     return f"v.{name}"
 
 
-def _unnest(columns: Sequence[str]) -> str:
-    return f"unnest({', '.join(_bound(c) for c in columns)}) AS v({', '.join(columns)})"
+def _recordset(columns: Sequence[str]) -> str:
+    typed = ", ".join(f"{c} {_KINDS.get(c, 'text')}" for c in columns)
+    return f"json_to_recordset(CAST(:rows AS json)) AS v({typed})"
 
 
-def _arrays(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Row dictionaries turned column-wise into the bound parameters of `_unnest(columns)`. A None for a
-    jsonb column is JSON null, as the JSONB column type writes it."""
-    params: dict[str, Any] = {}
-    for name in columns:
-        values = [row[name] for row in rows]
-        params[name] = json.dumps(values) if _KINDS.get(name) in ("jsonb", "text[]") else values
-    return params
+def _rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Row dictionaries as the one bound parameter of `_recordset`: ids, dates and times in their text
+    forms (read back as their types), everything else as it is (a value JSON cannot hold is an error)."""
+    document = [
+        {k: (convert(v) if v is not None and (convert := _TO_JSON.get(k)) else v) for k, v in row.items()}
+        for row in rows
+    ]
+    return {"rows": json.dumps(document, separators=(",", ":"))}
 
 
-def _insert_from_arrays(table: str, columns: Sequence[str], tail: str = "") -> TextClause:
+def _insert_from_rows(table: str, columns: Sequence[str], tail: str = "") -> TextClause:
     return text(
         f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - only fixed names are interpolated
-        f"SELECT {', '.join(_read(c) for c in columns)} FROM {_unnest(columns)}{tail}"
+        f"SELECT {', '.join(_read(c) for c in columns)} FROM {_recordset(columns)}{tail}"
     )
 
 
@@ -166,16 +165,16 @@ _CONTACT_UPDATE_COLUMNS = ("id", *_CONTACT_WRITE_COLUMNS)
 _AUDIT_COLUMNS = tuple(c.name for c in t.audit_log.columns)
 _EVENT_COLUMNS = tuple(c.name for c in t.domain_events.columns)
 
-_INSERT_CONTACTS = _insert_from_arrays(
+_INSERT_CONTACTS = _insert_from_rows(
     "contacts", _CONTACT_INSERT_COLUMNS, " ON CONFLICT DO NOTHING RETURNING id"
 ).columns(column("id", UUID(as_uuid=True)))
 _UPDATE_CONTACTS = text(
     "UPDATE contacts SET "  # noqa: S608 - only fixed names are interpolated
     + ", ".join(f"{c} = {_read(c)}" for c in _CONTACT_WRITE_COLUMNS)
-    + f" FROM {_unnest(_CONTACT_UPDATE_COLUMNS)} WHERE contacts.id = v.id"
+    + f" FROM {_recordset(_CONTACT_UPDATE_COLUMNS)} WHERE contacts.id = v.id"
 )
-_INSERT_AUDIT = _insert_from_arrays("audit_log", _AUDIT_COLUMNS)
-_INSERT_EVENTS = _insert_from_arrays("domain_events", _EVENT_COLUMNS)
+_INSERT_AUDIT = _insert_from_rows("audit_log", _AUDIT_COLUMNS)
+_INSERT_EVENTS = _insert_from_rows("domain_events", _EVENT_COLUMNS)
 
 
 def _job(row: Any) -> ContactImport:
@@ -321,7 +320,7 @@ class SqlContactImportRepository:
         rows = [{"id": x.id, "location_id": x.location_id, **_values(x, policy)} for x in contacts]
         # One statement over bound arrays. No conflict target: any unique index (the e-mail and phone
         # keys) makes the row a no-op.
-        result = await self._c.execute(_INSERT_CONTACTS, _arrays(_CONTACT_INSERT_COLUMNS, rows))
+        result = await self._c.execute(_INSERT_CONTACTS, _rows(rows))
         return set(result.scalars().all())
 
     async def update_contacts(self, contacts: Sequence[Contact], policy: DuplicatePolicy) -> None:
@@ -329,7 +328,7 @@ class SqlContactImportRepository:
             return
         rows = [{"id": x.id, **_values(x, policy)} for x in contacts]
         try:
-            await self._c.execute(_UPDATE_CONTACTS, _arrays(_CONTACT_UPDATE_COLUMNS, rows))
+            await self._c.execute(_UPDATE_CONTACTS, _rows(rows))
         except IntegrityError as exc:
             if "contacts_email_key" in str(exc.orig) or "contacts_phone_key" in str(exc.orig):
                 raise DuplicateContact(
@@ -341,8 +340,7 @@ class SqlContactImportRepository:
         if audit:
             await self._c.execute(
                 _INSERT_AUDIT,
-                _arrays(
-                    _AUDIT_COLUMNS,
+                _rows(
                     [
                         {
                             "id": e.id,
@@ -365,8 +363,7 @@ class SqlContactImportRepository:
         if events:
             await self._c.execute(
                 _INSERT_EVENTS,
-                _arrays(
-                    _EVENT_COLUMNS,
+                _rows(
                     [
                         {
                             "id": e.id,
