@@ -241,9 +241,13 @@ class ContactImportService:
             location, policy, definitions, columns, statistics_at=STATISTICS_FIRST, actor_id=actor.id
         )
 
+        analysing: list[asyncio.Task[None]] = []
+
         async def write(size: int, prepared: list[Prepared], rejected: list[RowError]) -> None:
             await self._batch(actor, job, ctx, size, prepared, rejected)
-            await self._statistics(actor, job, ctx)
+            if job.counters.created >= ctx.statistics_at and all(t.done() for t in analysing):
+                # On its own connection, beside the next batches (ANALYZE does not block their writes).
+                analysing.append(asyncio.create_task(self._statistics(actor, job, ctx)))
             if progress is not None:
                 progress(job.counters)
 
@@ -260,10 +264,12 @@ class ContactImportService:
                 writing = asyncio.create_task(write(len(chunk), prepared, rejected))
             if writing is not None:
                 await writing
+            await asyncio.gather(*analysing)
         except Exception as exc:
             if writing is not None and not writing.done():
                 # The file failed while a batch was being written: that batch commits or rolls back first.
                 await asyncio.wait([writing])
+            await asyncio.gather(*analysing, return_exceptions=True)
             job.status, job.failure, job.finished_at = ImportStatus.FAILED, str(exc), self._clock.now()
             async with self._uow(actor.scope) as uow:
                 await uow.contact_imports.save(job)
