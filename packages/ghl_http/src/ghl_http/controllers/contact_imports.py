@@ -1,9 +1,10 @@
 """/api/v1/contacts/imports and /api/v1/contacts/export: CSV in and out.
 
 The upload is spooled to a temporary file, its header checked, and the import answered 202 at once; the
-rows are then imported in the background, in this process (durable jobs arrive with the jobs issue). An
-import cut short by a restart is marked failed once its process has been silent for two minutes, and can
-simply be run again: re-runs change nothing that was already imported."""
+rows are then imported in the background, in this process (not yet as a durable job; validation yields
+to the event loop every few rows, so requests are not held up). An import cut short by a restart is
+marked failed once its process has been silent for two minutes, and can simply be run again: re-runs
+change nothing that was already imported."""
 
 from __future__ import annotations
 
