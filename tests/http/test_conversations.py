@@ -551,6 +551,37 @@ async def test_erasing_a_contact_removes_its_messages_content_for_good(
     assert preview is None
 
 
+def mail_sends_of(sendgrid: SendGridDouble, message_id: str) -> int:
+    """How many mail send requests SendGrid got for one message."""
+    return sum(1 for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == message_id)
+
+
+@asynccontextmanager
+async def impatient_container(settings: Settings, sendgrid: SendGridDouble) -> AsyncIterator[Container]:
+    """A container whose provider calls give up after 0.3 s."""
+    update = {
+        "sendgrid_api_base": sendgrid.base_url,
+        "public_url": PUBLIC_URL,
+        "messaging_timeout_seconds": 0.3,
+    }
+    built = make_container(settings.model_copy(update=update))
+    try:
+        yield built
+    finally:
+        await close_container(built)
+
+
+@asynccontextmanager
+async def slow_sendgrid(sendgrid: SendGridDouble) -> AsyncIterator[None]:
+    """SendGrid answers each request after a second; on leaving, it has taken what it was sent."""
+    sendgrid.delay = 1.0
+    try:
+        yield
+        await asyncio.sleep(1.2)  # SendGrid takes a request a moment after an impatient client gave up
+    finally:
+        sendgrid.delay = 0.0
+
+
 async def test_an_email_whose_send_got_no_answer_is_asked_for_never_sent_twice(
     api: httpx.AsyncClient, tenant: Tenant, container: Container, sendgrid: SendGridDouble, settings: Settings
 ) -> None:
@@ -559,37 +590,24 @@ async def test_an_email_whose_send_got_no_answer_is_asked_for_never_sent_twice(
     await use_sendgrid(api, tenant)
     contact = await new_contact(api, tenant)
     queued = await send(api, tenant, contact["id"], channel="email", subject="Receipt", body="Thanks")
-    update = {
-        "sendgrid_api_base": sendgrid.base_url,
-        "public_url": PUBLIC_URL,
-        "messaging_timeout_seconds": 0.3,
-    }
-    impatient = make_container(settings.model_copy(update=update))
-    try:
-        sendgrid.delay = 1.0
-        try:
+    async with impatient_container(settings, sendgrid) as impatient:
+        async with slow_sendgrid(sendgrid):
             with pytest.raises(RetryLater):  # no answer in time: SendGrid takes it a moment later
                 await impatient.conversations().deliver(
                     uuid.UUID(str(tenant.location_id)), uuid.UUID(queued["id"]), final_attempt=False
                 )
-            await asyncio.sleep(1.2)
-        finally:
-            sendgrid.delay = 0.0
         held = await message(api, tenant, queued["id"])
         assert held["status"] == "queued"
         assert held["error_code"] == "network"
         claimed = await scalar(container, "SELECT claimed_at FROM messages WHERE id = :id", id=queued["id"])
         assert claimed is not None
         await run_jobs(impatient)
-    finally:
-        await close_container(impatient)
 
     after = await message(api, tenant, queued["id"])
     [sent] = [s for s in sendgrid.sent if s.unique_args.get("ghl_key") == queued["id"]]
     assert after["status"] == "delivered"  # as the Email Activity API lists it
     assert after["provider_message_id"] == sent.message_id
-    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
-    assert len(sends) == 1
+    assert mail_sends_of(sendgrid, queued["id"]) == 1
 
 
 @asynccontextmanager
@@ -609,23 +627,11 @@ async def unanswered_last_attempt(
             ),
             {"id": queued["id"]},
         )
-    update = {
-        "sendgrid_api_base": sendgrid.base_url,
-        "public_url": PUBLIC_URL,
-        "messaging_timeout_seconds": 0.3,
-    }
-    impatient = make_container(settings.model_copy(update=update))
-    try:
-        sendgrid.delay = 1.0
-        try:
+    async with impatient_container(settings, sendgrid) as impatient:
+        async with slow_sendgrid(sendgrid):
             # Only what is due within the minute: the question to SendGrid, 15 minutes on, stays queued.
             await run_jobs(impatient, queues=["messages"], due_by=datetime.now(UTC) + timedelta(minutes=1))
-            await asyncio.sleep(1.2)  # SendGrid took it a moment after the client gave up
-        finally:
-            sendgrid.delay = 0.0
         yield impatient, queued
-    finally:
-        await close_container(impatient)
 
 
 async def test_a_last_attempt_that_got_no_answer_is_asked_about_later_not_failed_blind(
@@ -653,8 +659,7 @@ async def test_a_last_attempt_that_got_no_answer_is_asked_about_later_not_failed
     after = await message(api, tenant, queued["id"])
     [sent] = [s for s in sendgrid.sent if s.unique_args.get("ghl_key") == queued["id"]]
     assert (after["status"], after["provider_message_id"]) == ("delivered", sent.message_id)
-    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
-    assert len(sends) == 1
+    assert mail_sends_of(sendgrid, queued["id"]) == 1
 
 
 async def test_a_last_attempt_the_provider_never_got_is_failed_and_not_sent_again(
@@ -668,8 +673,7 @@ async def test_a_last_attempt_the_provider_never_got_is_failed_and_not_sent_agai
     after = await message(api, tenant, queued["id"])
     assert (after["status"], after["error_code"]) == ("failed", "network")
     assert "has no record of the message: not sent" in after["error_message"]
-    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
-    assert len(sends) == 1
+    assert mail_sends_of(sendgrid, queued["id"]) == 1
 
 
 async def test_a_last_attempt_the_provider_cannot_be_asked_about_ends_as_outcome_unknown(
@@ -687,8 +691,7 @@ async def test_a_last_attempt_the_provider_cannot_be_asked_about_ends_as_outcome
     after = await message(api, tenant, queued["id"])
     assert after["error_code"] == "outcome_unknown"
     assert "could not be asked" in after["error_message"]
-    sends = [r for r in sendgrid.mail_sends() if r.body.get("custom_args", {}).get("ghl_key") == queued["id"]]
-    assert len(sends) == 1
+    assert mail_sends_of(sendgrid, queued["id"]) == 1
     # Settled: a second run of the job (a worker that died before its commit) leaves it as it is.
     assert await container.conversations().reconcile(location, message_id) == "failed"
     assert (await message(api, tenant, queued["id"]))["updated_at"] == after["updated_at"]
