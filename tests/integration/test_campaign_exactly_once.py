@@ -7,17 +7,15 @@ outcome was lost is found at the provider (`find_sent`) and not sent again."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from worker_kit import start_worker, wait_until, worker_env
 
 from ghl_adapters.container import close_container
 from ghl_adapters.settings import Settings
@@ -37,54 +35,6 @@ FROM = "+14155550100"
 
 def phone(i: int) -> str:
     return f"+1415{2000000 + i * 7:07d}"
-
-
-def worker_env(settings: Settings, data_dir: Path, twilio_base: str) -> dict[str, str]:
-    assert settings.database_url
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GHL_")}
-    env |= {
-        "DATABASE_URL": settings.database_url,
-        "GHL_DATA_DIR": str(data_dir),
-        "GHL_JOBS_STALLED_AFTER_SECONDS": "2",
-        "GHL_LOG_LEVEL": "WARNING",
-        "GHL_TWILIO_API_BASE": twilio_base,
-    }
-    if settings.secret_key:
-        env["GHL_SECRET_KEY"] = settings.secret_key.get_secret_value()
-    if settings.app_database_url:
-        env["GHL_APP_DATABASE_URL"] = settings.app_database_url
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
-    return env
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ghl_cli.main",
-                "worker",
-                "--concurrency",
-                "4",
-                "--queues",
-                "campaigns,messages",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=log.parent,
-        )
-
-
-async def wait_until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_killing_the_worker_mid_campaign_skips_no_recipient_and_sends_none_twice(
@@ -131,16 +81,21 @@ async def test_killing_the_worker_mid_campaign_skips_no_recipient_and_sends_none
         )
         with TwilioDouble() as double:
             double.answer_latency = 0.15  # recorded, then answered late: kills catch calls in flight
-            env = worker_env(settings, tmp_path, double.base_url)
+            env = worker_env(settings, tmp_path, stalled_after="2", GHL_TWILIO_API_BASE=double.base_url)
             await container.campaigns().send(actor, campaign.id)
-            worker = start_worker(env, log)
+            worker = start_worker(env, log, queues="campaigns,messages", concurrency=4)
             try:
                 for k in range(1, KILLS + 1):
                     target = k * RECIPIENTS // (KILLS + 2)
-                    await wait_until(lambda t=target: len(double.messages) >= t, f"{target} sends")
+                    await wait_until(
+                        lambda t=target: len(double.messages) >= t,
+                        f"{target} sends",
+                        within=WAIT_S,
+                        poll=0.02,
+                    )
                     worker.send_signal(signal.SIGKILL)
                     worker.wait()
-                    worker = start_worker(env, log)
+                    worker = start_worker(env, log, queues="campaigns,messages", concurrency=4)
                 deadline = time.monotonic() + WAIT_S
                 status = ""
                 while status != "completed" and time.monotonic() < deadline:

@@ -8,11 +8,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,6 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from standardwebhooks import Webhook
+from worker_kit import start_worker, stop, wait_until, worker_env
 
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
@@ -101,64 +100,6 @@ def receiving(port: int = 0, state: Receiver | None = None) -> Iterator[Receiver
         server.server_close()
 
 
-def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    assert settings.database_url
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GHL_")}
-    env |= {
-        "DATABASE_URL": settings.database_url,
-        "GHL_DATA_DIR": str(data_dir),
-        "GHL_WEBHOOKS_ALLOW_PRIVATE": "1",
-        "GHL_JOBS_STALLED_AFTER_SECONDS": STALLED_AFTER_S,
-        "GHL_LOG_LEVEL": "WARNING",
-    }
-    if settings.secret_key:
-        env["GHL_SECRET_KEY"] = settings.secret_key.get_secret_value()
-    if settings.app_database_url:
-        env["GHL_APP_DATABASE_URL"] = settings.app_database_url
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
-    return env
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ghl_cli.main",
-                "worker",
-                "--concurrency",
-                "8",
-                "--queues",
-                "events,webhooks",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=log.parent,
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def wait_until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def acknowledged(container: Container, subscription_id: uuid.UUID) -> dict[str, datetime]:
     """event id -> when its delivery was recorded as acknowledged."""
     async with container.engines().owner.connect() as conn:
@@ -195,7 +136,7 @@ async def test_kill_9_mid_burst_loses_no_event_and_repeats_none_acknowledged(
     settings: Settings, tmp_path: Path
 ) -> None:
     container = make_container(settings.model_copy(update={"webhooks_allow_private": True}))
-    env = worker_env(settings, tmp_path)
+    env = worker_env(settings, tmp_path, stalled_after=STALLED_AFTER_S, GHL_WEBHOOKS_ALLOW_PRIVATE="1")
     log = tmp_path / "workers.log"
     try:
         # The suite's earlier tests leave events of their own locations queued: drained here, so the
@@ -204,16 +145,23 @@ async def test_kill_9_mid_burst_loses_no_event_and_repeats_none_acknowledged(
         tenant = await new_tenant(container)
         with receiving() as receiver:
             subscription_id = await subscribe(container, tenant, receiver)
-            first = start_worker(env, log)
+            first = start_worker(env, log, queues=QUEUES)
             second: subprocess.Popen[bytes] | None = None
             try:
                 burst = asyncio.create_task(create_contacts(container, tenant, BURST))
-                await wait_until(lambda: len(receiver.ids()) >= KILL_AFTER, "the first deliveries")
+                await wait_until(
+                    lambda: len(receiver.ids()) >= KILL_AFTER,
+                    "the first deliveries",
+                    within=WAIT_S,
+                    poll=0.1,
+                )
                 first.send_signal(signal.SIGKILL)  # no goodbye: its running jobs stay 'doing'
                 first.wait()
-                second = start_worker(env, log)
+                second = start_worker(env, log, queues=QUEUES)
                 await burst
-                await wait_until(lambda: len(receiver.ids()) >= BURST, f"{BURST} distinct events")
+                await wait_until(
+                    lambda: len(receiver.ids()) >= BURST, f"{BURST} distinct events", within=WAIT_S, poll=0.1
+                )
                 # Let any straggling repeat arrive before judging.
                 await asyncio.sleep(2)
             finally:

@@ -21,13 +21,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from worker_kit import start_worker, stop, tail, wait_until, worker_env
 
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.jobs.queue import libpq_url
@@ -81,58 +80,6 @@ def own_settings(
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    assert settings.database_url
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GHL_")}
-    env |= {
-        "DATABASE_URL": settings.database_url,
-        "GHL_DATA_DIR": str(data_dir),
-        "GHL_JOBS_STALLED_AFTER_SECONDS": STALLED_AFTER_S,
-        "GHL_LOG_LEVEL": "WARNING",
-    }
-    if settings.secret_key:
-        env["GHL_SECRET_KEY"] = settings.secret_key.get_secret_value()
-    if settings.app_database_url:
-        env["GHL_APP_DATABASE_URL"] = settings.app_database_url
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
-    return env
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ghl_cli.main",
-                "worker",
-                "--concurrency",
-                "8",
-                "--queues",
-                "workflows,messages",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=log.parent,
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def tail(log: Path) -> str:
-    return log.read_text()[-3000:] if log.exists() else ""
-
-
 async def explain(container: Container, workflow_id: uuid.UUID) -> str:
     """Where the enrollments and the jobs are: the evidence when the work did not finish as it should."""
     async with container.engines().owner.connect() as conn:
@@ -165,15 +112,6 @@ async def explain(container: Container, workflow_id: uuid.UUID) -> str:
             f"jobs (kind, status, attempts, count, last scheduled): {[tuple(r) for r in jobs]}\n"
             f"job errors: {[tuple(r) for r in errors]}"
         )
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], what: str, log: Path) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{tail(log)}")
 
 
 async def scalar(container: Container, sql: str, **params: Any) -> Any:
@@ -305,12 +243,12 @@ async def test_restarting_every_worker_during_a_wait_completes_every_enrollment_
     own_settings: Settings, tmp_path: Path
 ) -> None:
     container = make_container(own_settings)
-    env = worker_env(own_settings, tmp_path)
+    env = worker_env(own_settings, tmp_path, stalled_after=STALLED_AFTER_S)
     log = tmp_path / "workers.log"
     workers: list[subprocess.Popen[bytes]] = []
     try:
         # Started first: they get ready while the contacts are imported.
-        workers = [start_worker(env, log) for _ in range(2)]
+        workers = [start_worker(env, log, queues="workflows,messages") for _ in range(2)]
         tenant = await new_tenant(container)
         contact_ids = await import_contacts(container, tenant, ENROLLMENTS)
         workflow_id = await publish_and_enroll(container, tenant, AFTER_A_WAIT, contact_ids)
@@ -318,7 +256,9 @@ async def test_restarting_every_worker_during_a_wait_completes_every_enrollment_
         async def all_waiting() -> bool:
             return (await statuses(container, workflow_id)).get("waiting", 0) == ENROLLMENTS
 
-        await wait_until(all_waiting, f"{ENROLLMENTS} enrollments in their wait", log)
+        await wait_until(
+            all_waiting, f"{ENROLLMENTS} enrollments in their wait", within=WAIT_S, poll=0.2, log=log
+        )
         first_wake = await scalar(
             container, "SELECT min(wake_at) FROM workflow_enrollments WHERE workflow_id = :w", w=workflow_id
         )
@@ -326,12 +266,14 @@ async def test_restarting_every_worker_during_a_wait_completes_every_enrollment_
             process.send_signal(signal.SIGTERM)
         assert [process.wait(30) for process in workers] == [0, 0], tail(log)
         await asyncio.sleep(2)
-        workers = [start_worker(env, log) for _ in range(2)]
+        workers = [start_worker(env, log, queues="workflows,messages") for _ in range(2)]
         # The restart happened inside the wait: nothing had come due while no worker was running.
         assert datetime.now(UTC) < first_wake, "the wait was over before the workers were restarted"
         assert await statuses(container, workflow_id) == {"waiting": ENROLLMENTS}
 
-        await wait_until(lambda: idle(container), "the workers to run out of work", log)
+        await wait_until(
+            lambda: idle(container), "the workers to run out of work", within=WAIT_S, poll=0.2, log=log
+        )
     finally:
         for process in workers:
             stop(process)
@@ -367,7 +309,7 @@ async def test_killing_the_worker_mid_step_again_and_again_does_each_effect_once
     own_settings: Settings, tmp_path: Path
 ) -> None:
     container = make_container(own_settings)
-    env = worker_env(own_settings, tmp_path)
+    env = worker_env(own_settings, tmp_path, stalled_after=STALLED_AFTER_S)
     log = tmp_path / "workers.log"
     worker: subprocess.Popen[bytes] | None = None
     kills = 0
@@ -384,21 +326,23 @@ async def test_killing_the_worker_mid_step_again_and_again_does_each_effect_once
         for _ in range(KILLS):
             before = await ledger_rows()
             started = time.monotonic()
-            worker = start_worker(env, log)
+            worker = start_worker(env, log, queues="workflows,messages")
 
             async def progressed(before: int = before) -> bool:
                 return await ledger_rows() > before
 
             # Killed once it is at work (starting takes a while on a busy machine), about every 1.5 s.
-            await wait_until(progressed, "the worker to make progress", log)
+            await wait_until(progressed, "the worker to make progress", within=WAIT_S, poll=0.2, log=log)
             await asyncio.sleep(max(0.2, KILL_EVERY_S - (time.monotonic() - started)))
             if await idle(container):
                 break
             worker.send_signal(signal.SIGKILL)  # no goodbye: its running jobs stay 'doing'
             worker.wait()
             kills += 1
-        worker = start_worker(env, log)
-        await wait_until(lambda: idle(container), "the workers to run out of work", log)
+        worker = start_worker(env, log, queues="workflows,messages")
+        await wait_until(
+            lambda: idle(container), "the workers to run out of work", within=WAIT_S, poll=0.2, log=log
+        )
     finally:
         if worker is not None:
             stop(worker)
