@@ -266,10 +266,9 @@ class ContactImportService:
                 await writing
             await asyncio.gather(*analysing)
         except Exception as exc:
-            if writing is not None and not writing.done():
-                # The file failed while a batch was being written: that batch commits or rolls back first.
-                await asyncio.wait([writing])
-            await asyncio.gather(*analysing, return_exceptions=True)
+            # The file failed while a batch was being written: that batch commits or rolls back first
+            # (its own failure, if any, is this one's consequence or already raised).
+            await asyncio.gather(*([writing] if writing else []), *analysing, return_exceptions=True)
             job.status, job.failure, job.finished_at = ImportStatus.FAILED, str(exc), self._clock.now()
             async with self._uow(actor.scope) as uow:
                 await uow.contact_imports.save(job)
