@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from worker_kit import start_worker, wait_until, worker_env
+from worker_kit import start_worker, stop, tail, wait_until, worker_env
 
 from ghl_adapters.container import close_container
 from ghl_adapters.settings import Settings
@@ -101,14 +100,9 @@ async def test_killing_the_worker_mid_campaign_skips_no_recipient_and_sends_none
                 while status != "completed" and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
                     status = (await container.campaigns().get(actor, campaign.id)).status.value
-                assert status == "completed", log.read_text()[-3000:]
+                assert status == "completed", tail(log)
             finally:
-                if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
-                    try:
-                        worker.wait(30)
-                    except subprocess.TimeoutExpired:
-                        worker.kill()
+                stop(worker)
             received = Counter(m.to for m in double.messages)
 
         expected = {phone(i) for i in range(RECIPIENTS)}
