@@ -358,6 +358,28 @@ async def test_batch_writes_store_what_the_api_stores(
     )
 
 
+async def test_a_row_changing_a_contact_created_earlier_in_its_batch_is_written_as_it_ended_up(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    # New contacts' rows are made ahead of their batch; a later row of the same batch that changes one
+    # (update policy) must not leave the rows made for its first state.
+    body = (
+        "email,first_name,city,tags\n"
+        "lin@example.com,Lin,,first\n"
+        "other@example.com,Other,,\n"
+        "lin@example.com,,Chicago,second\n"
+    )
+    result = await run_import(api, tenant, body)
+    assert result["counters"] == {"processed": 3, "created": 2, "updated": 1, "skipped": 0, "failed": 0}
+    lin = {c["email"]: c for c in await all_contacts(api, tenant)}["lin@example.com"]
+    assert (lin["first_name"], lin["city"], lin["tags"]) == ("Lin", "Chicago", ["first", "second"])
+    audit, events = await _records(container, lin["id"])
+    assert [a[0] for a in audit] == ["create"]
+    assert (audit[0][3]["city"], audit[0][3]["tags"]) == ("Chicago", ["first", "second"])
+    assert [e[0] for e in events] == ["contact.created"]
+    assert events[0][1]["after"] == audit[0][3]
+
+
 async def _manual_analyses(container: Container) -> int:
     async with container.engines().owner.connect() as conn:
         count = await conn.scalar(

@@ -24,6 +24,7 @@ from ghl_adapters.ratelimit import (
     RedisRateLimiter,
 )
 from ghl_adapters.settings import Settings
+from ghl_adapters.sql.contact_imports import encode_new_contact
 from ghl_adapters.sql.engines import create_engines
 from ghl_adapters.sql.idempotency import SqlIdempotencyStore
 from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
@@ -172,7 +173,9 @@ class Container(containers.DeclarativeContainer):
     api_keys = providers.Singleton(ApiKeyService, uow, clock, read_cache)
     audit = providers.Singleton(AuditService, uow)
     contacts = providers.Singleton(ContactService, uow, clock, read_cache)
-    contact_imports = providers.Singleton(ContactImportService, uow, clock, cache=read_cache)
+    contact_imports = providers.Singleton(
+        ContactImportService, uow, clock, encode_new_contact, cache=read_cache
+    )
     contact_exports = providers.Singleton(ContactExportService, uow, clock, cache=read_cache)
     contact_finder = providers.Singleton(ContactFinder, uow, clock, read_cache)
     contact_search = providers.Singleton(ContactSearchService, uow, read_cache)

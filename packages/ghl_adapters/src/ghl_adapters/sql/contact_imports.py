@@ -44,6 +44,7 @@ from ghl_core.contacts.import_models import (
     ImportCounters,
     ImportOptions,
     ImportStatus,
+    NewContactRows,
     RowError,
 )
 from ghl_core.contacts.models import Contact, DuplicatePolicy
@@ -54,6 +55,7 @@ from ghl_core.shared.events import DomainEvent
 from . import tables as t
 from .contacts import _COLUMNS, _from_row, _values
 from .repositories import SqlEventOutbox
+from .request_context import current_request_id
 
 metadata = MetaData()
 
@@ -142,14 +144,28 @@ def _recordset(columns: Sequence[str]) -> str:
     return f"json_to_recordset(CAST(:rows AS json)) AS v({typed})"
 
 
-def _rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Row dictionaries as the one bound parameter of `_recordset`: ids, dates and times in their text
-    forms (read back as their types), everything else as it is (a value JSON cannot hold is an error)."""
-    document = [
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def _row_json(row: dict[str, Any]) -> str:
+    """One row of `_recordset`'s document: ids, dates and times in their text forms (read back as their
+    types), everything else as it is (a value JSON cannot hold is an error)."""
+    return _JSON.encode(
         {k: (convert(v) if v is not None and (convert := _TO_JSON.get(k)) else v) for k, v in row.items()}
-        for row in rows
-    ]
-    return {"rows": json.dumps(document, separators=(",", ":"))}
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _document(rows: Sequence[str]) -> dict[str, Any]:
+    """Rows in their JSON form as the one bound parameter of `_recordset`."""
+    return {"rows": f"[{','.join(rows)}]"}
+
+
+def _rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return _document([_row_json(row) for row in rows])
 
 
 def _insert_from_rows(table: str, columns: Sequence[str], tail: str = "") -> TextClause:
@@ -175,6 +191,58 @@ _UPDATE_CONTACTS = text(
 )
 _INSERT_AUDIT = _insert_from_rows("audit_log", _AUDIT_COLUMNS)
 _INSERT_EVENTS = _insert_from_rows("domain_events", _EVENT_COLUMNS)
+
+
+def _audit_row(e: AuditEntry, request_id: str | None) -> dict[str, Any]:
+    """The audit entry as a row of `_recordset`'s document, written out field by field (this runs once
+    per imported row)."""
+    return {
+        "id": str(e.id),
+        "agency_id": str(e.agency_id),
+        "location_id": _text(e.location_id),
+        "actor_type": e.actor_type,
+        "actor_id": _text(e.actor_id),
+        "action": e.action,
+        "entity_type": e.entity_type,
+        "entity_id": str(e.entity_id),
+        "before": e.before,
+        "after": e.after,
+        "request_id": e.request_id or request_id,
+        "created_at": e.created_at.isoformat(),
+    }
+
+
+def _event_row(e: DomainEvent) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "agency_id": str(e.agency_id),
+        "location_id": _text(e.location_id),
+        "type": e.type,
+        "entity_id": str(e.entity_id),
+        "payload": e.payload,
+        "occurred_at": e.occurred_at.isoformat(),
+        "published_at": e.occurred_at.isoformat(),  # handed to the job engine at commit
+    }
+
+
+_CONTACT_CONVERSIONS = [(c, _TO_JSON[c]) for c in _CONTACT_INSERT_COLUMNS if c in _TO_JSON]
+
+
+def encode_new_contact(
+    contact: Contact, policy: DuplicatePolicy, audit: AuditEntry, event: DomainEvent
+) -> NewContactRows:
+    """The `NewContactEncoder` of this storage: the three rows as JSON, for `create_contacts`. Called
+    while the import's batch before is written, in the import's context (so with its request id)."""
+    row = {"id": contact.id, "location_id": contact.location_id, **_values(contact, policy)}
+    for name, convert in _CONTACT_CONVERSIONS:
+        if (value := row[name]) is not None:
+            row[name] = convert(value)
+    return NewContactRows(
+        event=event,
+        contact=_JSON.encode(row),
+        audit=_JSON.encode(_audit_row(audit, current_request_id())),
+        event_row=_JSON.encode(_event_row(event)),
+    )
 
 
 def _job(row: Any) -> ContactImport:
@@ -312,16 +380,19 @@ class SqlContactImportRepository:
         """ANALYZE contacts through the owner's function (migration 0017)."""
         await self._c.execute(text("SELECT ghl_analyze_contacts()"))
 
-    async def insert_contacts(
-        self, contacts: Sequence[Contact], policy: DuplicatePolicy
-    ) -> builtins.set[uuid.UUID]:
-        if not contacts:
+    async def create_contacts(self, rows: Sequence[NewContactRows]) -> builtins.set[uuid.UUID]:
+        if not rows:
             return set()
-        rows = [{"id": x.id, "location_id": x.location_id, **_values(x, policy)} for x in contacts]
-        # One statement over bound arrays. No conflict target: any unique index (the e-mail and phone
-        # keys) makes the row a no-op.
-        result = await self._c.execute(_INSERT_CONTACTS, _rows(rows))
-        return set(result.scalars().all())
+        # One statement per table. No conflict target: any unique index (the e-mail and phone keys)
+        # makes the row a no-op.
+        result = await self._c.execute(_INSERT_CONTACTS, _document([r.contact for r in rows]))
+        created = set(result.scalars().all())
+        if len(created) == len(rows):
+            await self._c.execute(_INSERT_AUDIT, _document([r.audit for r in rows]))
+            await self._c.execute(_INSERT_EVENTS, _document([r.event_row for r in rows]))
+            if self._outbox is not None:
+                self._outbox.track([r.event for r in rows])
+        return created
 
     async def update_contacts(self, contacts: Sequence[Contact], policy: DuplicatePolicy) -> None:
         if not contacts:
@@ -338,47 +409,10 @@ class SqlContactImportRepository:
 
     async def record(self, audit: Sequence[AuditEntry], events: Sequence[DomainEvent]) -> None:
         if audit:
-            await self._c.execute(
-                _INSERT_AUDIT,
-                _rows(
-                    [
-                        {
-                            "id": e.id,
-                            "agency_id": e.agency_id,
-                            "location_id": e.location_id,
-                            "actor_type": e.actor_type,
-                            "actor_id": e.actor_id,
-                            "action": e.action,
-                            "entity_type": e.entity_type,
-                            "entity_id": e.entity_id,
-                            "before": e.before,
-                            "after": e.after,
-                            "request_id": e.request_id or self._request_id,
-                            "created_at": e.created_at,
-                        }
-                        for e in audit
-                    ],
-                ),
-            )
+            rows = [_JSON.encode(_audit_row(e, self._request_id)) for e in audit]
+            await self._c.execute(_INSERT_AUDIT, _document(rows))
         if events:
-            await self._c.execute(
-                _INSERT_EVENTS,
-                _rows(
-                    [
-                        {
-                            "id": e.id,
-                            "agency_id": e.agency_id,
-                            "location_id": e.location_id,
-                            "type": e.type,
-                            "entity_id": e.entity_id,
-                            "payload": e.payload,
-                            "occurred_at": e.occurred_at,
-                            "published_at": e.occurred_at,  # handed to the job engine at commit
-                        }
-                        for e in events
-                    ],
-                ),
-            )
+            await self._c.execute(_INSERT_EVENTS, _document([_JSON.encode(_event_row(e)) for e in events]))
             if self._outbox is not None:
                 self._outbox.track(events)
 

@@ -86,6 +86,26 @@ class ContactImport:
     created_by: uuid.UUID | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NewContactRows:
+    """A contact an import creates, with its audit entry and `contact.created` event, in the storage's
+    write form. Made by a `NewContactEncoder` while the batch before it is written, so writing a batch of
+    new contacts is the storage's work only."""
+
+    event: DomainEvent  # handed on to the event consumers once written
+    contact: str
+    audit: str
+    event_row: str
+
+
+class NewContactEncoder(Protocol):
+    def __call__(
+        self, contact: Contact, policy: DuplicatePolicy, audit: AuditEntry, event: DomainEvent
+    ) -> NewContactRows:
+        """The write form of a new contact, its audit entry and its event (no I/O)."""
+        ...
+
+
 class ContactImportRepository(Protocol):
     async def add(self, job: ContactImport) -> None: ...
 
@@ -119,11 +139,10 @@ class ContactImportRepository(Protocol):
         its location grows, so look-ups keep using their indexes); a no-op where there are none."""
         ...
 
-    async def insert_contacts(
-        self, contacts: Sequence[Contact], policy: DuplicatePolicy
-    ) -> builtins.set[uuid.UUID]:
-        """Inserts what it can and returns the ids inserted; a row the unique e-mail/phone indexes
-        refuse (a concurrent writer got there first) is left out, not raised."""
+    async def create_contacts(self, rows: Sequence[NewContactRows]) -> builtins.set[uuid.UUID]:
+        """Inserts the contacts it can and returns the ids inserted; a row the unique e-mail/phone indexes
+        refuse (a concurrent writer got there first) is left out, not raised. When every contact went in,
+        their audit entries and events are written too (otherwise the caller rolls back and retries)."""
         ...
 
     async def update_contacts(self, contacts: Sequence[Contact], policy: DuplicatePolicy) -> None:

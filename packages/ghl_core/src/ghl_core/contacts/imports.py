@@ -26,6 +26,8 @@ from ghl_core.contacts.import_models import (
     ImportCounters,
     ImportOptions,
     ImportStatus,
+    NewContactEncoder,
+    NewContactRows,
     RowError,
 )
 from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
@@ -62,9 +64,10 @@ STATISTICS_FIRST = 2_000
 PREPARE_SLICE = 5
 
 Progress = Callable[[ImportCounters], None]
-# A valid row: its line, its cleaned fields, and the contact it becomes if it is created (built while the
-# batch before it is written, so the writer only decides).
-Prepared = tuple[int, dict[str, Any], Contact]
+# A valid row: its line, its cleaned fields, the contact it becomes if it is created, and that contact's
+# rows in the storage's write form (all made while the batch before it is written, so the writer only
+# decides and sends).
+Prepared = tuple[int, dict[str, Any], Contact, NewContactRows]
 
 
 class _Raced(Exception):
@@ -80,6 +83,7 @@ class _Context:
     memo: Memo = field(default_factory=dict)  # e-mail and phone parsing outcomes, for this import only
     statistics_at: int = 0  # created contacts at which to refresh the statistics next
     actor_id: uuid.UUID | None = None  # who creates the contacts
+    actor_type: str = "user"
 
 
 @dataclass
@@ -123,11 +127,13 @@ class ContactImportService:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
+        encode: NewContactEncoder,
         runner: str | None = None,
         cache: ReadCache | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
+        self._encode = encode
         self._cache = cache or ReadCache()
         # Tells this process's imports from those of a process that stopped.
         self._runner = runner or new_id().hex
@@ -238,7 +244,13 @@ class ContactImportService:
         for header, target in job.options.mapping.items():
             columns.setdefault(target, header)
         ctx = _Context(
-            location, policy, definitions, columns, statistics_at=STATISTICS_FIRST, actor_id=actor.id
+            location,
+            policy,
+            definitions,
+            columns,
+            statistics_at=STATISTICS_FIRST,
+            actor_id=actor.id,
+            actor_type=actor.kind.value,
         )
 
         analysing: list[asyncio.Task[None]] = []
@@ -332,8 +344,35 @@ class ContactImportService:
                 created_by=ctx.actor_id,
                 updated_by=ctx.actor_id,
             )
-            prepared.append((row.line, fields, ContactService._apply(draft, fields)))
+            contact = ContactService._apply(draft, fields)
+            prepared.append((row.line, fields, contact, self._new_rows(ctx, contact)))
         return prepared, errors
+
+    def _new_rows(self, ctx: _Context, contact: Contact) -> NewContactRows:
+        """The rows creating `contact` writes: the contact, its audit entry and its event."""
+        after = contact.snapshot()
+        agency_id, location_id = ctx.location.agency_id, ctx.location.id
+        audit = AuditEntry(
+            agency_id=agency_id,
+            location_id=location_id,
+            actor_type=ctx.actor_type,
+            actor_id=ctx.actor_id,
+            action="create",
+            entity_type="contact",
+            entity_id=contact.id,
+            before=None,
+            after=after,
+            created_at=contact.created_at,
+        )
+        event = DomainEvent(
+            "contact.created",
+            agency_id,
+            location_id,
+            contact.id,
+            {"before": None, "after": after},
+            contact.created_at,
+        )
+        return self._encode(contact, ctx.policy, audit, event)
 
     async def _prepare_sliced(
         self, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]
@@ -384,7 +423,7 @@ class ContactImportService:
                 # Still racing: reject the batch's rows; re-running the file picks them up safely.
                 lost = [
                     RowError(line, "a concurrent change took its e-mail or phone; run again")
-                    for line, _, _ in prepared
+                    for line, *_ in prepared
                 ]
                 rejected = sorted([*rejected, *lost], key=lambda e: e.line)
                 prepared = []
@@ -402,13 +441,15 @@ class ContactImportService:
         if not prepared:
             return plan
         await repo.lock_location(ctx.location.id)
-        emails = sorted({f["email"] for _, f, _ in prepared if f.get("email")})
-        phones = sorted({f["phone"] for _, f, _ in prepared if f.get("phone")})
+        emails = sorted({f["email"] for _, f, _, _ in prepared if f.get("email")})
+        phones = sorted({f["phone"] for _, f, _, _ in prepared if f.get("phone")})
         index: dict[str, list[uuid.UUID]] = {}
         for contact in await repo.matches(emails, phones):
             plan.states[contact.id] = contact
             self._index(index, contact)
-        for line, fields, draft in prepared:
+        drafts: dict[uuid.UUID, tuple[Contact, NewContactRows]] = {}
+        for line, fields, draft, rows in prepared:
+            drafts[draft.id] = (draft, rows)
             self._decide(plan, index, actor, job, ctx, line, fields, draft)
         now = self._clock.now()
         creates = [plan.states[i] for i in plan.created]
@@ -416,12 +457,18 @@ class ContactImportService:
         tags = sorted({t for c in [*creates, *updates] for t in c.tags})
         if tags:
             await uow.tags.ensure(ctx.location.id, tags)
-        if creates and len(await repo.insert_contacts(creates, ctx.policy)) != len(creates):
+        # A contact a later row of the batch changed again is written as it ended up.
+        new = [
+            rows if contact is draft else self._new_rows(ctx, contact)
+            for contact in creates
+            for draft, rows in (drafts[contact.id],)
+        ]
+        if new and len(await repo.create_contacts(new)) != len(new):
             raise _Raced
         if updates:
             await repo.update_contacts(updates, ctx.policy)
-        audit, events = self._records(actor, ctx, plan, now)
-        await repo.record(audit, events)
+            audit, events = self._records(actor, ctx, plan, now)
+            await repo.record(audit, events)
         return plan
 
     @staticmethod
@@ -526,10 +573,6 @@ class ContactImportService:
         def event(kind: str, contact_id: uuid.UUID, payload: dict[str, Any]) -> DomainEvent:
             return DomainEvent(kind, agency_id, location_id, contact_id, payload, now)
 
-        for contact_id in plan.created:
-            after = plan.states[contact_id].snapshot()
-            audit.append(entry("create", contact_id, None, after))
-            events.append(event("contact.created", contact_id, {"before": None, "after": after}))
         for contact_id, stored in plan.before.items():
             old, new = stored.snapshot(), plan.states[contact_id].snapshot()
             audit.append(entry("update", contact_id, old, new))
