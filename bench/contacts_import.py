@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_database
 
 from ghl_adapters.container import build_container, close_container
+from ghl_adapters.runtime import freeze_heap
 from ghl_adapters.settings import Settings
 from ghl_cli.commands.contacts import location_actor
 from ghl_core.contacts.csv_rows import CsvSource
@@ -123,6 +124,7 @@ async def run(url: str, n: int) -> None:
             with path.open(encoding="utf-8", newline="") as f:
                 source = CsvSource(f)
                 job = await service.start(actor, source.headers, ImportOptions())
+                freeze_heap()  # as `ghl contacts import` and the server do
                 done = await service.run(actor, job.id, source, progress=lambda c: samples.append(rss_mb()))
             elapsed = time.perf_counter() - started
             engine_rate = n / elapsed

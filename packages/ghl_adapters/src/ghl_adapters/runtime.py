@@ -3,6 +3,7 @@ and the demo tenant created on an embedded installation's first start."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,16 @@ class Database:
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+
+
+def freeze_heap() -> None:
+    """Takes what the process holds so far (modules, settings, the container, the app) out of the cyclic
+    garbage collector's sight: it lives as long as the process anyway. A bulk loop (an import, a send)
+    allocates enough to set off a full collection every few thousand rows, and a full collection walks
+    every object the process holds: on a 50,000-row import that was 27 µs a row (a tenth of its CPU) and
+    8-19% of its rate. Called by the shells once they are built (server, worker, import), not by tests."""
+    gc.collect()
+    gc.freeze()
 
 
 def open_database(settings: Settings) -> Database:

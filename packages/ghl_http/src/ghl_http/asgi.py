@@ -10,7 +10,7 @@ from litestar import Litestar
 from ghl_adapters.container import build_container
 from ghl_adapters.jobs.worker import run_worker
 from ghl_adapters.observability import configure_logging
-from ghl_adapters.runtime import open_database
+from ghl_adapters.runtime import freeze_heap, open_database
 from ghl_adapters.settings import load_settings
 from ghl_http.app import create_app
 
@@ -25,4 +25,6 @@ def create_app_from_env() -> Litestar:
     background = (
         [lambda: run_worker(container, install_signal_handlers=False)] if settings.serve_worker else []
     )
-    return create_app(container, on_shutdown=[database.release], background=background)
+    app = create_app(container, on_shutdown=[database.release], background=background)
+    freeze_heap()
+    return app

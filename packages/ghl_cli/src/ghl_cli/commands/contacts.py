@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ghl_adapters.container import Container
+from ghl_adapters.runtime import freeze_heap
 from ghl_cli.errors import CliError, reported
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
@@ -196,6 +197,7 @@ def import_(
                 def report(counters: ImportCounters) -> None:
                     progress.update(bar, completed=counters.processed)
 
+                freeze_heap()
                 finished = await service.run(actor, job.id, source, progress=report)
         rejected = await service.error_report(actor, job.id) if errors_file else []
         return finished, rejected

@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
+from ghl_adapters.container import Container
 from ghl_adapters.jobs.worker import run_worker
 from ghl_adapters.observability import configure_logging
+from ghl_adapters.runtime import freeze_heap
 from ghl_adapters.settings import load_settings
 from ghl_cli.errors import reported
 from ghl_cli.options import JsonOption
@@ -19,6 +21,11 @@ def split_queues(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [part.strip() for value in values for part in value.split(",") if part.strip()] or None
+
+
+async def _run(c: Container, concurrency: int | None, queues: list[str] | None, name: str | None) -> None:
+    freeze_heap()
+    await run_worker(c, concurrency=concurrency, queues=queues, name=name)
 
 
 def worker(
@@ -62,5 +69,5 @@ def worker(
         run_with_container(
             settings,
             handle,
-            lambda c: run_worker(c, concurrency=concurrency, queues=chosen, name=name),
+            lambda c: _run(c, concurrency=concurrency, queues=chosen, name=name),
         )
