@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
-from ghl_adapters.jobs.events import write_outbox
+from ghl_adapters.jobs.events import INTERESTS, consume_jobs, write_outbox
 from ghl_adapters.jobs.kinds import JobKind, RetrySchedule
 from ghl_adapters.jobs.worker import recover_stalled, worker_app
 from ghl_core.identity.api_keys import parse_scopes
@@ -166,6 +166,31 @@ async def test_a_commit_that_found_a_job_waiting_is_still_consumed_by_it(
         assert not running.done(), "the consumer job must wait for this open transaction"
         await uow.connection.commit()
     await running
+    assert await outbox_of(container, tenant) == []
+
+
+async def test_a_commits_events_reach_each_consumer_in_their_order(
+    container: Container, tenant: Tenant
+) -> None:
+    await run_jobs(container, queues=["events"])  # the tenant's own set-up events
+    now = datetime.now(UTC)
+    kinds = ["contact.created", "message.inbound", "contact.updated", "message.sent", "contact.created"]
+    events = [
+        DomainEvent(kind, tenant.agency_id, tenant.location_id, uuid.uuid4(), {}, now) for kind in kinds * 3
+    ]
+    async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
+        await uow.events.add_many(events)
+        uow.events.recorded.clear()
+        needed = await write_outbox(uow.connection, events)
+        assert sorted(needed) == [("webhooks", tenant.location_id), ("workflows", tenant.location_id)]
+        await uow.jobs.enqueue(*consume_jobs(needed))
+        await uow.connection.commit()
+    rows = await outbox_of(container, tenant)
+    for consumer in ("webhooks", "workflows"):
+        expected = [str(e.entity_id) for e in events if INTERESTS[consumer](e.type)]
+        assert 0 < len(expected) < len(events)  # each reads some of them, not all
+        assert [str(r.entity_id) for r in rows if r.consumer == consumer] == expected
+    await run_jobs(container, queues=["events"])
     assert await outbox_of(container, tenant) == []
 
 
