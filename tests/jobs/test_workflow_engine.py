@@ -27,7 +27,7 @@ from ghl_core.tenancy.permissions import Actor
 from ghl_core.workflows.engine import WorkflowEngine
 from ghl_core.workflows.models import EnrollmentStatus, StepRunStatus, WorkflowStatus
 from jobs_kit import run_jobs
-from support import Tenant, make_container, new_tenant
+from support import Tenant, make_container, new_tenant, new_user
 
 QUEUES = ["events", "workflows", "messages"]
 
@@ -827,3 +827,32 @@ async def test_remove_tag_and_dnd_steps_change_the_contact_and_a_refused_assignm
     assert await count(container, events, c=ada, t="contact.tag_removed") == 1
     assert await count(container, events, c=ada, t="contact.dnd_changed") == 2  # "all" off: no change
     assert await count(container, events, c=ada, t="contact.updated") == 0
+
+
+async def test_a_create_task_step_gives_the_task_its_assignee_or_the_contacts_assigned_user(
+    container: Container, tenant: Tenant
+) -> None:
+    """The engine once passed `assigned_user_id`, a field the task service does not know: every task
+    step with an assignee (its own, or the contact's assigned user) failed its enrollment."""
+    named, owner = await new_user(container, tenant), await new_user(container, tenant)
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Tasks",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "named", "type": "create_task", "title": "Call", "assignee_id": str(named)},
+                {"id": "owners", "type": "create_task", "title": "Follow up {{ contact.first_name }}"},
+            ],
+        },
+    )
+    ada = await contact(container, tenant, assigned_user_id=str(owner))
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await settle(container)
+    (enrollment,) = await enrollments(container, tenant, workflow_id)
+    assert (enrollment.status, enrollment.reason) == (EnrollmentStatus.COMPLETED, None)
+    tasks = await container.tasks().list_for_contact(actor(tenant), ada, _page())
+    assert sorted((t.title, t.assignee_id) for t in tasks.items) == sorted(
+        [("Call", named), ("Follow up Ada", owner)]
+    )

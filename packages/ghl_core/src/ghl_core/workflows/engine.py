@@ -1079,7 +1079,7 @@ class WorkflowEngine:
                     task_data["due_at"] = due
                 assignee = step.assignee_id or contact.assigned_user_id
                 if assignee is not None:
-                    task_data["assigned_user_id"] = str(assignee)
+                    task_data["assignee_id"] = str(assignee)  # the task service's name, not the contact's
                 task = await s.tasks.create(
                     actor, contact.id, task_data, id=effect_id(enrollment.id, step.id, tick)
                 )
