@@ -10,17 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
+from procrastinate.periodic import PeriodicDeferrer
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
 from ghl_adapters.jobs.events import INTERESTS, consume_jobs, write_outbox
 from ghl_adapters.jobs.kinds import JobKind, RetrySchedule
-from ghl_adapters.jobs.worker import recover_stalled, worker_app
+from ghl_adapters.jobs.worker import PRUNE_KIND, recover_stalled, run_worker, worker_app
 from ghl_core.identity.api_keys import parse_scopes
 from ghl_core.jobs.ports import JobContext, JobRequest
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.scope import TenantScope
 from ghl_core.tenancy.permissions import Actor
+from ghl_http.app import create_app
 from jobs_kit import run_jobs
 from support import Tenant
 
@@ -381,3 +383,58 @@ async def test_the_operator_listing_refuses_an_unknown_status(container: Contain
 
     with pytest.raises(ValidationFailed):
         await container.job_admin().list(status=status)
+
+
+async def job_state(container: Container, job_id: int) -> Any:
+    async with container.engines().owner.connect() as conn:
+        query = text(
+            "SELECT j.status::text AS status, e.error FROM procrastinate_jobs j "
+            "LEFT JOIN job_errors e ON e.job_id = j.id WHERE j.id = :id"
+        )
+        return (await conn.execute(query, {"id": job_id})).first()
+
+
+async def test_the_hourly_prune_run_by_the_servers_worker_deletes_old_finished_jobs(
+    container: Container, tenant: Tenant
+) -> None:
+    """`ghl serve` runs a worker inside its app (a background task of the app's lifespan) and that
+    worker's periodic deferrer queues `jobs.prune`. The job once pruned through the container's job app,
+    which no worker opens: it failed with AppNotOpen on every run and the jobs table grew for ever."""
+    t = tag()
+    await enqueue(container, tenant, JobRequest("test.echo", {"tag": t, "n": 1}, tenant.location_id))
+    await enqueue(container, tenant, JobRequest("test.echo", {"tag": t, "n": 2}, tenant.location_id))
+    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    old, recent = await jobs_tagged(container, t)
+    keep = container.settings().jobs_keep_hours
+    async with container.engines().owner.begin() as conn:  # the first one finished long ago
+        await conn.execute(
+            text("UPDATE procrastinate_events SET at = now() - make_interval(hours => :h) WHERE job_id = :j"),
+            {"h": keep + 1, "j": old.id},
+        )
+
+    # Queued exactly as the server's worker queues it at its hour (its periodic deferrer, its app).
+    app = worker_app(container)
+    async with app.open_async():
+        deferrer = PeriodicDeferrer(app.periodic_registry)
+        (periodic,) = [p for p in app.periodic_registry.periodic_tasks.values() if p.task.name == PRUNE_KIND]
+        await deferrer.defer_jobs([(periodic, int(datetime.now(UTC).timestamp()))])
+    async with container.engines().owner.connect() as conn:
+        prune_id = (
+            await conn.execute(
+                text("SELECT max(id) FROM procrastinate_jobs WHERE task_name = :k"), {"k": PRUNE_KIND}
+            )
+        ).scalar_one()
+
+    server = create_app(
+        container,
+        close_container_on_shutdown=False,
+        background=[lambda: run_worker(container, install_signal_handlers=False, queues=["jobs"])],
+    )
+    async with server.lifespan():
+        for _ in range(600):  # until it ran: succeeded, or failed and waiting for its retry
+            state = await job_state(container, prune_id)
+            if state.status == "succeeded" or state.error is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert (state.status, state.error) == ("succeeded", None)
+    assert [r.id for r in await jobs_tagged(container, t)] == [recent.id]

@@ -20,7 +20,7 @@ from ghl_adapters.workflows.jobs import REMINDERS_CRON, REMINDERS_KIND
 from ghl_core.jobs.ports import JobContext
 
 from .catalog import job_kinds
-from .kinds import JobKind, RetrySchedule, ScheduledRetry
+from .kinds import Handler, JobKind, RetrySchedule, ScheduledRetry
 from .queue import procrastinate_app
 
 if TYPE_CHECKING:
@@ -91,9 +91,15 @@ def _task(container: Container, kind: JobKind) -> Any:
     return run
 
 
-async def prune_jobs(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
-    app = container.job_app()
-    await app.job_manager.delete_old_jobs(nb_hours=container.settings().jobs_keep_hours)
+def pruner(app: App) -> Handler:
+    """The `jobs.prune` handler, bound to the worker's own app: the one app a running worker has open.
+    (It once used the container's job app, which only defers on a caller's connection and is never
+    opened, so every hourly run failed with AppNotOpen and finished jobs were never deleted.)"""
+
+    async def prune_jobs(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+        await app.job_manager.delete_old_jobs(nb_hours=container.settings().jobs_keep_hours)
+
+    return prune_jobs
 
 
 def worker_app(container: Container, kinds: list[JobKind] | None = None) -> App:
@@ -104,7 +110,7 @@ def worker_app(container: Container, kinds: list[JobKind] | None = None) -> App:
     )
     all_kinds = [
         *(kinds if kinds is not None else job_kinds(settings)),
-        JobKind(PRUNE_KIND, prune_jobs, RetrySchedule([60.0])),
+        JobKind(PRUNE_KIND, pruner(app), RetrySchedule([60.0])),
     ]
     for kind in all_kinds:
         app.task(
