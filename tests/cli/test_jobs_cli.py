@@ -18,8 +18,13 @@ def cli_env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Env
     return env_for(settings, settings.database_url, tmp_path_factory.mktemp("cli-jobs"))
 
 
-def failed_job(env: Env, kind: str, error: str) -> int:
-    """A job as a worker leaves it after its last attempt failed."""
+def generic(job_id: int) -> str:
+    return f"the job stopped on an internal error (error id {job_id}-3); your operator has the detail"
+
+
+def failed_job(env: Env, kind: str, detail: str) -> int:
+    """A job as a worker leaves it after its last attempt failed: the error its location admin reads,
+    and the detail for operators."""
     url = env["DATABASE_URL"]
     assert url
     with psycopg.connect(libpq(url), autocommit=True) as conn:
@@ -30,8 +35,8 @@ def failed_job(env: Env, kind: str, error: str) -> int:
         ).fetchone()
         assert row
         conn.execute(
-            "INSERT INTO job_errors (job_id, kind, attempt, error) VALUES (%s, %s, 3, %s)",
-            (row[0], kind, error),
+            "INSERT INTO job_errors (job_id, kind, attempt, error, detail) VALUES (%s, %s, 3, %s, %s)",
+            (row[0], kind, generic(row[0]), detail),
         )
         return int(row[0])
 
@@ -42,15 +47,17 @@ def test_failed_jobs_are_listed_shown_and_retried(cli_env: Env) -> None:
 
     listed = invoke_json(cli_env, "jobs", "failed", "--kind", kind)
     (item,) = listed["items"]
-    assert (item["id"], item["status"], item["error"]) == (
+    assert (item["id"], item["status"], item["detail"], item["error"]) == (
         job_id,
         "failed",
         "RuntimeError: the receiver was down",
+        generic(job_id),
     )
 
     shown = invoke_json(cli_env, "jobs", "show", str(job_id))
     assert shown["kind"] == kind
     assert shown["attempts"] == 3
+    assert shown["detail"] == "RuntimeError: the receiver was down"
 
     stats = invoke_json(cli_env, "jobs", "stats")
     assert {"queue": "test", "status": "failed"}.items() <= next(
@@ -82,10 +89,11 @@ def test_recover_reports_what_it_put_back(cli_env: Env) -> None:
     assert invoke_json(cli_env, "jobs", "recover") == {"recovered": 0}
 
 
-def test_human_output_is_a_table(cli_env: Env) -> None:
+def test_human_output_is_a_table_with_the_detail_operators_may_see(cli_env: Env) -> None:
     kind = f"test.cli{uuid.uuid4().hex[:6]}"
     failed_job(cli_env, kind, "ValueError: bad")
     result = invoke(cli_env, "jobs", "failed", "--kind", kind)
     assert result.exit_code == 0, result.stderr
     assert "Failed jobs" in result.stdout
     assert "ValueError: bad" in result.stdout
+    assert "internal error" not in result.stdout

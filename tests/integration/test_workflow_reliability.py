@@ -104,7 +104,7 @@ async def explain(container: Container, workflow_id: uuid.UUID) -> str:
                 "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
             )
         )
-        errors = await conn.execute(text("SELECT kind, attempt, error FROM job_errors LIMIT 5"))
+        errors = await conn.execute(text("SELECT kind, attempt, detail FROM job_errors LIMIT 5"))
         return (
             f"at {datetime.now(UTC).isoformat()}\n"
             f"enrollments (status, step, tick, count, first wake): {[tuple(r) for r in enrollments]}\n"

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from procrastinate.periodic import PeriodicDeferrer
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from ghl_adapters.container import Container
 from ghl_adapters.jobs.events import INTERESTS, consume_jobs, write_outbox
@@ -19,6 +21,7 @@ from ghl_adapters.jobs.kinds import JobKind, RetrySchedule
 from ghl_adapters.jobs.worker import PRUNE_KIND, recover_stalled, run_worker, worker_app
 from ghl_core.identity.api_keys import parse_scopes
 from ghl_core.jobs.ports import JobContext, JobRequest
+from ghl_core.shared.errors import NotFound
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.scope import TenantScope
 from ghl_core.tenancy.permissions import Actor
@@ -39,16 +42,27 @@ async def flaky(container: Container, ctx: JobContext, args: dict[str, Any]) -> 
         raise RuntimeError(f"boom on attempt {ctx.attempt}")
 
 
+async def leaky(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+    """Fails as a driver does: its message holds the statement and what the statement was given."""
+    if args.get("domain"):
+        raise NotFound(f"contact {args['tag']} not found")
+    async with container.engines().owner.connect() as conn:
+        await conn.execute(
+            text("SELECT secret_column FROM contacts WHERE email = :email"), {"email": "ada@example.com"}
+        )
+
+
 KINDS = [
     JobKind("test.echo", echo),
     JobKind("test.flaky", flaky, RetrySchedule([30.0, 60.0], jitter=0.0)),
+    JobKind("test.leaky", leaky, RetrySchedule([])),
 ]
 
 
 async def jobs_tagged(container: Container, tag: str) -> list[Any]:
     async with container.engines().owner.connect() as conn:
         query = text(
-            "SELECT j.*, e.error, e.attempt AS error_attempt FROM procrastinate_jobs j "
+            "SELECT j.*, e.error, e.detail, e.attempt AS error_attempt FROM procrastinate_jobs j "
             "LEFT JOIN job_errors e ON e.job_id = j.id WHERE j.args ->> 'tag' = :tag ORDER BY j.id"
         )
         return list((await conn.execute(query, {"tag": tag})).all())
@@ -63,6 +77,10 @@ async def enqueue(container: Container, tenant: Tenant, *jobs: JobRequest, commi
 
 def tag() -> str:
     return uuid.uuid4().hex
+
+
+def internal_error(error_id: str) -> str:
+    return f"the job stopped on an internal error (error id {error_id}); your operator has the detail"
 
 
 async def test_a_job_exists_only_if_its_transaction_commits(container: Container, tenant: Tenant) -> None:
@@ -237,14 +255,15 @@ async def test_a_failing_job_is_retried_on_its_schedule_until_it_succeeds(
     # The first run failed; the retry waits its 30 s.
     assert row.status == "todo"
     assert row.scheduled_at > datetime.now(UTC) + timedelta(seconds=20)
-    assert row.error == "RuntimeError: boom on attempt 1"
+    assert row.detail == "RuntimeError: boom on attempt 1"
+    assert row.error == internal_error(f"{row.id}-1")
 
     await run_jobs(container, queues=["test"], extra_kinds=KINDS)
     assert [c.attempt for c in SEEN[t]] == [1, 2, 3]
     assert all(c.max_attempts == 3 for c in SEEN[t])
     (row,) = await jobs_tagged(container, t)
     assert row.status == "succeeded"
-    assert (row.error_attempt, row.error) == (2, "RuntimeError: boom on attempt 2")
+    assert (row.error_attempt, row.detail) == (2, "RuntimeError: boom on attempt 2")
 
 
 async def test_an_exhausted_job_is_kept_failed_listed_and_retried_by_its_location_admin(
@@ -257,7 +276,7 @@ async def test_an_exhausted_job_is_kept_failed_listed_and_retried_by_its_locatio
     await run_jobs(container, queues=["test"], extra_kinds=KINDS)
     (row,) = await jobs_tagged(container, t)
     assert (row.status, row.attempts) == ("failed", 3)
-    assert row.error == "RuntimeError: boom on attempt 3"
+    assert row.error == internal_error(f"{row.id}-3")
 
     listed = await client.get("/api/v1/jobs/failed", headers=tenant.headers)
     assert listed.status_code == 200, listed.text
@@ -438,3 +457,39 @@ async def test_the_hourly_prune_run_by_the_servers_worker_deletes_old_finished_j
             await asyncio.sleep(0.1)
     assert (state.status, state.error) == ("succeeded", None)
     assert [r.id for r in await jobs_tagged(container, t)] == [recent.id]
+
+
+async def test_a_location_admin_reads_a_generic_error_with_its_id_and_the_detail_stays_with_operators(
+    container: Container, tenant: Tenant, client: httpx.AsyncClient
+) -> None:
+    """A job failed on a driver error: its message holds SQL and the values it was given. The location
+    admin once read all of it; now a generic sentence with the error id, while the log line with that id
+    and the operators' listing keep the detail. A domain error's own message (written for tenants) is
+    shown as the API would show it."""
+    t = tag()
+    await enqueue(container, tenant, JobRequest("test.leaky", {"tag": t}, tenant.location_id))
+    await enqueue(container, tenant, JobRequest("test.leaky", {"tag": t, "domain": 1}, tenant.location_id))
+    with structlog.testing.capture_logs() as logs:
+        await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    driver, domain = await jobs_tagged(container, t)
+    assert driver.status == domain.status == "failed"
+
+    listed = await client.get("/api/v1/jobs/failed", headers=tenant.headers)
+    assert listed.status_code == 200, listed.text
+    shown = {i["id"]: i["error"] for i in listed.json()["items"] if i["args"].get("tag") == t}
+    assert shown == {
+        driver.id: internal_error(f"{driver.id}-1"),
+        domain.id: f"Not found: contact {t} not found (error id {domain.id}-1)",
+    }
+
+    (logged,) = [e for e in logs if e["event"] == "job_failed" and e.get("error_id") == f"{driver.id}-1"]
+    assert "SELECT secret_column FROM contacts" in logged["detail"]
+    assert logged["log_level"] == "error"
+    operator = await container.job_admin().get(driver.id)
+    assert "SELECT secret_column FROM contacts" in (operator.detail or "")
+    assert operator.error == internal_error(f"{driver.id}-1")
+
+    # The application's role cannot read the detail column, whatever its location.
+    async with container.engines().app.connect() as conn:
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await conn.execute(text("SELECT detail FROM job_errors LIMIT 1"))

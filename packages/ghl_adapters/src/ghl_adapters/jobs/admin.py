@@ -1,4 +1,5 @@
-"""Operators' view of the job table: counts, listings with the last error, one job, retry by hand."""
+"""Operators' view of the job table: counts, listings with the last error (its detail too, which location
+admins never see), one job, retry by hand."""
 
 from __future__ import annotations
 
@@ -25,13 +26,14 @@ class JobRow:
     lock: str | None
     args: dict[str, Any]
     scheduled_at: datetime | None
-    error: str | None
+    error: str | None  # what the job's location admin reads, with the error id
+    detail: str | None  # the exception's own text, for operators only
     error_at: datetime | None
 
 
 _SELECT = """
 SELECT j.id, j.task_name AS kind, j.queue_name AS queue, j.status::text AS status, j.attempts, j.lock,
-       j.args, j.scheduled_at, e.error, e.occurred_at AS error_at
+       j.args, j.scheduled_at, e.error, e.detail, e.occurred_at AS error_at
 FROM procrastinate_jobs j LEFT JOIN job_errors e ON e.job_id = j.id
 """
 _LIST = text(
@@ -65,6 +67,7 @@ def _row(r: Any) -> JobRow:
         args=dict(r.args or {}),
         scheduled_at=r.scheduled_at,
         error=r.error,
+        detail=r.detail,
         error_at=r.error_at,
     )
 

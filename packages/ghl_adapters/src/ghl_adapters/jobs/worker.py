@@ -17,6 +17,7 @@ from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 from sqlalchemy import text
 
 from ghl_adapters.workflows.jobs import REMINDERS_CRON, REMINDERS_KIND
+from ghl_core.jobs.errors import error_detail, public_error
 from ghl_core.jobs.ports import JobContext
 
 from .catalog import job_kinds
@@ -29,15 +30,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger("ghl.jobs")
 
 PRUNE_KIND = "jobs.prune"
-_ERROR_LIMIT = 4000
 
 _RECORD_ERROR = text(
     """
-    INSERT INTO job_errors (job_id, location_id, kind, attempt, error)
-    SELECT :job_id, l.id, :kind, :attempt, :error
+    INSERT INTO job_errors (job_id, location_id, kind, attempt, error, detail)
+    SELECT :job_id, l.id, :kind, :attempt, :error, :detail
     FROM (SELECT 1) one LEFT JOIN locations l ON l.id = CAST(:location_id AS uuid)
     ON CONFLICT (job_id) DO UPDATE
-      SET attempt = EXCLUDED.attempt, error = EXCLUDED.error, occurred_at = now()
+      SET attempt = EXCLUDED.attempt, error = EXCLUDED.error, detail = EXCLUDED.detail, occurred_at = now()
     """
 )
 
@@ -51,8 +51,22 @@ def _location(args: dict[str, Any]) -> uuid.UUID | None:
 
 
 async def record_job_error(container: Container, ctx: JobContext, exc: BaseException) -> None:
-    """Keeps the last error of each job, so a failed one can be read and retried with its cause."""
-    message = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
+    """Keeps the last error of each job, so a failed one can be read and retried with its cause: what
+    its location admin may read, and the detail for operators, also logged with the traceback under the
+    same error id (ghl_core/jobs/errors.py)."""
+    detail = error_detail(exc)
+    emit = log.error if ctx.final_attempt else log.warning  # a retry to come is no error yet
+    emit(
+        "job_failed",
+        error_id=ctx.error_id,
+        job_id=ctx.job_id,
+        kind=ctx.kind,
+        attempt=ctx.attempt,
+        max_attempts=ctx.max_attempts,
+        location_id=str(ctx.location_id) if ctx.location_id else None,
+        detail=detail,
+        exc_info=exc,
+    )
     try:
         async with container.engines().owner.begin() as conn:
             await conn.execute(
@@ -61,7 +75,8 @@ async def record_job_error(container: Container, ctx: JobContext, exc: BaseExcep
                     "job_id": ctx.job_id,
                     "kind": ctx.kind,
                     "attempt": ctx.attempt,
-                    "error": message,
+                    "error": public_error(exc, ctx.error_id),
+                    "detail": detail,
                     "location_id": str(ctx.location_id) if ctx.location_id else None,
                 },
             )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import Select, and_, or_, select
 
+from ghl_core.jobs.errors import public_error
 from ghl_core.jobs.ports import JobContext
 from ghl_core.shared.events import DomainEvent
 from ghl_core.workflows.engine import STEP_KIND
@@ -33,8 +34,8 @@ async def run_enrollment(container: Container, ctx: JobContext, args: dict[str, 
     try:
         await engine.run(ctx.location_id, enrollment_id, tick, retry=ctx.attempt > 1)
     except Exception as exc:
-        if ctx.final_attempt:  # nothing will run it again: say so on the enrollment
-            await engine.give_up(ctx.location_id, enrollment_id, tick, f"{type(exc).__name__}: {exc}")
+        if ctx.final_attempt:  # nothing will run it again: say so on the enrollment, as the admin may read it
+            await engine.give_up(ctx.location_id, enrollment_id, tick, public_error(exc, ctx.error_id))
         raise
 
 

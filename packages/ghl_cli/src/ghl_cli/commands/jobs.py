@@ -1,4 +1,8 @@
-"""`ghl jobs`: what the job engine holds, what failed and why, and retrying it by hand."""
+"""`ghl jobs`: what the job engine holds, what failed and why, and retrying it by hand.
+
+Operators see a failed job's `detail` (the exception's own text, SQL included) beside its `error` (what
+the job's location admin reads: a generic sentence or a domain message, with the error id that also
+names the log line). Tables show the detail; --json gives both."""
 
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from ghl_cli.session import with_services
 
 app = typer.Typer(help="Inspect background jobs; list the failed ones and retry them.")
 
-COLUMNS = ("id", "kind", "queue", "status", "attempts", "scheduled_at", "error")
+COLUMNS = ("id", "kind", "queue", "status", "attempts", "scheduled_at", "detail")
+_SHORT = 300  # characters of an error a listing shows (`ghl jobs show` shows it whole)
 KindOption = Annotated[
     str | None, typer.Option("--kind", help="Only jobs of this kind, e.g. webhooks.deliver.")
 ]
@@ -33,8 +38,9 @@ BeforeOption = Annotated[
 
 def job_view(job: JobRow) -> dict[str, Any]:
     view = asdict(job)
-    if view["error"] and len(view["error"]) > 300:
-        view["error"] = view["error"][:300] + "…"
+    for key in ("error", "detail"):
+        if view[key] and len(view[key]) > _SHORT:
+            view[key] = view[key][:_SHORT] + "…"
     return view
 
 
@@ -87,7 +93,7 @@ def failed(
     limit: LimitOption = 50,
     json_output: JsonOption = False,
 ) -> None:
-    """List the jobs that used up their retries, with their last error."""
+    """List the jobs that used up their retries, with their last error's detail."""
     output = Output(json=json_output)
     with reported(output):
         jobs = with_services(

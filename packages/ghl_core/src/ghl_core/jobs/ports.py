@@ -46,6 +46,11 @@ class JobContext:
     def final_attempt(self) -> bool:
         return self.attempt >= self.max_attempts
 
+    @property
+    def error_id(self) -> str:
+        """Names this attempt's failure, should it fail, wherever it is recorded (ghl_core.jobs.errors)."""
+        return f"{self.job_id}-{self.attempt}"
+
 
 class RetryLater(Exception):
     """Raised by a job handler to be run again later under its kind's retry schedule."""
