@@ -85,6 +85,7 @@ LOCATION = AccessClaims(
     location_id=uuid.uuid4(),
     location_role=LocationRole.ADMIN,
     tier=PlanTier.PRO,
+    token_version=3,
 )
 
 
@@ -123,6 +124,7 @@ def test_location_token_round_trip(codec: AccessTokenCodec) -> None:
     payload = raw_claims(codec, LOCATION)
     assert payload["loc"] == str(LOCATION.location_id)
     assert (payload["lrole"], payload["tier"], payload["role"]) == ("admin", "pro", "agency_user")
+    assert payload["ver"] == 3
 
 
 def test_token_expires_by_the_injected_clock(codec: AccessTokenCodec, clock: FixedClock) -> None:
@@ -165,7 +167,9 @@ def test_token_from_another_codec_is_rejected(
         codec.verify(foreign.issue(AGENCY))
 
 
-@pytest.mark.parametrize("claim", ["sub", "agc", "role", "jti", "exp", "nbf", "iat", "typ", "aud", "iss"])
+@pytest.mark.parametrize(
+    "claim", ["sub", "agc", "role", "ver", "jti", "exp", "nbf", "iat", "typ", "aud", "iss"]
+)
 def test_missing_claim_is_rejected(codec: AccessTokenCodec, claim: str) -> None:
     payload = raw_claims(codec, AGENCY)
     del payload[claim]
@@ -182,6 +186,9 @@ def test_missing_claim_is_rejected(codec: AccessTokenCodec, claim: str) -> None:
         {"lrole": "admin"},  # location claims without a location
         {"loc": str(uuid.uuid4()), "tier": "platinum"},
         {"exp": "tomorrow"},
+        {"ver": "1"},
+        {"ver": True},
+        {"ver": -1},
     ],
 )
 def test_wrong_claim_values_are_rejected(codec: AccessTokenCodec, change: dict[str, Any]) -> None:

@@ -199,6 +199,11 @@ class InMemoryUserRepository(_Repo):
         ]
         return _paginate(rows, page)
 
+    async def bump_token_version(self, user_id: uuid.UUID) -> None:
+        user = self._d.users.get(user_id)
+        if user is not None:
+            user.token_version += 1
+
     async def count_owners(self, agency_id: uuid.UUID) -> int:
         return sum(
             1
@@ -300,6 +305,7 @@ class InMemoryCredentialLookup(_Repo):
             role=user.role,
             password_hash=user.password_hash,
             disabled=user.agency_id in self._d.deleted_agencies,
+            token_version=user.token_version,
         )
 
     async def user_by_email(self, email: str) -> UserCredential | None:
@@ -477,6 +483,7 @@ class FakeTokenCodec:
             "location_role": claims.location_role.value if claims.location_role else None,
             "tier": claims.tier.value if claims.tier else None,
             "jti": claims.token_id or uuid.uuid4().hex,
+            "ver": claims.token_version,
             "exp": (self.clock.now() + self.ttl).isoformat(),
         }
         return self.PREFIX + base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
@@ -495,6 +502,7 @@ class FakeTokenCodec:
                 location_role=LocationRole(body["location_role"]) if body["location_role"] else None,
                 tier=PlanTier(body["tier"]) if body["tier"] else None,
                 token_id=body["jti"],
+                token_version=int(body["ver"]),
             )
         except (ValueError, KeyError, TypeError):
             raise Unauthenticated("malformed access token") from None

@@ -11,12 +11,14 @@ from fakes import (
     FakeExternalVerifier,
     FakePasswordHasher,
     FakeTokenCodec,
+    InMemoryCache,
     InMemoryFailureCounter,
     InMemoryStore,
 )
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import API_KEY_TOUCH_INTERVAL, LOGIN_MAX_FAILURES, AuthService, describe
 from ghl_core.identity.secrets import REFRESH_TOKEN_PREFIX, secret_hash
+from ghl_core.shared.cache import user_cache_key
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.errors import (
     Conflict,
@@ -28,7 +30,7 @@ from ghl_core.shared.errors import (
 )
 from ghl_core.tenancy.models import AgencyRole, LocationRole, PlanTier
 from ghl_core.tenancy.permissions import LOCATION_SCOPES, Actor, ActorKind, Permission
-from ghl_core.tenancy.services import NewUser, TenancyService
+from ghl_core.tenancy.services import LocationChanges, NewUser, TenancyService
 from world import PASSWORD, World, location_actor
 
 MEMBER = "member@acme.io"
@@ -443,6 +445,60 @@ async def test_location_token_carries_its_tier(auth: AuthService, world: World) 
     assert (actor.location_role, actor.tier) == (LocationRole.USER, PlanTier.PRO)
     assert actor.credential_id == f"user:{world.member.id}:{world.loc_a.id}"
     assert Permission.AUDIT_READ not in actor.permissions()
+
+
+async def test_an_access_token_ends_when_its_users_access_shrinks(
+    auth: AuthService, tenancy: TenancyService, world: World, cache: InMemoryCache
+) -> None:
+    """Served from the cache in between: each change invalidates the user's entry after it commits."""
+    agency = (await auth.log_in("member@acme.io", PASSWORD)).access_token
+    located, _ = await auth.location_token(await auth.authenticate(agency), world.loc_a.id)
+    await auth.authenticate(located)
+    assert user_cache_key(world.member.id) in cache.values
+
+    # A new grant or a new name takes nothing away: the tokens stand.
+    await tenancy.grant_location(world.owner_actor, world.member.id, world.loc_b.id, LocationRole.USER)
+    await tenancy.update_user(world.owner_actor, world.member.id, name="Mia M.")
+    await auth.authenticate(agency)
+    await auth.authenticate(located)
+
+    # A grant taken away ends every token issued before, the agency token included.
+    await tenancy.revoke_location(world.owner_actor, world.member.id, world.loc_a.id)
+    for token in (agency, located):
+        with pytest.raises(Unauthenticated, match="refresh"):
+            await auth.authenticate(token)
+    assert user_cache_key(world.member.id) in cache.invalidated
+
+
+async def test_a_role_change_or_removal_ends_the_users_tokens(
+    auth: AuthService, tenancy: TenancyService, world: World
+) -> None:
+    tokens = await auth.log_in("admin@acme.io", PASSWORD)
+    await tenancy.update_user(world.owner_actor, world.admin.id, role=AgencyRole.USER)
+    with pytest.raises(Unauthenticated):
+        await auth.authenticate(tokens.access_token)
+
+    renewed = await auth.refresh(tokens.refresh_token)
+    actor = await auth.authenticate(renewed.access_token)
+    assert actor.agency_role is AgencyRole.USER
+
+    await tenancy.delete_user(world.owner_actor, world.admin.id)
+    with pytest.raises(Unauthenticated, match="removed"):
+        await auth.authenticate(renewed.access_token)
+
+
+async def test_a_location_token_follows_its_locations_current_row(
+    auth: AuthService, tenancy: TenancyService, world: World
+) -> None:
+    token, _ = await auth.location_token(world.owner_actor, world.loc_a.id)
+    assert (await auth.authenticate(token)).tier is PlanTier.PRO
+
+    await tenancy.update_location(world.owner_actor, world.loc_a.id, LocationChanges(tier=PlanTier.FREE))
+    assert (await auth.authenticate(token)).tier is PlanTier.FREE
+
+    await tenancy.delete_location(world.owner_actor, world.loc_a.id)
+    with pytest.raises(Unauthenticated, match="deleted"):
+        await auth.authenticate(token)
 
 
 async def test_external_token_without_location(

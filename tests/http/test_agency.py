@@ -9,6 +9,7 @@ import pytest
 
 from http_kit import (
     API,
+    PASSWORD,
     Account,
     Tenant,
     assert_problem,
@@ -251,6 +252,77 @@ async def test_a_deleted_user_cannot_log_in(api: httpx.AsyncClient, owner: Accou
     assert_problem(refreshed, 401)
 
 
+async def test_a_removed_admins_access_token_stops_working_at_once(
+    api: httpx.AsyncClient, owner: Account
+) -> None:
+    admin = await create_user(api, owner.headers, role="agency_admin")
+    admin_headers = bearer((await log_in(api, admin["email"]))["access_token"])
+    assert (await api.get(f"{API}/users", headers=admin_headers)).status_code == 200
+
+    removed = await api.delete(f"{API}/users/{admin['id']}", headers=owner.headers)
+    assert removed.status_code == 204, removed.text
+
+    # Within the token's 15 minutes: the removed admin cannot make an account to come back with.
+    created = await api.post(
+        f"{API}/users",
+        json={"email": unique_email(), "name": "Mallory", "role": "agency_admin", "password": PASSWORD},
+        headers=admin_headers,
+    )
+    assert_problem(created, 401, "unauthenticated")
+    assert_problem(await api.get(f"{API}/users", headers=admin_headers), 401)
+    listed = (await api.get(f"{API}/users", headers=owner.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [owner.user_id]
+
+
+async def test_a_demoted_admin_loses_the_admin_rights_at_once(api: httpx.AsyncClient, owner: Account) -> None:
+    admin = await create_user(api, owner.headers, role="agency_admin")
+    tokens = await log_in(api, admin["email"])
+
+    demoted = await api.patch(
+        f"{API}/users/{admin['id']}", json={"role": "agency_user"}, headers=owner.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+
+    stale = await api.post(
+        f"{API}/users", json={"email": unique_email(), "name": "Nope"}, headers=bearer(tokens["access_token"])
+    )
+    assert_problem(stale, 401, "unauthenticated")
+    # The session lives on: a refresh gives a token with the new role.
+    refreshed = await api.post(f"{API}/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    fresh = bearer(refreshed.json()["access_token"])
+    assert (await api.get(f"{API}/auth/me", headers=fresh)).json()["agency_role"] == "agency_user"
+    assert_problem(
+        await api.post(f"{API}/users", json={"email": unique_email(), "name": "Nope"}, headers=fresh), 403
+    )
+
+
+async def test_a_renamed_user_keeps_their_token(api: httpx.AsyncClient, owner: Account) -> None:
+    user = await create_user(api, owner.headers)
+    headers = bearer((await log_in(api, user["email"]))["access_token"])
+
+    renamed = await api.patch(f"{API}/users/{user['id']}", json={"name": "Ursula"}, headers=owner.headers)
+    assert renamed.status_code == 200, renamed.text
+
+    assert (await api.get(f"{API}/auth/me", headers=headers)).status_code == 200
+
+
+async def test_a_revoked_grant_ends_the_location_token_at_once(
+    api: httpx.AsyncClient, owner: Account
+) -> None:
+    location = await create_location(api, owner.headers)
+    user = await create_user(api, owner.headers, grants=[{"location_id": location["id"], "role": "admin"}])
+    user_headers = bearer((await log_in(api, user["email"]))["access_token"])
+    loc_headers = await location_token(api, user_headers, location["id"])
+    assert (await api.get(f"{API}/location", headers=loc_headers)).status_code == 200
+
+    revoked = await api.delete(f"{API}/users/{user['id']}/locations/{location['id']}", headers=owner.headers)
+    assert revoked.status_code == 204, revoked.text
+
+    assert_problem(await api.get(f"{API}/location", headers=loc_headers), 401)
+    assert_problem(await api.post(f"{API}/api-keys", json={"name": "back door"}, headers=loc_headers), 401)
+
+
 async def test_a_duplicate_user_email_is_a_conflict(api: httpx.AsyncClient, owner: Account) -> None:
     email = unique_email()
     await create_user(api, owner.headers, email=email)
@@ -338,7 +410,8 @@ async def test_an_owner_cannot_delete_themselves(api: httpx.AsyncClient, owner: 
 async def test_grant_and_revoke_a_location(api: httpx.AsyncClient, owner: Account) -> None:
     location = await create_location(api, owner.headers)
     user = await create_user(api, owner.headers)
-    user_headers = bearer((await log_in(api, user["email"]))["access_token"])
+    tokens = await log_in(api, user["email"])
+    user_headers = bearer(tokens["access_token"])
     refused = await api.post(
         f"{API}/auth/location-token", json={"location_id": location["id"]}, headers=user_headers
     )
@@ -354,8 +427,16 @@ async def test_grant_and_revoke_a_location(api: httpx.AsyncClient, owner: Accoun
     revoked = await api.delete(f"{API}/users/{user['id']}/locations/{location['id']}", headers=owner.headers)
     assert revoked.status_code == 204, revoked.text
     assert (await api.get(f"{API}/users/{user['id']}", headers=owner.headers)).json()["locations"] == []
-    again = await api.post(
+    # Taking a grant away ends the user's access tokens; a refreshed one no longer reaches the location.
+    stale = await api.post(
         f"{API}/auth/location-token", json={"location_id": location["id"]}, headers=user_headers
+    )
+    assert_problem(stale, 401)
+    refreshed = await api.post(f"{API}/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    again = await api.post(
+        f"{API}/auth/location-token",
+        json={"location_id": location["id"]},
+        headers=bearer(refreshed.json()["access_token"]),
     )
     assert_problem(again, 404)
     assert_problem(

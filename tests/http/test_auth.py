@@ -19,6 +19,7 @@ from http_kit import (
     Tenant,
     assert_problem,
     bearer,
+    create_api_key,
     create_location,
     create_user,
     location_token,
@@ -249,6 +250,38 @@ async def test_an_agency_user_needs_a_grant(api: httpx.AsyncClient) -> None:
         f"{API}/auth/location-token", json={"location_id": not_granted["id"]}, headers=user_headers
     )
     assert_problem(refused, 404)
+
+
+async def test_a_deleted_locations_tokens_and_keys_stop_working_at_once(api: httpx.AsyncClient) -> None:
+    account = await sign_up(api)
+    location = await create_location(api, account.headers)
+    loc_headers = await location_token(api, account.headers, location["id"])
+    key = bearer((await create_api_key(api, loc_headers))["key"])
+    for headers in (loc_headers, key):
+        assert (await api.get(f"{API}/location", headers=headers)).status_code == 200
+
+    deleted = await api.delete(f"{API}/locations/{location['id']}", headers=account.headers)
+    assert deleted.status_code == 204, deleted.text
+
+    for headers in (loc_headers, key):
+        assert_problem(await api.get(f"{API}/location", headers=headers), 401, "unauthenticated")
+        assert_problem(await api.post(f"{API}/contacts", json={"first_name": "Z"}, headers=headers), 401)
+
+
+async def test_a_downgraded_tier_applies_to_a_location_token_at_once(api: httpx.AsyncClient) -> None:
+    account = await sign_up(api)
+    location = await create_location(api, account.headers, tier="enterprise")
+    loc_headers = await location_token(api, account.headers, location["id"])
+    assert (await api.get(f"{API}/auth/me", headers=loc_headers)).json()["tier"] == "enterprise"
+
+    changed = await api.patch(
+        f"{API}/locations/{location['id']}", json={"tier": "free"}, headers=account.headers
+    )
+    assert changed.status_code == 200, changed.text
+
+    me = await api.get(f"{API}/auth/me", headers=loc_headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["tier"] == "free"  # the tier the gate limits by
 
 
 async def test_another_agencys_location_is_not_found(api: httpx.AsyncClient, tenant: Tenant) -> None:

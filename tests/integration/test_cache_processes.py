@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,9 +21,14 @@ import pytest
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
 from ghl_core.identity.secrets import secret_hash
-from ghl_core.shared.cache import api_key_cache_key, custom_fields_cache_key
+from ghl_core.shared.cache import api_key_cache_key, custom_fields_cache_key, user_cache_key
 from ghl_core.shared.errors import Unauthenticated
+from ghl_core.tenancy.models import AgencyRole
+from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.services import NewUser
 from support import make_container, new_tenant
+
+PASSWORD = "correct horse battery staple"
 
 SCRIPT = textwrap.dedent(
     """
@@ -37,6 +43,8 @@ SCRIPT = textwrap.dedent(
         try:
             if action == "revoke":
                 await container.api_keys().revoke(Actor.operator(), uuid.UUID(target))
+            elif action == "remove_user":
+                await container.tenancy().delete_user(Actor.operator(), uuid.UUID(target))
             else:
                 await container.custom_field_service().create(
                     Actor.operator_at(uuid.UUID(location)),
@@ -119,6 +127,32 @@ async def test_a_key_revoked_by_another_process_stops_here_at_once(local: Contai
         await asyncio.sleep(0.01)
     else:
         raise AssertionError("the revoked key still works in this process")
+
+
+async def test_a_user_removed_by_another_process_is_refused_here_at_once(
+    local: Container, tmp_path: Path
+) -> None:
+    tenant = await new_tenant(local)
+    email = f"gone.{uuid.uuid4().hex[:8]}@example.com"
+    user = await local.tenancy().create_user(
+        Actor.operator(), NewUser(email, "Gone Soon", AgencyRole.ADMIN, PASSWORD), agency_id=tenant.agency_id
+    )
+    await listening(local)
+    auth = local.auth()
+    token = (await auth.log_in(email, PASSWORD)).access_token
+    await auth.authenticate(token)
+    assert await local.cache().get(user_cache_key(user.id)) is not None
+
+    run_other_process(local.settings(), tmp_path, "remove_user", str(tenant.location_id), str(user.id))
+
+    for _ in range(500):
+        try:
+            await auth.authenticate(token)
+        except Unauthenticated:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the removed user's access token still works in this process")
 
 
 async def test_a_field_defined_by_another_process_is_seen_here_at_once(

@@ -17,7 +17,8 @@ from ghl_core.tenancy.models import AgencyRole, LocationRole, PlanTier
 _ALGORITHM = "HS256"
 _TYPE = "access"
 _LEEWAY = timedelta(seconds=5)
-_REQUIRED = ("sub", "agc", "role", "jti", "iat", "nbf", "exp", "iss", "aud", "typ")
+# `ver`: the user's token version, compared with the current one on every request (identity/liveness.py).
+_REQUIRED = ("sub", "agc", "role", "ver", "jti", "iat", "nbf", "exp", "iss", "aud", "typ")
 _MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash output
 
 
@@ -45,6 +46,7 @@ class JwtAccessTokenCodec:
             "sub": str(claims.user_id),
             "agc": str(claims.agency_id),
             "role": claims.agency_role.value,
+            "ver": claims.token_version,
             "jti": claims.token_id or secrets.token_urlsafe(16),
             "iat": now,
             "nbf": now,
@@ -98,9 +100,11 @@ class JwtAccessTokenCodec:
 def _claims_from(payload: dict[str, Any]) -> AccessClaims:
     location = payload.get("loc")
     location_id = uuid.UUID(location) if location is not None else None
-    lrole, tier = payload.get("lrole"), payload.get("tier")
+    lrole, tier, version = payload.get("lrole"), payload.get("tier"), payload["ver"]
     if location_id is None and (lrole is not None or tier is not None):
         raise ValueError("location claims without a location")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ValueError("the token version is not a count")
     return AccessClaims(
         user_id=uuid.UUID(payload["sub"]),
         agency_id=uuid.UUID(payload["agc"]),
@@ -109,6 +113,7 @@ def _claims_from(payload: dict[str, Any]) -> AccessClaims:
         location_role=LocationRole(lrole) if lrole is not None else None,
         tier=PlanTier(tier) if tier is not None else None,
         token_id=str(payload["jti"]),
+        token_version=version,
     )
 
 

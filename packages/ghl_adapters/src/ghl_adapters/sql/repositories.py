@@ -242,9 +242,15 @@ class SqlUserRepository:
                 grants=grants[r.id],
                 created_by=r.created_by,
                 updated_by=r.updated_by,
+                token_version=r.token_version,
             )
             for r in rows
         ]
+
+    async def bump_token_version(self, user_id: uuid.UUID) -> None:
+        await self._c.execute(
+            update(t.users).where(t.users.c.id == user_id).values(token_version=t.users.c.token_version + 1)
+        )
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         rows = (await self._c.execute(select(t.users).where(t.users.c.id == user_id))).all()
@@ -419,6 +425,7 @@ class SqlCredentialLookup:
             role=AgencyRole(row.role),
             password_hash=row.password_hash,
             disabled=row.disabled,
+            token_version=row.token_version,
         )
 
     async def user_by_email(self, email: str) -> UserCredential | None:

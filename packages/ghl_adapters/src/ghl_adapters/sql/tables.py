@@ -68,6 +68,7 @@ users = Table(
     Column("role", Text),
     Column("password_hash", Text),
     Column("clerk_user_id", Text),
+    Column("token_version", Integer),
     *_stamps(),
 )
 

@@ -1,5 +1,9 @@
 """Authentication: sign-up, log-in with throttling, rotating refresh tokens, location tokens, and
-turning a bearer credential (API key, our JWT, or a Clerk JWT) into an Actor."""
+turning a bearer credential (API key, our JWT, or a Clerk JWT) into an Actor.
+
+Our JWTs are checked against the current state of their user and location on every request
+(`identity/liveness.py`): a removed user, a reduced role or grant, a deleted location or a downgraded
+plan takes effect at the next request, not when the token expires."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ghl_core.identity.liveness import TokenLiveness
 from ghl_core.identity.models import (
     API_KEY_PREFIX,
     AccessClaims,
@@ -105,6 +110,7 @@ class AuthService:
         self._failures = failures
         self._external = tuple(external)
         self._refresh_ttl = refresh_ttl
+        self._liveness = TokenLiveness(uow, self._cache)
         # Verifying against a real hash when the e-mail is unknown keeps both paths equally slow.
         self._dummy_hash = hasher.hash(uuid.uuid4().hex)
 
@@ -151,7 +157,7 @@ class AuthService:
                     after=after,
                     event_type=event,
                 )
-            tokens = await self._issue_pair(uow, user.id, agency.id, AgencyRole.OWNER, new_id())
+            tokens = await self._issue_pair(uow, user, new_id())
             await uow.commit()
         return SignUpResult(agency=agency, user=user, tokens=tokens)
 
@@ -180,32 +186,36 @@ class AuthService:
                 if user is not None:
                     user.password_hash = self._hasher.hash(password)
                     await uow.users.update(user)
-            tokens = await self._issue_pair(uow, cred.id, cred.agency_id, cred.role, new_id())
+            tokens = await self._issue_pair(uow, cred, new_id())
             await uow.commit()
         return tokens
 
     async def _issue_pair(
-        self,
-        uow: UnitOfWork,
-        user_id: uuid.UUID,
-        agency_id: uuid.UUID,
-        role: AgencyRole,
-        family_id: uuid.UUID,
+        self, uow: UnitOfWork, user: User | UserCredential, family_id: uuid.UUID
     ) -> TokenPair:
+        """Role and token version come from one read of the user, so a token never pairs a new version
+        with an old role."""
         now = self._clock.now()
         secret = new_refresh_token()
         await uow.refresh_tokens.add(
             RefreshToken(
                 id=new_id(),
-                user_id=user_id,
-                agency_id=agency_id,
+                user_id=user.id,
+                agency_id=user.agency_id,
                 family_id=family_id,
                 token_hash=secret_hash(secret),
                 expires_at=now + self._refresh_ttl,
                 created_at=now,
             )
         )
-        access = self._tokens.issue(AccessClaims(user_id=user_id, agency_id=agency_id, agency_role=role))
+        access = self._tokens.issue(
+            AccessClaims(
+                user_id=user.id,
+                agency_id=user.agency_id,
+                agency_role=user.role,
+                token_version=user.token_version,
+            )
+        )
         return TokenPair(
             access_token=access, refresh_token=secret, expires_in=int(self._tokens.ttl.total_seconds())
         )
@@ -229,7 +239,7 @@ class AuthService:
                 raise Unauthenticated(
                     "refresh token was already used; every session of this log-in is revoked"
                 )
-            pair = await self._issue_pair(uow, user.id, user.agency_id, user.role, token.family_id)
+            pair = await self._issue_pair(uow, user, token.family_id)
             await uow.commit()
         return pair
 
@@ -247,20 +257,26 @@ class AuthService:
         if actor.kind is not ActorKind.USER or actor.location_id is not None or actor.id is None:
             # The caller is authenticated, just with the wrong kind of credential: 403, not 401.
             raise PermissionDenied("a location token is obtained with an agency-level user token")
-        assert actor.agency_id is not None  # noqa: S101
-        assert actor.agency_role is not None  # noqa: S101
         async with self._uow(TenantScope.anonymous()) as uow:
+            # The user (role and token version) is read before the grant: a grant taken away between
+            # the two reads bumps the version after this read, so the token is born revoked rather than
+            # carrying the old grant.
+            user = await uow.credentials.user_by_id(actor.id)
             access = await uow.credentials.location_access(actor.id, location_id)
-        role = self._location_role(actor.agency_role, access)
+        not_found = NotFound(f"location {location_id} not found")
+        if user is None or user.disabled or user.agency_id != actor.agency_id:
+            raise not_found
+        role = self._location_role(user.role, access)
         if access is None or role is None:
-            raise NotFound(f"location {location_id} not found")
+            raise not_found
         claims = AccessClaims(
-            user_id=actor.id,
-            agency_id=actor.agency_id,
-            agency_role=actor.agency_role,
+            user_id=user.id,
+            agency_id=user.agency_id,
+            agency_role=user.role,
             location_id=location_id,
             location_role=role,
             tier=PlanTier(access[1]),
+            token_version=user.token_version,
         )
         return self._tokens.issue(claims), int(self._tokens.ttl.total_seconds())
 
@@ -282,6 +298,7 @@ class AuthService:
             if verifier.accepts(bearer):
                 return await self._authenticate_external(verifier, bearer)
         claims = self._tokens.verify(bearer)
+        tier = await self._liveness.check(claims)
         return Actor(
             ActorKind.USER,
             claims.user_id,
@@ -289,7 +306,7 @@ class AuthService:
             location_id=claims.location_id,
             agency_role=claims.agency_role,
             location_role=claims.location_role,
-            tier=claims.tier or AGENCY_TIER,
+            tier=tier or AGENCY_TIER,
             credential_id=f"user:{claims.user_id}:{claims.location_id or '-'}",
         )
 

@@ -57,6 +57,7 @@ class UserCredential:
     role: AgencyRole
     password_hash: str | None
     disabled: bool
+    token_version: int
 
 
 @dataclass(slots=True)
@@ -81,8 +82,12 @@ class AccessClaims:
     agency_role: AgencyRole
     location_id: uuid.UUID | None = None
     location_role: LocationRole | None = None
+    # The plan when the token was issued, for the client's information: authentication takes the tier
+    # from the location's current row, so a downgrade applies at once.
     tier: PlanTier | None = None
     token_id: str = ""
+    # The user's token version when issued: a token naming an older one is refused.
+    token_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

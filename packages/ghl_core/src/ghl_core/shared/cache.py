@@ -2,9 +2,9 @@
 field definitions).
 
 What is cached is a copy of committed rows, keyed by a namespaced name (`cred:apikey:<sha256>`,
-`location:<id>`, `custom_fields:<location_id>`). A service that changes one of those rows calls
-`invalidate` after its transaction commits: invalidating before the commit would let another process
-read the old row and cache it again between the two. The adapters drop an invalidated key in every
+`cred:user:<id>`, `location:<id>`, `custom_fields:<location_id>`). A service that changes one of those
+rows calls `invalidate` after its transaction commits: invalidating before the commit would let another
+process read the old row and cache it again between the two. The adapters drop an invalidated key in every
 process at once and refuse, for a few seconds, to store it again, so a read that started before the
 commit cannot put the old row back either.
 """
@@ -46,6 +46,11 @@ class NoCache:
 
 def api_key_cache_key(key_hash: str) -> str:
     return f"cred:apikey:{key_hash}"
+
+
+def user_cache_key(user_id: uuid.UUID) -> str:
+    """A live user's token version (access token liveness)."""
+    return f"cred:user:{user_id}"
 
 
 def location_cache_key(location_id: uuid.UUID) -> str:

@@ -86,6 +86,13 @@ class User:
     grants: list[LocationGrant] = field(default_factory=list)
     created_by: uuid.UUID | None = None
     updated_by: uuid.UUID | None = None
+    # Named by every access token issued to the user; bumped (by the repository, atomically) when their
+    # access shrinks or changes, which ends those tokens. Not part of the audit snapshot.
+    token_version: int = 0
+
+    def access(self) -> tuple[AgencyRole, frozenset[tuple[uuid.UUID, LocationRole]]]:
+        """What a token issued to this user may carry: their role and location grants."""
+        return self.role, frozenset((g.location_id, g.role) for g in self.grants)
 
     def grant_for(self, location_id: uuid.UUID) -> LocationGrant | None:
         return next((g for g in self.grants if g.location_id == location_id), None)

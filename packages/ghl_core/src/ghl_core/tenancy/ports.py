@@ -54,6 +54,11 @@ class UserRepository(Protocol):
 
     async def list(self, agency_id: uuid.UUID | None, page: PageRequest) -> Page[User]: ...
 
+    async def bump_token_version(self, user_id: uuid.UUID) -> None:
+        """Adds one to the user's token version in the store itself (not read-modify-write), so two
+        concurrent changes each end the tokens issued before them."""
+        ...
+
     async def count_owners(self, agency_id: uuid.UUID) -> int:
         """Live owners of the agency, locked until the transaction ends so two concurrent demotions
         cannot both pass the last-owner check."""

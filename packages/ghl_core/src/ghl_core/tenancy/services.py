@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from ghl_core.identity.ports import PasswordHasher
-from ghl_core.shared.cache import ReadCache, api_key_cache_key, location_cache_key
+from ghl_core.shared.cache import ReadCache, api_key_cache_key, location_cache_key, user_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from ghl_core.shared.ids import new_id
@@ -380,6 +380,9 @@ class TenancyService:
         change: str,
         mutate: Callable[[UnitOfWork, User], Awaitable[User]],
     ) -> User:
+        """A removal, or a change to what the user's tokens may carry (role, a grant taken away or
+        changed), bumps their token version: every access token issued before stops at its next request
+        (identity/liveness.py). A new grant or a new name leaves their tokens alone."""
         async with self._uow(actor.scope) as uow:
             user = await self._visible_user(uow, actor, user_id)
             before = user.snapshot()
@@ -389,6 +392,11 @@ class TenancyService:
             updated.updated_at = self._clock.now()
             updated.updated_by = actor.id
             await uow.users.update(updated)
+            role, grants = user.access()
+            new_role, new_grants = updated.access()
+            revoke = change == "delete" or new_role != role or not grants <= new_grants
+            if revoke:
+                await uow.users.bump_token_version(user.id)
             await record_change(
                 uow,
                 self._clock,
@@ -405,7 +413,9 @@ class TenancyService:
             if change == "delete":
                 await uow.refresh_tokens.revoke_for_user(user.id, self._clock.now())
             await uow.commit()
-            return updated
+        if revoke:
+            await self._cache.invalidate(user_cache_key(user.id))
+        return updated
 
     async def update_user(
         self, actor: Actor, user_id: uuid.UUID, *, name: str | None = None, role: AgencyRole | None = None
