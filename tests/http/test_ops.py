@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import structlog
+from sqlalchemy.engine import make_url
 
-from ghl_adapters.container import Container
-from http_kit import API, Tenant
+from ghl_adapters.container import Container, close_container
+from ghl_adapters.settings import Settings
+from http_kit import API, Tenant, assert_problem, open_api
+from support import make_container
 
 
 async def test_live(api: httpx.AsyncClient) -> None:
@@ -97,3 +104,104 @@ async def test_caller_mistakes_are_not_logged_as_server_errors(
 
     assert [entry["event"] for entry in logs if entry.get("log_level") == "error"] == []
     assert [entry["status"] for entry in logs if entry["event"] == "http_request"] == [404, 401, 422]
+
+
+# ------------------------------------------------------------------------------------ database outage
+
+
+class TcpRelay:
+    """A TCP relay on 127.0.0.1 in front of the test's PostgreSQL: stopping it is the database going away
+    (new connections refused, open ones cut), starting it again on the same port is its return."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._open):
+            writer.transport.abort()
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._open |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+                self._open.discard(sink)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.fixture
+async def relay(settings: Settings) -> AsyncIterator[TcpRelay]:
+    url = make_url(settings.database_url or "")
+    relay = TcpRelay((url.host or "127.0.0.1", url.port or 5432))
+    await relay.start()
+    yield relay
+    with contextlib.suppress(AssertionError):
+        await relay.stop()
+
+
+async def test_while_the_database_is_gone_requests_answer_503_until_it_is_back(
+    settings: Settings, tenant: Tenant, relay: TcpRelay
+) -> None:
+    if not (settings.database_url or "").startswith("postgresql+psycopg://"):
+        pytest.skip("the embedded server listens on a unix socket; the relay needs TCP")
+    url = make_url(settings.database_url or "").set(host="127.0.0.1", port=relay.port)
+    relayed = make_container(
+        settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
+    )
+    try:
+        async with open_api(relayed) as api:
+            contacts = f"{API}/contacts"
+            assert (await api.get(contacts, headers=tenant.headers)).status_code == 200
+            assert (await api.get("/health/ready")).status_code == 200
+
+            await relay.stop()
+            with structlog.testing.capture_logs() as logs:
+                for attempt in range(2):  # pooled connections cut, then new ones refused
+                    gone = await api.get(contacts, headers=tenant.headers)
+                    body = assert_problem(gone, 503, "database_unavailable")
+                    assert int(gone.headers["retry-after"]) >= 1, attempt
+                    assert "psycopg" not in body["detail"].lower()
+                created = await api.post(contacts, json={"first_name": "Ann"}, headers=tenant.headers)
+                assert_problem(created, 503, "database_unavailable")
+                once = {**tenant.headers, "Idempotency-Key": f"outage-{uuid.uuid4().hex}"}
+                replayable = await api.post(contacts, json={"first_name": "Ann"}, headers=once)
+                assert_problem(replayable, 503, "database_unavailable")
+                unknown_key = {"Authorization": f"Bearer ghl_{uuid.uuid4().hex}"}  # looked up, not cached
+                assert_problem(await api.get(contacts, headers=unknown_key), 503, "database_unavailable")
+                signup = await api.post(
+                    f"{API}/auth/signup",
+                    json={"agency_name": "A", "email": "x@example.com", "password": "x" * 12, "name": "N"},
+                )
+                assert_problem(signup, 503, "database_unavailable")
+                ready = await api.get("/health/ready")
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["database"].startswith("error")
+            # An outage is a warning, each request once, without a traceback per request.
+            assert not [e for e in logs if e.get("log_level") == "error" and e["event"] != "http_request"]
+
+            await relay.start()
+            assert (await api.get("/health/ready")).status_code == 200
+            back = await api.get(contacts, headers=tenant.headers)
+            assert back.status_code == 200, back.text
+    finally:
+        await close_container(relayed)

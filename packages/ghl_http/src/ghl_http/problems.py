@@ -10,6 +10,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
+from ghl_adapters.sql.availability import RETRY_AFTER_SECONDS, database_unavailable
 from ghl_core.conversations.models import NoAddress
 from ghl_core.shared.errors import (
     Conflict,
@@ -23,6 +24,10 @@ from ghl_core.shared.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+# Errors only a caller's input raises in practice: text that is not UTF-8, documents nested beyond what
+# Python can recurse, numbers and dates past what arithmetic can hold. 400, never 500.
+BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (UnicodeError, RecursionError, OverflowError)
+_BAD_INPUT_DETAIL = "the request holds a value that cannot be processed (bad encoding, nesting or range)"
 _STATUS: dict[type[DomainError], int] = {
     ValidationFailed: 422,
     NoAddress: 422,  # the contact lacks a phone or email for the channel asked for
@@ -143,7 +148,25 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # The app's after_exception hook has logged it, with its traceback and the request id.
+    if database_unavailable(exc):
+        return database_unavailable_response(request)
+    if isinstance(exc, BAD_INPUT_ERRORS):
+        # Raised by decoding or arithmetic on what the caller sent (the checks before them missed it).
+        return _response(request, 400, _BAD_INPUT_DETAIL, code="bad_request")
     return _response(request, 500, "an unexpected error occurred; the request id identifies it in our logs")
+
+
+def database_unavailable_response(request: Request[Any, Any, Any]) -> Response[Any]:
+    """503 while the database cannot be reached: nothing was changed, and the same request can be sent
+    again once it is back (Retry-After)."""
+    return _response(
+        request,
+        503,
+        "the database cannot be reached right now; nothing was changed, retry later",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        code="database_unavailable",
+        title="Service unavailable",
+    )
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

@@ -19,8 +19,10 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 
 from ghl_adapters.observability import HttpMetrics, get_logger
+from ghl_adapters.sql.availability import database_unavailable
 from ghl_core.shared.errors import DomainError
 from ghl_core.shared.masking import mask_value
+from ghl_http.problems import BAD_INPUT_ERRORS
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
@@ -120,7 +122,15 @@ async def log_unhandled_exception(exc: Exception, scope: Scope) -> None:
     # not server errors, and a traceback for each was slow and drowned the real ones.
     if isinstance(exc, DomainError):
         return
-    get_logger("ghl.http.error").error("unhandled_exception", exc_info=exc)
+    log = get_logger("ghl.http.error")
+    if database_unavailable(exc):
+        # Answered 503: during an outage every request fails alike; one line each, no traceback.
+        log.warning("database_unavailable", error=type(exc).__name__)
+    elif isinstance(exc, BAD_INPUT_ERRORS):
+        # Answered 400; the traceback shows which check let the input through.
+        log.warning("bad_input_exception", exc_info=exc)
+    else:
+        log.error("unhandled_exception", exc_info=exc)
 
 
 def install_request_context(
