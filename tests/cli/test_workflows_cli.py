@@ -335,3 +335,36 @@ def test_help_names_every_command(workflows_env: Env) -> None:
         "validate", "simulate",
     ):  # fmt: skip
         assert command in result.stdout
+
+
+def test_apply_publish_refuses_what_the_location_does_not_have_and_saves_nothing(
+    workflows_env: Env, tmp_path: Path
+) -> None:
+    """`apply --publish` checks what publishing checks before it saves the draft: a pipeline or a user
+    the location does not have (another location's reads the same) is refused with its pointer, and
+    neither a new workflow nor the draft of an existing one is written."""
+    location = new_location(workflows_env)
+    loc = ["--location", location]
+    stray = f"""
+name: Deals
+triggers:
+  - {{type: manual}}
+steps:
+  - {{id: deal, type: create_opportunity, pipeline_id: {uuid.uuid4()}, stage_id: {uuid.uuid4()}}}
+  - {{id: owner, type: assign_user, user_id: {uuid.uuid4()}}}
+"""
+    refused = invoke_json(
+        workflows_env, "workflows", "apply", write(tmp_path, stray), *loc, "--publish", exit_code=1
+    )
+    assert refused["error"]["code"] == "validation_failed"
+    assert sorted(e["pointer"] for e in refused["error"]["errors"]) == [
+        "/steps/0/pipeline_id",
+        "/steps/1/user_id",
+    ]
+    assert invoke_json(workflows_env, "workflows", "list", *loc)["items"] == []
+
+    path = write(tmp_path, QUICK.replace("name: Quick", "name: Deals"))
+    wid = invoke_json(workflows_env, "workflows", "apply", path, *loc)["id"]
+    invoke_json(workflows_env, "workflows", "apply", write(tmp_path, stray), *loc, "--publish", exit_code=1)
+    shown = invoke_json(workflows_env, "workflows", "show", wid, *loc)
+    assert (shown["status"], shown["draft"]["steps"][0]["type"]) == ("draft", "add_tag")

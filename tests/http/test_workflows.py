@@ -5,6 +5,7 @@ simulation, the public inbound-webhook trigger, tenancy and scopes."""
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -468,3 +469,170 @@ async def test_scopes_workflows_read_and_write(api: httpx.AsyncClient, tenant: T
     outsider = await create_api_key(api, tenant.headers, scopes=["contacts:read"])
     other = {"Authorization": f"Bearer {outsider['key']}"}
     assert_problem(await api.get(f"{API}/workflows", headers=other), 403)
+
+
+# ---------------------------------------------------------------------------------------------- references
+
+
+async def make_pipeline(api: httpx.AsyncClient, tenant: Tenant) -> dict[str, Any]:
+    body = {"name": f"Sales {uuid.uuid4().hex[:6]}", "stages": [{"name": "New"}, {"name": "Won"}]}
+    return await post(api, tenant, "/pipelines", 201, body)
+
+
+def referencing(pipeline: dict[str, Any], stage: str, user: str, workflow: str, field: str) -> dict[str, Any]:
+    """A document naming one of each thing a workflow can name of its location."""
+    return document(
+        {
+            "name": "Names things",
+            "triggers": [
+                {"type": "pipeline_stage_changed", "pipeline_id": pipeline["id"], "stage_id": stage}
+            ],
+            "steps": [
+                {
+                    "id": "deal",
+                    "type": "create_opportunity",
+                    "pipeline_id": pipeline["id"],
+                    "stage_id": stage,
+                },
+                {"id": "move", "type": "move_stage", "pipeline_id": pipeline["id"], "stage_id": stage},
+                {"id": "owner", "type": "assign_user", "user_id": user},
+                {"id": "task", "type": "create_task", "title": "Call", "assignee_id": user},
+                {
+                    "id": "tell",
+                    "type": "internal_notification",
+                    "channel": "email",
+                    "body": "Hi",
+                    "user_id": user,
+                },
+                {
+                    "id": "won",
+                    "type": "wait",
+                    "wait": {"event": "opportunity.stage_reached", "stage_id": stage},
+                },
+                {"id": "next", "type": "add_to_workflow", "workflow_id": workflow},
+                {"id": "score", "type": "update_field", "field": f"custom.{field}", "value": "10"},
+            ],
+        }
+    )
+
+
+REFERENCE_POINTERS = [
+    "/triggers/0/pipeline_id",
+    "/steps/0/pipeline_id",
+    "/steps/1/pipeline_id",
+    "/steps/2/user_id",
+    "/steps/3/assignee_id",
+    "/steps/4/user_id",
+    "/steps/5/wait/stage_id",
+    "/steps/6/workflow_id",
+    "/steps/7/field",
+]
+
+
+async def test_publish_refuses_ids_of_another_location_as_it_refuses_unknown_ones(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, container: Container
+) -> None:
+    """A document naming another location's pipeline, stage, user or workflow (or a custom field the
+    location does not define) was published, and every enrollment failed at that step. Now publishing
+    answers 422 with a pointer to each member, with the very words an unknown id gets, and publishes
+    nothing."""
+    from support import new_user
+
+    ours, theirs = await make_pipeline(api, tenant), await make_pipeline(api, other_tenant)
+    our_user, their_user = await new_user(container, tenant), await new_user(container, other_tenant)
+    ungranted = await new_user(container, tenant, granted=False)  # our agency, not this location
+    our_flow, their_flow = await new_workflow(api, tenant), await new_workflow(api, other_tenant)
+    await post(api, tenant, "/custom-fields", 201, {"key": "score", "label": "Score", "type": "number"})
+
+    good = referencing(ours, ours["stages"][1]["id"], str(our_user), our_flow["id"], "score")
+    created = await post(api, tenant, "/workflows", 201, good)
+    assert (await post(api, tenant, f"/workflows/{created['id']}/publish", 200))["version"] == 1
+
+    foreign = referencing(theirs, theirs["stages"][1]["id"], str(their_user), their_flow["id"], "nope")
+    unknown = {"id": str(uuid.uuid4()), "stages": [{"id": str(uuid.uuid4())}]}
+    missing = referencing(unknown, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), "nope")
+    answers = []
+    for bad in (foreign, missing):
+        draft = await post(api, tenant, "/workflows", 201, bad)  # a draft may name what is not there yet
+        refused = assert_problem(
+            await api.post(f"{API}/workflows/{draft['id']}/publish", headers=tenant.headers),
+            422,
+            "validation_failed",
+        )
+        assert pointers(refused) == sorted(REFERENCE_POINTERS)
+        answers.append([e["detail"].replace(str(bad["steps"][2]["user_id"]), "U") for e in refused["errors"]])
+        after = await get(api, tenant, f"/workflows/{draft['id']}")
+        assert (after["status"], after["version"]) == ("draft", 0)
+        assert (await get(api, tenant, f"/workflows/{draft['id']}/versions"))["items"] == []
+    assert answers[0] == answers[1]  # another location's ids read exactly as ids that exist nowhere
+
+    # Our pipeline with a stage of theirs; a user of our agency without this location.
+    mixed = referencing(ours, theirs["stages"][0]["id"], str(ungranted), our_flow["id"], "score")
+    draft = await post(api, tenant, "/workflows", 201, mixed)
+    refused = assert_problem(
+        await api.post(f"{API}/workflows/{draft['id']}/publish", headers=tenant.headers), 422
+    )
+    assert pointers(refused) == sorted(
+        [
+            "/triggers/0/stage_id",
+            "/steps/0/stage_id",
+            "/steps/1/stage_id",
+            "/steps/2/user_id",
+            "/steps/3/assignee_id",
+            "/steps/4/user_id",
+            "/steps/5/wait/stage_id",
+        ]
+    )
+
+
+async def test_templates_that_cannot_compile_are_refused_at_save_and_at_publish(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    """Step templates are compiled by the sandbox that renders them when the draft is saved and when it
+    is published: they once failed only at run time, every enrollment at that step."""
+    from sqlalchemy import text
+
+    broken = document(
+        {
+            "name": "Broken templates",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "text", "type": "send_sms", "body": "Hi {{ contact.first_name "},
+                {"id": "mail", "type": "send_email", "subject": "Ok", "html": "<p>{% for x in %}</p>"},
+                {"id": "task", "type": "create_task", "title": "{{ ''.__class__ }}"},
+                {"id": "field", "type": "update_field", "field": "company_name", "value": "{% if %}"},
+                {
+                    "id": "hook",
+                    "type": "webhook",
+                    "url": "https://example.com/{{contact.id}}",
+                    "headers": {"X-Name": "{{ contact.first_name"},
+                    "body": {"data": ["fine", "{{ 1 + }}"], "a/b": "{% endfor %}"},
+                },
+            ],
+        }
+    )
+    expected = [
+        "/steps/0/body",
+        "/steps/1/html",
+        "/steps/2/title",
+        "/steps/3/value",
+        "/steps/4/headers/X-Name",
+        "/steps/4/body/a~1b",
+        "/steps/4/body/data/1",
+    ]
+    refused = assert_problem(await post_raw(api, tenant, "/workflows", broken), 422)
+    assert pointers(refused) == sorted(expected)
+    assert all(w["name"] != broken["name"] for w in (await get(api, tenant, "/workflows"))["items"])
+
+    # A draft saved before templates were checked at save is checked again when it is published.
+    draft = await new_workflow(api, tenant, publish=False)
+    async with container.engines().owner.begin() as conn:
+        await conn.execute(
+            text("UPDATE workflows SET draft = CAST(:d AS jsonb) WHERE id = :w"),
+            {"d": json.dumps(broken), "w": draft["id"]},
+        )
+    refused = assert_problem(
+        await api.post(f"{API}/workflows/{draft['id']}/publish", headers=tenant.headers), 422
+    )
+    assert pointers(refused) == sorted(expected)
+    assert (await get(api, tenant, f"/workflows/{draft['id']}"))["version"] == 0

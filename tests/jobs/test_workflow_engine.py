@@ -803,9 +803,9 @@ async def test_remove_tag_and_dnd_steps_change_the_contact_and_a_refused_assignm
 ) -> None:
     """The other steps run through the services in the enrollment's transaction: each sees the contact
     as the step before it left it (the second dnd step keeps the sms channel the first one set). The
-    last one names a user without access to the location: the service refuses it, the four before it
-    stand."""
-    owner = uuid.uuid4()
+    last one names a user who lost access to the location after the workflow was published (publishing
+    refuses a user without access): the service refuses it, the four before it stand."""
+    owner = await new_user(container, tenant)
     workflow_id = await publish(
         container,
         tenant,
@@ -821,6 +821,7 @@ async def test_remove_tag_and_dnd_steps_change_the_contact_and_a_refused_assignm
             ],
         },
     )
+    await container.tenancy().revoke_location(Actor.operator(), owner, tenant.location_id)
     ada = await contact(container, tenant, tags=["cold", "keep"])
     await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
     await settle(container)

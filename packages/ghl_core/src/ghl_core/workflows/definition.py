@@ -10,10 +10,16 @@ that contain no wait (a contact would spin forever) are errors.
 
 Waits and condition groups keep the JSON they were authored as (canonical, `*_json` fields), so
 `definition_json` gives back the document that parses to an equal definition.
+
+What a step or trigger names outside the document is declared on its fields, not switched on by type:
+`TEMPLATE` marks a member rendered as a template (`TEMPLATE_HTML` as e-mail HTML), `ref(kind)` a member
+naming something of the location (a user, a pipeline, a stage, a workflow, a custom field). Parsing needs
+no database; publishing checks both against the location (workflows/references.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -63,6 +69,16 @@ STATUSES = tuple(s.value for s in OpportunityStatus)
 
 Json = Any
 
+# Field metadata: see the module's docstring.
+TEMPLATE: Mapping[str, Any] = {"template": "text"}
+TEMPLATE_HTML: Mapping[str, Any] = {"template": "html"}
+
+
+def ref(kind: str, *, within: str | None = None) -> dict[str, Any]:
+    """A member naming something of the location; `within`: the member naming what it belongs to (a
+    stage within the step's pipeline)."""
+    return {"ref": kind, "within": within}
+
 
 # --- values
 
@@ -101,8 +117,8 @@ class ChannelTrigger(Trigger):
 
 @dataclass(frozen=True, kw_only=True)
 class OpportunityTrigger(Trigger):
-    pipeline_id: uuid.UUID | None = None
-    stage_id: uuid.UUID | None = None
+    pipeline_id: uuid.UUID | None = field(default=None, metadata=ref("pipeline"))
+    stage_id: uuid.UUID | None = field(default=None, metadata=ref("stage", within="pipeline_id"))
     status: str | None = None
 
 
@@ -111,7 +127,7 @@ class ReminderTrigger(Trigger):
     """Fires once a year (birthday) or once (custom date) at `at` local time, offset by whole days."""
 
     at: time
-    field: str | None = None  # custom_date_reminder: `custom.KEY`
+    field: str | None = dataclasses.field(default=None, metadata=ref("date_custom_field"))  # `custom.KEY`
     days_before: int = 0
     days_after: int = 0
 
@@ -136,7 +152,7 @@ class Step:
 @dataclass(frozen=True, kw_only=True)
 class SendSms(Step):
     TYPE = "send_sms"
-    body: str
+    body: str = field(metadata=TEMPLATE)
     marketing: bool = False
 
     @classmethod
@@ -147,9 +163,9 @@ class SendSms(Step):
 @dataclass(frozen=True, kw_only=True)
 class SendEmail(Step):
     TYPE = "send_email"
-    subject: str
-    body: str | None = None  # the text part
-    html: str | None = None
+    subject: str = field(metadata=TEMPLATE)
+    body: str | None = field(default=None, metadata=TEMPLATE)  # the text part
+    html: str | None = field(default=None, metadata=TEMPLATE_HTML)
     marketing: bool = False
 
     @classmethod
@@ -169,8 +185,8 @@ class SendEmail(Step):
 class InternalNotification(Step):
     TYPE = "internal_notification"
     channel: str
-    body: str
-    user_id: uuid.UUID | None = None  # None: the contact's assigned user
+    body: str = field(metadata=TEMPLATE)
+    user_id: uuid.UUID | None = field(default=None, metadata=ref("user"))  # None: the contact's assigned user
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -207,8 +223,9 @@ class UpdateField(Step):
     when the step runs (definitions belong to the location, and merge fields are rendered first)."""
 
     TYPE = "update_field"
-    field: str
-    value: str | int | float | bool | tuple[str, ...] | None
+    field: str = field(metadata=ref("custom_field"))  # a standard field names nothing of the location
+    # `field` above shadows dataclasses.field in this class body. Text values are rendered.
+    value: str | int | float | bool | tuple[str, ...] | None = dataclasses.field(metadata=TEMPLATE)
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -231,7 +248,7 @@ class UpdateField(Step):
 @dataclass(frozen=True, kw_only=True)
 class AssignUser(Step):
     TYPE = "assign_user"
-    user_id: uuid.UUID
+    user_id: uuid.UUID = field(metadata=ref("user"))
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -241,7 +258,7 @@ class AssignUser(Step):
 @dataclass(frozen=True, kw_only=True)
 class AddNote(Step):
     TYPE = "add_note"
-    body: str
+    body: str = field(metadata=TEMPLATE)
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -251,11 +268,12 @@ class AddNote(Step):
 @dataclass(frozen=True, kw_only=True)
 class CreateTask(Step):
     TYPE = "create_task"
-    title: str
-    body: str | None = None
+    title: str = field(metadata=TEMPLATE)
+    body: str | None = field(default=None, metadata=TEMPLATE)
     due_in: WaitSpec | None = field(default=None, metadata={"source": "due_in_json"})
     due_in_json: str | None = field(default=None, compare=False, repr=False, metadata={"skip": True})
-    assignee_id: uuid.UUID | None = None  # None: the contact's assigned user
+    # None: the contact's assigned user
+    assignee_id: uuid.UUID | None = field(default=None, metadata=ref("user"))
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -272,8 +290,8 @@ class CreateTask(Step):
 @dataclass(frozen=True, kw_only=True)
 class CreateOpportunity(Step):
     TYPE = "create_opportunity"
-    pipeline_id: uuid.UUID
-    stage_id: uuid.UUID
+    pipeline_id: uuid.UUID = field(metadata=ref("pipeline"))
+    stage_id: uuid.UUID = field(metadata=ref("stage", within="pipeline_id"))
     name: str | None = None  # None: the contact's name
     value: int | None = None  # minor units of the location's currency
     status: str = "open"
@@ -292,8 +310,8 @@ class CreateOpportunity(Step):
 @dataclass(frozen=True, kw_only=True)
 class MoveStage(Step):
     TYPE = "move_stage"
-    pipeline_id: uuid.UUID
-    stage_id: uuid.UUID
+    pipeline_id: uuid.UUID = field(metadata=ref("pipeline"))
+    stage_id: uuid.UUID = field(metadata=ref("stage", within="pipeline_id"))
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -313,7 +331,7 @@ class SetOpportunityStatus(Step):
 @dataclass(frozen=True, kw_only=True)
 class AddToWorkflow(Step):
     TYPE = "add_to_workflow"
-    workflow_id: uuid.UUID
+    workflow_id: uuid.UUID = field(metadata=ref("workflow"))
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -323,7 +341,7 @@ class AddToWorkflow(Step):
 @dataclass(frozen=True, kw_only=True)
 class RemoveFromWorkflow(Step):
     TYPE = "remove_from_workflow"
-    workflow_id: uuid.UUID
+    workflow_id: uuid.UUID = field(metadata=ref("workflow"))
 
     @classmethod
     def _read(cls, r: _Reader) -> dict[str, Any]:
@@ -336,10 +354,10 @@ class Webhook(Step):
     merge fields); here only its shape. The body is canonical JSON text, so the step stays immutable."""
 
     TYPE = "webhook"
-    url: str
+    url: str = field(metadata=TEMPLATE)
     method: str = "POST"
-    headers: tuple[tuple[str, str], ...] = field(default=(), metadata={"pairs": True})
-    body_json: str | None = field(default=None, metadata={"json": True, "key": "body"})
+    headers: tuple[tuple[str, str], ...] = field(default=(), metadata={"pairs": True, **TEMPLATE})
+    body_json: str | None = field(default=None, metadata={"json": True, "key": "body", **TEMPLATE})
 
     @property
     def body(self) -> Json:

@@ -1,5 +1,9 @@
 """Use cases of workflows: authoring (a draft validated on every save), publishing versions, pausing,
-enrolling by hand or in bulk, the inbound-webhook trigger, history, statistics and simulation."""
+enrolling by hand or in bulk, the inbound-webhook trigger, history, statistics and simulation.
+
+Every save checks the document and its templates; publishing checks them again and that every id the
+document names is the location's (workflows/references.py), so a version never fails at run time for
+what could be known when it was published."""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from ghl_core.workflows.models import (
     WorkflowStatus,
     WorkflowVersion,
 )
+from ghl_core.workflows.references import reference_errors, template_errors
 from ghl_core.workflows.simulation import SimulatedEvent, Simulation, simulate
 
 MAX_BULK = 10_000  # contacts one bulk enrollment takes (a bigger audience: several requests, or a tag)
@@ -75,7 +80,7 @@ def _storable(value: Mapping[str, Any]) -> None:
         raise ValidationFailed(errors)
 
 
-def _checked(document: Mapping[str, Any]) -> Definition:
+def _parsed(document: Mapping[str, Any]) -> Definition:
     """The definition, parsed, once it holds nothing PostgreSQL cannot store."""
     _storable(document)
     return parse_definition(document)
@@ -99,7 +104,7 @@ class WorkflowService:
     async def create(self, actor: Actor, document: Mapping[str, Any]) -> Workflow:
         """A new draft from a definition document (validated: every mistake with its pointer)."""
         location_id = actor.require_location(Permission.WORKFLOWS_WRITE)
-        definition = _checked(document)
+        definition = self._checked(document)
         now = self._clock.now()
         workflow = Workflow(
             id=new_id(),
@@ -122,7 +127,7 @@ class WorkflowService:
     async def update(self, actor: Actor, workflow_id: uuid.UUID, document: Mapping[str, Any]) -> Workflow:
         """Replaces the draft. Published versions are untouched until the next publish."""
         location_id = actor.require_location(Permission.WORKFLOWS_WRITE)
-        definition = _checked(document)
+        definition = self._checked(document)
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
             workflow = await self._visible(uow, workflow_id, lock=True)
@@ -139,11 +144,14 @@ class WorkflowService:
         self, actor: Actor, document: Mapping[str, Any], *, publish: bool = False
     ) -> tuple[Workflow, bool]:
         """`ghl workflows apply`: updates the location's workflow of the same name (or creates it);
-        answers (workflow, created). With `publish`, publishes it in the same call."""
+        answers (workflow, created). With `publish`, publishes it in the same call; a document that
+        could not be published is refused before anything is saved."""
         location_id = actor.require_location(Permission.WORKFLOWS_WRITE)
-        definition = _checked(document)
+        definition = self._checked(document)
         existing: Workflow | None = None
         async with self._uow(actor.scope) as uow:
+            if publish:
+                await self._publishable(uow, await self._location(uow, location_id), definition)
             page = await uow.workflows.list(location_id, PageRequest(limit=200))
             while True:
                 existing = next((w for w in page.items if w.name == definition.name), None)
@@ -193,9 +201,9 @@ class WorkflowService:
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
             workflow = await self._visible(uow, workflow_id, lock=True)
-            parse_definition(workflow.draft)  # a draft saved before a rule tightened is checked again
-            for i, step in enumerate(workflow.draft.get("steps") or []):
-                await self._check_reference(uow, i, step)
+            # A draft saved before a rule tightened is checked again, templates included.
+            definition = self._checked(workflow.draft)
+            await self._publishable(uow, location, definition)
             now = self._clock.now()
             workflow.version += 1
             workflow.status = WorkflowStatus.PUBLISHED
@@ -572,15 +580,20 @@ class WorkflowService:
             raise WorkflowStateError(f"workflow {workflow.id} has no published version")
         return version
 
+    def _checked(self, document: Mapping[str, Any]) -> Definition:
+        """The definition, parsed, once its templates compile (every mistake with its pointer)."""
+        definition = _parsed(document)
+        errors = template_errors(self._engine.renderer, definition)
+        if errors:
+            raise ValidationFailed(errors)
+        return definition
+
     @staticmethod
-    async def _check_reference(uow: UnitOfWork, index: int, step: Any) -> None:
-        """A step naming another workflow names one of this location."""
-        if not isinstance(step, dict) or step.get("type") not in ("add_to_workflow", "remove_from_workflow"):
-            return
-        target = uuid.UUID(str(step["workflow_id"]))
-        found = await uow.workflows.get(target)
-        if found is None or found.deleted_at is not None:
-            raise ValidationFailed.one(f"/steps/{index}/workflow_id", "names no workflow of this location")
+    async def _publishable(uow: UnitOfWork, location: Location, definition: Definition) -> None:
+        """Every id and key the definition names is the location's (another location's reads as unknown)."""
+        errors = await reference_errors(uow, location, definition)
+        if errors:
+            raise ValidationFailed(errors)
 
     async def _audit(
         self, uow: UnitOfWork, actor: Actor, location: Location, workflow: Workflow, action: str
