@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +14,15 @@ from typing import Any
 
 import psycopg
 import pytest
+import typer
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from clitools import Env, env_for, invoke, invoke_json, libpq, list_all
 from ghl_adapters.container import build_container, close_container
 from ghl_adapters.settings import Settings
+from ghl_cli.main import Ghl, app
+from ghl_cli.options import JsonOption
 from ghl_core.shared.errors import Unauthenticated
 from ghl_core.tenancy.permissions import LOCATION_SCOPES, Actor, ActorKind, Permission
 
@@ -125,6 +131,110 @@ def test_invalid_settings_exit_1_naming_the_variable(cli_env: Env) -> None:
 
 def test_bad_uuid_is_a_usage_error(cli_env: Env) -> None:
     assert invoke(cli_env, "locations", "create", "X", "--agency", "not-a-uuid").exit_code == 2
+
+
+def test_version_is_the_installed_packages(cli_env: Env) -> None:
+    result = invoke(cli_env, "--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"ghl {importlib.metadata.version('ghl-cli')}\n"
+
+
+def test_an_unknown_command_suggests_the_nearest(cli_env: Env) -> None:
+    result = invoke(cli_env, "contact", "list")
+    assert result.exit_code == 2
+    assert "Did you mean 'contacts'?" in result.stderr
+
+
+def test_a_failure_no_command_reports_is_a_short_message(cli_env: Env, tmp_path: Path) -> None:
+    # An operating system error the export does not catch itself: its folder does not exist.
+    location = new_location(cli_env, new_agency(cli_env)["id"])
+    out = tmp_path / "missing-folder" / "contacts.csv"
+    args = ("contacts", "export", "--location", location["id"], "--out", str(out))
+    result = invoke(cli_env, *args)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert "No such file or directory" in result.stderr
+    assert result.stdout == ""
+    doc = invoke_json(cli_env, *args, exit_code=1)
+    assert doc["error"]["code"] == "os_error"
+    assert str(out) in doc["error"]["detail"]
+
+
+@pytest.fixture
+def exploding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> typer.Typer:
+    """The real root group with one more command: a bug, as an unexpected exception."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    probe = typer.Typer(cls=Ghl, rich_markup_mode=None)
+    probe.callback()(lambda: None)  # a group, as `ghl` is, not a single command
+
+    @probe.command("explode")
+    def explode(json_output: JsonOption = False) -> None:
+        raise LookupError("the detail that stays in the saved traceback")
+
+    return probe
+
+
+def test_an_unexpected_failure_is_one_line_with_a_reference(exploding: typer.Typer) -> None:
+    result = CliRunner().invoke(exploding, ["explode"], env={"GHL_DEBUG": None}, catch_exceptions=False)
+    assert result.exit_code == 70
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert line.startswith("Error: LookupError stopped the command (reference ")
+    assert "the detail" not in line
+    reference = line.split("(reference ", 1)[1][:12]
+    saved = Path(tempfile.gettempdir()) / "ghl-errors" / f"{reference}.txt"
+    assert str(saved) in line
+    assert "the detail that stays in the saved traceback" in saved.read_text()
+    assert oct(saved.stat().st_mode & 0o777) == oct(0o600)
+
+    result = CliRunner().invoke(
+        exploding, ["explode", "--json"], env={"GHL_DEBUG": None}, catch_exceptions=False
+    )
+    assert result.exit_code == 70
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "internal_error"
+    assert error["traceback_file"] == str(
+        Path(tempfile.gettempdir()) / "ghl-errors" / f"{error['reference']}.txt"
+    )
+
+
+def test_ghl_debug_lets_an_unexpected_failure_through(exploding: typer.Typer) -> None:
+    with pytest.raises(LookupError):
+        CliRunner().invoke(exploding, ["explode"], env={"GHL_DEBUG": "1"}, catch_exceptions=False)
+
+
+# -- GHL_LOCATION_ID -------------------------------------------------------------------------------
+
+
+def test_location_defaults_to_ghl_location_id(cli_env: Env) -> None:
+    agency = new_agency(cli_env)
+    location, other = new_location(cli_env, agency["id"]), new_location(cli_env, agency["id"])
+    env = cli_env | {"GHL_LOCATION_ID": location["id"]}
+    created = invoke_json(env, "pipelines", "create", "Sales")
+    assert [p["id"] for p in invoke_json(env, "pipelines", "list")["items"]] == [created["id"]]
+    # --location still wins over the variable.
+    assert invoke_json(env, "pipelines", "list", "--location", other["id"])["items"] == []
+    assert "GHL_LOCATION_ID" in invoke(env, "pipelines", "list", "--help").stdout
+
+
+def _leaf_commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    ctx = typer.Context(command)
+    if hasattr(command, "list_commands"):
+        for name in command.list_commands(ctx):
+            yield from _leaf_commands(command.get_command(ctx, name), (*path, name))
+    else:
+        yield " ".join(path), command
+
+
+def test_every_command_that_needs_a_location_reads_ghl_location_id() -> None:
+    needing = {
+        name: option.envvar
+        for name, command in _leaf_commands(typer.main.get_command(app))
+        for option in command.params
+        if "--location" in option.opts and option.required
+    }
+    assert len(needing) >= 49
+    assert {name for name, envvar in needing.items() if envvar != "GHL_LOCATION_ID"} == set()
 
 
 # -- db ---------------------------------------------------------------------------------------------

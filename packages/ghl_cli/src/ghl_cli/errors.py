@@ -1,23 +1,36 @@
 """How failures reach an operator: a clear message (or `{"error": {...}}` with --json) and exit code 1.
-Typer keeps exit code 2 for usage errors."""
+Typer keeps exit code 2 for usage errors.
+
+Every failure ends here, never as a traceback: commands wrap their work in `reported`, and the root
+group hands anything that still escapes to `fail` (see ghl_cli.main). A failure the code does not expect
+is a bug: one line naming it and a reference, exit code 70 (EX_SOFTWARE), and the traceback saved to a
+private file under the temporary folder with that reference in its name. GHL_DEBUG=1 lets it through to
+the terminal instead.
+
+The driver and adapter exception types are imported when a failure is examined, not with this module:
+every command imports it, and `ghl --help` must not pay for SQLAlchemy."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import traceback
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import psycopg
 import typer
-from rich.markup import escape
-from sqlalchemy.exc import OperationalError as SqlOperationalError
 
-from ghl_adapters.settings import SettingsError
-from ghl_adapters.sql.embedded import EmbeddedPostgresError
-from ghl_cli.output import Output
 from ghl_core.shared.errors import DomainError, FieldError, ValidationFailed
 
+if TYPE_CHECKING:
+    from ghl_cli.output import Output
+
 EXIT_FAILURE = 1
+EXIT_INTERNAL = 70
+DEBUG_VARIABLE = "GHL_DEBUG"
 
 
 class CliError(Exception):
@@ -40,6 +53,17 @@ def with_agency_hint(exc: ValidationFailed) -> ValidationFailed:
     )
 
 
+def _operational() -> tuple[type[BaseException], ...]:
+    """Failures of the installation an operator can act on (settings, the database), besides ours."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError as SqlOperationalError
+
+    from ghl_adapters.settings import SettingsError
+    from ghl_adapters.sql.embedded import EmbeddedPostgresError
+
+    return (SettingsError, EmbeddedPostgresError, SqlOperationalError, psycopg.OperationalError)
+
+
 def error_document(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, ValidationFailed):
         return {
@@ -50,10 +74,13 @@ def error_document(exc: BaseException) -> dict[str, Any]:
         }
     if isinstance(exc, DomainError):
         return {"code": exc.code, "title": exc.title, "detail": exc.detail}
-    if isinstance(exc, SettingsError):
-        return {"code": "invalid_settings", "title": "Invalid settings", "detail": str(exc)}
     if isinstance(exc, CliError):
         return {"code": exc.code, "title": exc.code.replace("_", " ").capitalize(), "detail": exc.detail}
+    from ghl_adapters.settings import SettingsError
+    from ghl_adapters.sql.embedded import EmbeddedPostgresError
+
+    if isinstance(exc, SettingsError):
+        return {"code": "invalid_settings", "title": "Invalid settings", "detail": str(exc)}
     if isinstance(exc, EmbeddedPostgresError):
         return {"code": "database_unavailable", "title": "Embedded PostgreSQL failed", "detail": str(exc)}
     # Connection failures: the driver's first line says what happened, without the SQL around it.
@@ -65,8 +92,10 @@ def error_document(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def report(output: Output, exc: BaseException) -> None:
-    doc = error_document(exc)
+def report(output: Output, exc: BaseException, doc: dict[str, Any] | None = None) -> None:
+    from rich.markup import escape
+
+    doc = doc if doc is not None else error_document(exc)
     if output.json:
         output.document({"error": doc})
         return
@@ -83,13 +112,78 @@ def reported(output: Output) -> Iterator[None]:
     """Turns the failures an operator can act on into a message and exit code 1."""
     try:
         yield
-    except (
-        SettingsError,
-        DomainError,
-        CliError,
-        EmbeddedPostgresError,
-        SqlOperationalError,
-        psycopg.OperationalError,
-    ) as exc:
+    except (DomainError, CliError) as exc:
         report(output, exc)
         raise typer.Exit(EXIT_FAILURE) from None
+    except Exception as exc:
+        if not isinstance(exc, _operational()):
+            raise
+        report(output, exc)
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+def is_known(exc: BaseException) -> bool:
+    """A failure with a message fit for the operator as it is."""
+    if isinstance(exc, DomainError | CliError | OSError | UnicodeError):
+        return True
+    try:
+        return isinstance(exc, _operational())
+    except ImportError:  # a broken installation: the failure is examined as an unexpected one
+        return False
+
+
+def known_document(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, UnicodeError):
+        return {"code": "invalid_encoding", "title": "Cannot decode the input", "detail": str(exc)}
+    if isinstance(exc, OSError):
+        # "[Errno 2] No such file or directory: 'x.csv'" without the errno: the words say it.
+        where = f": {exc.filename}" if exc.filename else ""
+        detail = f"{exc.strerror}{where}" if exc.strerror else str(exc) or type(exc).__name__
+        return {"code": "os_error", "title": "Operating system error", "detail": detail}
+    return error_document(exc)
+
+
+def _save_traceback(reference: str, exc: BaseException) -> Path | None:
+    """The traceback in a file only this user can read (it may quote data); None if it cannot be written."""
+    folder = Path(tempfile.gettempdir()) / "ghl-errors"
+    path = folder / f"{reference}.txt"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return path
+
+
+def unexpected_document(exc: BaseException) -> dict[str, Any]:
+    reference = uuid.uuid4().hex[:12]
+    saved = _save_traceback(reference, exc)
+    where = f"the traceback is in {saved}" if saved else "the traceback could not be saved"
+    return {
+        "code": "internal_error",
+        "title": "Unexpected error",
+        "detail": f"{type(exc).__name__} stopped the command (reference {reference}); {where}; "
+        f"{DEBUG_VARIABLE}=1 prints it here",
+        "reference": reference,
+        "traceback_file": str(saved) if saved else None,
+    }
+
+
+def fail(exc: Exception, *, json_output: bool) -> NoReturn:
+    """The last word on a failure no command turned into a message; re-raised under GHL_DEBUG=1."""
+    from ghl_cli.output import Output
+
+    if os.environ.get(DEBUG_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}:
+        raise exc
+    output = Output(json=json_output)
+    if is_known(exc):
+        report(output, exc, known_document(exc))
+        raise typer.Exit(EXIT_FAILURE) from None
+    doc = unexpected_document(exc)
+    if output.json:
+        output.document({"error": doc})
+    else:
+        output.err.print(f"Error: {doc['detail']}.", markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INTERNAL) from None

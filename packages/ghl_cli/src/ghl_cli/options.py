@@ -1,4 +1,9 @@
-"""Options shared by many commands."""
+"""Options shared by many commands.
+
+--location, which most commands need, defaults to GHL_LOCATION_ID, so an operator working in one location
+sets it once. Commands where the location only narrows what is shown (`ghl jobs list`, `ghl outbox`) or
+competes with --agency (`ghl providers`) keep their own option without it: a variable left in the
+shell must not silently filter or redirect them."""
 
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ LimitOption = Annotated[
 CursorOption = Annotated[
     str | None,
     typer.Option("--cursor", help="Continue a list from the cursor the previous page printed."),
+]
+LOCATION_VARIABLE = "GHL_LOCATION_ID"
+LocationOption = Annotated[
+    uuid.UUID,
+    typer.Option("--location", envvar=LOCATION_VARIABLE, show_envvar=True, help="The location's id."),
 ]
 AgencyOption = Annotated[
     uuid.UUID | None,

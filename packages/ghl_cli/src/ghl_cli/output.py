@@ -1,17 +1,22 @@
 """Where a command's results go: one JSON document on stdout with --json, rich tables otherwise.
-Progress and errors for people go to stderr, so stdout stays parseable."""
+Progress and errors for people go to stderr, so stdout stays parseable.
+
+rich is imported when something is printed, not with this module, so a command's start-up does not pay
+for it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Ids are copied and pasted: wrapping them across lines would break that.
 _ID_WIDTH = 36
@@ -20,8 +25,18 @@ _ID_WIDTH = 36
 @dataclass
 class Output:
     json: bool = False
-    out: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False)
 
     def document(self, doc: object) -> None:
         typer.echo(json.dumps(doc, indent=2, default=str))
@@ -31,12 +46,20 @@ class Output:
         with self.err.status(message):
             yield
 
+    def secret(self, title: str, secret: str) -> None:
+        """A secret shown once, boxed, alone on its line and never wrapped, so it can be copied whole."""
+        from rich.panel import Panel
+
+        self.out.print(Panel(secret, title=title, border_style="green", expand=False), soft_wrap=True)
+
     def note(self, message: str) -> None:
         """A remark for people; silent with --json so stdout holds only the document."""
         if not self.json:
             self.out.print(message)
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left")
         for name in columns:
             is_id = name == "id" or name.endswith("_id")
@@ -64,6 +87,8 @@ class Output:
         if self.json:
             self.document(row)
             return
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left", show_header=False)
         table.add_column("field", style="bold")
         table.add_column("value", no_wrap=True)

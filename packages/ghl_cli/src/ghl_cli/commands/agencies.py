@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import reported
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
@@ -15,6 +14,9 @@ from ghl_cli.views import agency_view
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.models import Agency
 from ghl_core.tenancy.permissions import Actor
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
 
 app = typer.Typer(help="Create and list agencies (the top-level accounts that own locations).")
 

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.panel import Panel
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_cli.views import api_key_view
-from ghl_core.identity.api_keys import parse_scopes
 from ghl_core.identity.models import ApiKey
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.permissions import Actor
 
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+
 app = typer.Typer(help="Create, list and revoke a location's API keys.")
 
 COLUMNS = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 
 
 def split_scopes(values: list[str] | None) -> list[str] | None:
@@ -35,6 +34,8 @@ def split_scopes(values: list[str] | None) -> list[str] | None:
 async def create_key(
     container: Container, location_id: uuid.UUID, name: str, scopes: list[str] | None
 ) -> tuple[ApiKey, str]:
+    from ghl_core.identity.api_keys import parse_scopes
+
     return await container.api_keys().create(
         Actor.operator(), name, scopes=parse_scopes(scopes), location_id=location_id
     )
@@ -80,11 +81,7 @@ def create(
         output.document(doc)
         return
     output.record("API key created", api_key_view(key))
-    # Alone on its line and never wrapped, so it can be copied whole.
-    output.out.print(
-        Panel(secret, title="API key (shown once: store it now)", border_style="green", expand=False),
-        soft_wrap=True,
-    )
+    output.secret("API key (shown once: store it now)", secret)
     output.out.print(f"Use it as: Authorization: Bearer {secret[:8]}…", soft_wrap=True)
 
 

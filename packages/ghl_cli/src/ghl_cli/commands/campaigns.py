@@ -8,25 +8,25 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import CliError, reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.campaigns.models import FINISHED, Campaign, CampaignStats, CampaignStatus, MessageTemplate
 from ghl_core.tenancy.permissions import Actor
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
 
 templates_app = typer.Typer(help="A location's SMS and email templates, with merge fields.")
 app = typer.Typer(help="Send an SMS or email to an audience of contacts; follow its progress and results.")
 
 TEMPLATE_COLUMNS = ("id", "name", "channel", "subject", "updated_at")
 CAMPAIGN_COLUMNS = ("id", "name", "channel", "status", "recipients", "scheduled_at", "created_at")
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 TemplateArgument = Annotated[uuid.UUID, typer.Argument(help="The template's id (`ghl templates list`).")]
 CampaignArgument = Annotated[uuid.UUID, typer.Argument(help="The campaign's id (`ghl campaigns list`).")]
 ChannelOption = Annotated[str, typer.Option("--channel", help="sms or email.")]
@@ -289,6 +289,8 @@ async def _follow(
 ) -> tuple[Campaign, CampaignStats]:
     """Polls the campaign until it completes, is paused or cancelled, or `give_up_after` seconds pass;
     a progress bar of handled recipients for people."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     service = container.campaigns()
     deadline = time.monotonic() + give_up_after
     progress = Progress(

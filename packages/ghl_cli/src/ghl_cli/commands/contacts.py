@@ -10,28 +10,26 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ghl_adapters.container import Container
-from ghl_adapters.runtime import freeze_heap
 from ghl_cli.errors import CliError, reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import ContactImport, DuplicateMode, ImportCounters, ImportOptions
 from ghl_core.contacts.models import Contact
-from ghl_core.contacts.selection import ContactSelection
 from ghl_core.tenancy.permissions import Actor
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
 
 app = typer.Typer(help="List, read, create, import and export a location's contacts.")
 
 COLUMNS = ("id", "name", "email", "phone", "tags", "created_at")
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 SmartListOption = Annotated[
     uuid.UUID | None, typer.Option("--smart-list", help="Only the contacts of this smart list (its id).")
 ]
@@ -85,6 +83,8 @@ def list_(
 ) -> None:
     """List a location's contacts, newest first; or find them by words, tags or a smart list (in the
     smart list's order), as the API's search does."""
+    from ghl_core.contacts.selection import ContactSelection
+
     output = Output(json=json_output)
     selection = ContactSelection(query=query, tags=tuple(tags or ()), smart_list_id=smart_list)
 
@@ -166,6 +166,10 @@ def import_(
 ) -> None:
     """Import contacts from a CSV file (streamed: any size, constant memory). Re-running the same file
     changes nothing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ghl_adapters.runtime import freeze_heap
+
     output = Output(json=json_output)
     total = os.path.getsize(file)
 
@@ -226,6 +230,8 @@ def export(
 ) -> None:
     """Export a location's contacts as CSV (streamed in batches): all of them, or a smart list's, or
     those with the tags (both: the smart list's contacts with the tags)."""
+    from ghl_core.contacts.selection import ContactSelection
+
     output = Output(json=json_output)
     selection = ContactSelection(tags=tuple(tags or ()), smart_list_id=smart_list)
 

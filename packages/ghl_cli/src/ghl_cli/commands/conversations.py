@@ -8,22 +8,23 @@ import os
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ghl_adapters.container import Container
-from ghl_adapters.identity.secretbox import AesGcmSecretBox
 from ghl_cli.errors import CliError, reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.conversations.models import Channel, Conversation, Message
 from ghl_core.conversations.ports import InboxFilter, InboxOrder
 from ghl_core.conversations.providers import ProviderKind
-from ghl_core.conversations.setup import ProviderView
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+    from ghl_core.conversations.setup import ProviderView
 
 app = typer.Typer(help="A location's conversations: list them, read one, send an SMS or an email.")
 providers_app = typer.Typer(help="Which provider sends SMS and email, per location or as an agency default.")
@@ -39,7 +40,6 @@ CONVERSATION_COLUMNS = (
 MESSAGE_COLUMNS = ("id", "direction", "status", "provider", "subject", "body", "created_at")
 OUTBOX_COLUMNS = ("id", "location_id", "channel", "recipient", "subject", "body", "sent_at")
 OUTBOX_NOTE = "Taken by the local outbox: nothing was sent to anyone."
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 OptionalLocation = Annotated[uuid.UUID | None, typer.Option("--location", help="The location's id.")]
 AgencyDefaultOption = Annotated[
     uuid.UUID | None,
@@ -446,6 +446,8 @@ def rekey(
             raise CliError("missing_secret", f"the environment variable {old_key_env} is not set")
 
         async def work(c: Container) -> int:
+            from ghl_adapters.identity.secretbox import AesGcmSecretBox
+
             try:
                 return await c.messaging_setup().rotate_key(
                     AesGcmSecretBox.from_secret(old_secret), c.secret_box()

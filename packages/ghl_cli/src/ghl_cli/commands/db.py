@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ghl_adapters.settings import load_settings
-from ghl_adapters.sql import migrate
 from ghl_cli.errors import reported
 from ghl_cli.options import JsonOption
 from ghl_cli.output import Output
 from ghl_cli.session import database
 
+if TYPE_CHECKING:
+    from ghl_adapters.sql.migrate import MigrationStatus
+
 app = typer.Typer(help="Upgrade the database schema and see where it stands.")
 
 
-def status_view(status: migrate.MigrationStatus, description: str) -> dict[str, Any]:
+def status_view(status: MigrationStatus, description: str) -> dict[str, Any]:
     return {
         "database": description,
         "current": status.current,
@@ -42,6 +43,9 @@ def show_status(output: Output, title: str, view: dict[str, Any]) -> None:
 @app.command("upgrade")
 def upgrade(json_output: JsonOption = False) -> None:
     """Apply every pending migration (embedded mode also does this at start)."""
+    from ghl_adapters.settings import load_settings
+    from ghl_adapters.sql import migrate
+
     output = Output(json=json_output)
     with reported(output):
         settings = load_settings()
@@ -56,6 +60,9 @@ def upgrade(json_output: JsonOption = False) -> None:
 @app.command("status")
 def status(json_output: JsonOption = False) -> None:
     """Show the current revision, the head revision and the pending migrations."""
+    from ghl_adapters.settings import load_settings
+    from ghl_adapters.sql import migrate
+
     output = Output(json=json_output)
     with reported(output):
         settings = load_settings()

@@ -5,26 +5,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.panel import Panel
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.inbound.models import EventStatus, InboundEndpoint, InboundEvent
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.permissions import Actor
 
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+
 app = typer.Typer(help="Create, list and delete a location's inbound webhook endpoints; see their events.")
 
 ENDPOINT_COLUMNS = ("id", "name", "enabled", "secret_hint", "url", "created_at")
 EVENT_COLUMNS = ("id", "endpoint_id", "provider_event_id", "type", "status", "attempts", "received_at")
 RECEIVE_PATH = "/webhooks/inbound"
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 EndpointArgument = Annotated[uuid.UUID, typer.Argument(help="The endpoint's id (from `ghl inbound list`).")]
 
 
@@ -114,10 +114,7 @@ def create(
         output.document({**view, "secret": secret})
         return
     output.record("Inbound webhook created", view)
-    output.out.print(
-        Panel(secret, title="Signing secret (shown once: store it now)", border_style="green", expand=False),
-        soft_wrap=True,
-    )
+    output.secret("Signing secret (shown once: store it now)", secret)
 
 
 @app.command("list")

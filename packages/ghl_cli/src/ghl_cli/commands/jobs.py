@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ghl_adapters.container import Container
-from ghl_adapters.jobs.admin import STATUSES, JobRow
-from ghl_adapters.jobs.worker import recover_stalled
+from ghl_adapters.jobs.statuses import STATUSES
 from ghl_cli.errors import reported
 from ghl_cli.options import JsonOption, LimitOption
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+    from ghl_adapters.jobs.admin import JobRow
 
 app = typer.Typer(help="Inspect background jobs; list the failed ones and retry them.")
 
@@ -147,6 +149,8 @@ def stats(json_output: JsonOption = False) -> None:
 
 
 async def _recover(container: Container) -> int:
+    from ghl_adapters.jobs.worker import recover_stalled
+
     app_ = container.job_app()
     async with app_.open_async():
         return await recover_stalled(app_, container.settings().jobs_stalled_after_seconds)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import reported, with_agency_hint
 from ghl_cli.options import DEFAULT_PAGE, AgencyOption, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
@@ -17,7 +16,10 @@ from ghl_core.shared.errors import ValidationFailed
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.models import Location, PlanTier
 from ghl_core.tenancy.permissions import Actor
-from ghl_core.tenancy.services import NewLocation
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+    from ghl_core.tenancy.services import NewLocation
 
 app = typer.Typer(help="Create and list locations (the sub-accounts an agency runs for its clients).")
 
@@ -51,6 +53,8 @@ def create(
     json_output: JsonOption = False,
 ) -> None:
     """Create a location in an agency."""
+    from ghl_core.tenancy.services import NewLocation
+
     output = Output(json=json_output)
     data = NewLocation(name=name, timezone=timezone, country=country, tier=tier)
     with reported(output):

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ghl_adapters.container import Container
-from ghl_cli.commands.pipelines import LocationOption
 from ghl_cli.errors import reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
-from ghl_core.pipelines.fields import parse_filters
 from ghl_core.pipelines.models import Opportunity
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.permissions import Actor
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
 
 app = typer.Typer(help="List a location's opportunities and move them through their pipeline.")
 
@@ -60,6 +60,8 @@ async def list_opportunities(
     limit: int,
     cursor: str | None,
 ) -> Page[Opportunity]:
+    from ghl_core.pipelines.fields import parse_filters
+
     filters = parse_filters(pipeline_id=str(pipeline) if pipeline else None, status=status)
     return await container.opportunities().list(
         Actor.operator_at(location_id), page_request(limit, cursor), **filters

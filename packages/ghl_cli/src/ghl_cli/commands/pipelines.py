@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.pipelines.models import Pipeline
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.permissions import Actor
 
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+
 app = typer.Typer(help="List and create a location's pipelines.")
 
 COLUMNS = ("id", "name", "stages", "created_at")
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 
 
 def pipeline_view(pipeline: Pipeline) -> dict[str, Any]:

@@ -10,15 +10,11 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from ghl_adapters.observability import configure_logging
-from ghl_adapters.settings import load_settings
 from ghl_cli.errors import reported
 from ghl_cli.options import JsonOption
 from ghl_cli.output import Output
 from ghl_cli.session import database, run_with_container
-from ghl_cli.startup import Startup, first_start, show
 
 # An import string, not the app: the shells never import each other, and uvicorn needs one to run
 # several worker processes.
@@ -41,6 +37,12 @@ def serve(
     Without DATABASE_URL an embedded PostgreSQL keeps its data in GHL_DATA_DIR (default ./.ghl) and is
     migrated at start; the first start creates a demo agency, location and API key. An external
     database must be upgraded first (`ghl db upgrade`)."""
+    import uvicorn
+
+    from ghl_adapters.observability import configure_logging
+    from ghl_adapters.settings import load_settings
+    from ghl_cli.startup import Startup, first_start, show
+
     output = Output(json=json_output)
     overrides: dict[str, object] = {}
     if host is not None:

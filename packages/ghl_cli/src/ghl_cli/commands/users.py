@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import reported, with_agency_hint
 from ghl_cli.options import DEFAULT_PAGE, AgencyOption, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
@@ -18,7 +17,10 @@ from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.models import AgencyRole, LocationGrant, LocationRole, User
 from ghl_core.tenancy.permissions import Actor
-from ghl_core.tenancy.services import NewUser
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+    from ghl_core.tenancy.services import NewUser
 
 app = typer.Typer(help="Create and list agency users (built-in sign-in, or Clerk).")
 
@@ -96,6 +98,8 @@ def create(
 ) -> None:
     """Create a user in an agency. Prompts for a password (hidden) unless --password-stdin or
     --clerk-user-id is given."""
+    from ghl_core.tenancy.services import NewUser
+
     output = Output(json=json_output)
     with reported(output):
         grants = parse_grants(locations or [])

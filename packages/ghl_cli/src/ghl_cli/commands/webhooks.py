@@ -4,27 +4,27 @@ subscription's signing secret is shown once, when it is created or rotated."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.panel import Panel
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.webhooks.models import Attempt, Delivery, DeliveryStatus, Subscription
-from ghl_core.webhooks.services import WebhookService
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+    from ghl_core.webhooks.services import WebhookService
 
 app = typer.Typer(help="Subscribe URLs to a location's events; see and replay deliveries.")
 
 COLUMNS = ("id", "url", "event_types", "active", "disabled_reason", "consecutive_failures")
 DELIVERY_COLUMNS = ("id", "event_type", "status", "attempts", "last_status_code", "event_id", "created_at")
 ATTEMPT_COLUMNS = ("number", "started_at", "duration_ms", "status_code", "error", "response_excerpt")
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 WebhookArgument = Annotated[uuid.UUID, typer.Argument(help="The subscription's id (`ghl webhooks list`).")]
 EventTypesOption = Annotated[
     list[str] | None,
@@ -92,15 +92,14 @@ def _show_secret(output: Output, title: str, subscription: Subscription, secret:
         output.document({**subscription_view(subscription), "secret": secret})
         return
     output.record(title, subscription_view(subscription))
-    output.out.print(
-        Panel(secret, title="Signing secret (shown once: store it now)", border_style="green", expand=False),
-        soft_wrap=True,
-    )
+    output.secret("Signing secret (shown once: store it now)", secret)
 
 
 @app.command("event-types")
 def event_types(json_output: JsonOption = False) -> None:
     """The event types a subscription may take."""
+    from ghl_core.webhooks.services import WebhookService
+
     output = Output(json=json_output)
     rows = [{"name": n, "description": d} for n, d in WebhookService.event_types()]
     output.page("Event types", ("name", "description"), rows, None)

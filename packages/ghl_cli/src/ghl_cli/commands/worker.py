@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ghl_adapters.container import Container
-from ghl_adapters.jobs.worker import run_worker
-from ghl_adapters.observability import configure_logging
-from ghl_adapters.runtime import freeze_heap
-from ghl_adapters.settings import load_settings
 from ghl_cli.errors import reported
 from ghl_cli.options import JsonOption
 from ghl_cli.output import Output
 from ghl_cli.session import database, run_with_container
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
 
 
 def split_queues(values: list[str] | None) -> list[str] | None:
@@ -24,6 +22,9 @@ def split_queues(values: list[str] | None) -> list[str] | None:
 
 
 async def _run(c: Container, concurrency: int | None, queues: list[str] | None, name: str | None) -> None:
+    from ghl_adapters.jobs.worker import run_worker
+    from ghl_adapters.runtime import freeze_heap
+
     freeze_heap()
     await run_worker(c, concurrency=concurrency, queues=queues, name=name)
 
@@ -53,6 +54,9 @@ def worker(
     a worker that was killed are taken up again once it has been silent for
     GHL_JOBS_STALLED_AFTER_SECONDS. `ghl serve` also runs one in its own process unless
     GHL_SERVE_WORKER=0."""
+    from ghl_adapters.observability import configure_logging
+    from ghl_adapters.settings import load_settings
+
     output = Output(json=json_output)
     chosen = split_queues(queues)
     with reported(output):

@@ -10,22 +10,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from rich.table import Table
 
-from ghl_adapters.container import Container
 from ghl_cli.errors import CliError, reported
-from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
+from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.conversations.quiet_hours import resolve_zone
-from ghl_core.conversations.templates import merge_context
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor
-from ghl_core.workflows.definition import Definition, parse_definition
 from ghl_core.workflows.models import (
     Enrollment,
     EnrollmentStatus,
@@ -33,9 +28,13 @@ from ghl_core.workflows.models import (
     Workflow,
     WorkflowStats,
 )
-from ghl_core.workflows.services import BulkEnrollment
-from ghl_core.workflows.simulation import SimulatedEvent, Simulation, describe, simulate
 from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
+
+if TYPE_CHECKING:
+    from ghl_adapters.container import Container
+    from ghl_core.workflows.definition import Definition
+    from ghl_core.workflows.services import BulkEnrollment
+    from ghl_core.workflows.simulation import SimulatedEvent, Simulation
 
 app = typer.Typer(
     help="Store, publish and run a location's workflows; check workflow files and simulate them for a "
@@ -45,7 +44,6 @@ app = typer.Typer(
 FileArgument = Annotated[
     Path, typer.Argument(help="The workflow as YAML (or JSON).", exists=True, dir_okay=False)
 ]
-LocationOption = Annotated[uuid.UUID, typer.Option("--location", help="The location's id.")]
 WorkflowArgument = Annotated[uuid.UUID, typer.Argument(help="The workflow's id (`ghl workflows list`).")]
 WORKFLOW_COLUMNS = ("id", "name", "status", "version", "updated_at")
 ENROLLMENT_COLUMNS = ("id", "contact_id", "status", "step", "trigger", "started_at", "finished_at")
@@ -61,6 +59,8 @@ class Format(StrEnum):
 
 def load_document(path: Path) -> dict[str, Any]:
     """The file's document; a YAML syntax error is reported with its line like any invalid input."""
+    import yaml
+
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -74,8 +74,17 @@ def load_document(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def load_definition(path: Path) -> Definition:
+    """A workflow file, parsed and checked; every mistake is a ValidationFailed with its pointer."""
+    from ghl_core.workflows.definition import parse_definition
+
+    return parse_definition(load_document(path))
+
+
 def parse_event(text: str, start: datetime) -> SimulatedEvent:
     """`contact.replied@+2h`, `tag.added:tag=customer@2026-12-01T10:00:00-05:00`."""
+    from ghl_core.workflows.simulation import SimulatedEvent
+
     head, sep, when = text.rpartition("@")
     if not sep or not head:
         raise ValidationFailed.one(
@@ -119,6 +128,9 @@ async def run_simulation(
     start: datetime,
     events: list[SimulatedEvent],
 ) -> Simulation:
+    from ghl_core.conversations.templates import merge_context
+    from ghl_core.workflows.simulation import simulate
+
     actor = Actor.operator_at(location_id)
     contact = await container.contacts().get(actor, contact_id)
     location = await container.tenancy().get_location(actor, location_id)
@@ -185,7 +197,7 @@ def validate(file: FileArgument, json_output: JsonOption = False) -> None:
     """Check a workflow file: every mistake is listed with a pointer to the bad step or field."""
     output = Output(json=json_output)
     with reported(output):
-        definition = parse_definition(load_document(file))
+        definition = load_definition(file)
     output.record("Workflow is valid", {**summary(definition), "valid": True})
 
 
@@ -286,6 +298,8 @@ def export(
     if output.json or fmt is Format.JSON:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
+    import yaml
+
     typer.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
 
 
@@ -503,7 +517,7 @@ def simulate_command(
         if isinstance(source, Path):
             if version is not None:
                 raise CliError("bad_usage", "--version applies to a stored workflow's id, not to a file")
-            definition = parse_definition(load_document(source))
+            definition = load_definition(source)
             name = definition.name
             result = with_services(
                 output, lambda c: run_simulation(c, definition, location, contact, began, events)
@@ -517,6 +531,8 @@ def simulate_command(
             if version is not None:
                 data["version"] = version
             name, result = with_services(output, lambda c: run_stored(c, location, source, data))
+    from ghl_core.workflows.simulation import describe
+
     timeline = describe(result)
     if output.json:
         output.document(
@@ -528,6 +544,8 @@ def simulate_command(
             }
         )
         return
+    from rich.table import Table
+
     table = Table(title=f"{name}: simulated ({result.finished})")
     for column in ("at", "step", "type", "outcome", "detail"):
         table.add_column(column)
