@@ -1,5 +1,7 @@
-"""What `ghl doctor` checks: settings, the database and its schema, Redis, and each provider.
-Provider checks look only at whether a setting is present; secret values are never read out."""
+"""What `ghl doctor` checks: settings, the database and its schema, Redis, and each provider this version
+has (sign-in, SMS, e-mail, search). Provider checks look only at whether a setting is present; secret
+values are never read out. Settings for what does not exist yet are named as unused, never as a
+provider."""
 
 from __future__ import annotations
 
@@ -82,29 +84,31 @@ def provider_checks(settings: Settings) -> list[Check]:
             {"SMTP_HOST": bool(s.smtp_host), "SMTP_FROM_EMAIL": bool(s.smtp_from_email)},
             "e-mail goes through SendGrid when configured, else the local outbox",
         ),
-        _provider(
-            "stripe",
-            {
-                "STRIPE_SECRET_KEY": s.stripe_secret_key is not None,
-                "STRIPE_WEBHOOK_SECRET": s.stripe_webhook_secret is not None,
-            },
-            "manual payments, recorded by hand",
-        ),
-        _provider(
-            "openai",
-            {"OPENAI_API_KEY": s.openai_api_key is not None},
-            "the local responder, grounded in each location's knowledge base",
-        ),
-        _provider(
-            "anthropic",
-            {"ANTHROPIC_API_KEY": s.anthropic_api_key is not None},
-            "the local responder, grounded in each location's knowledge base",
-        ),
-        _provider(
-            "search",
-            {"ELASTICSEARCH_URL": bool(s.elasticsearch_url)},
-            "PostgreSQL full-text search",
-        ),
+        Check("search", Level.OK, "PostgreSQL full-text search"),
+        *unused_settings_check(settings),
+    ]
+
+
+def unused_settings_check(settings: Settings) -> list[Check]:
+    """Settings accepted for what this version does not have yet (payments, AI, Elasticsearch): set,
+    they change nothing, which an operator who set one should hear rather than read "configured"."""
+    s = settings
+    present = {
+        "STRIPE_SECRET_KEY": s.stripe_secret_key is not None,
+        "STRIPE_WEBHOOK_SECRET": s.stripe_webhook_secret is not None,
+        "OPENAI_API_KEY": s.openai_api_key is not None,
+        "ANTHROPIC_API_KEY": s.anthropic_api_key is not None,
+        "ELASTICSEARCH_URL": bool(s.elasticsearch_url),
+    }
+    unused = [name for name, on in present.items() if on]
+    if not unused:
+        return []
+    return [
+        Check(
+            "unused settings",
+            Level.WARN,
+            f"{', '.join(unused)}: nothing in this version reads them (no payments, AI or Elasticsearch yet)",
+        )
     ]
 
 
