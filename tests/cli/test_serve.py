@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from clitools import Env, invoke
+from ghl_adapters.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +139,82 @@ def test_serve_first_start_prints_a_working_demo_key_and_restarts_on_the_same_da
         again = httpx.get(f"{base}/api/v1/location", headers={"Authorization": f"Bearer {key}"})
         assert again.status_code == 200, again.text
         assert again.json()["id"] == location.json()["id"]
+
+
+@contextmanager
+def serving_on(settings: Settings, tmp_path: Path, port: int, **extra: str) -> Iterator[str]:
+    """`ghl serve` on the tests' own (already migrated) database: no demo, no worker to take other
+    tests' jobs, and rate limits in its own process (no Redis shared with other tests)."""
+    assert settings.database_url
+    assert settings.secret_key
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GHL_", "REDIS_URL", "DATABASE_URL"))}
+    env |= {
+        "DATABASE_URL": settings.database_url,
+        "GHL_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "GHL_DATA_DIR": str(tmp_path / "data"),
+        "GHL_DEMO": "0",
+        "GHL_SERVE_WORKER": "0",
+        "GHL_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    log = tmp_path / f"serve-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own command, arguments built here
+            [sys.executable, "-m", "ghl_cli.main", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    try:
+        wait_ready(process, port, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def refresh_statuses(base: str, attempts: int = 40) -> list[int]:
+    """Refresh attempts with a bad token, sent at once, each claiming to come from another address. The
+    endpoint is public, limited per client address (a burst of 10 on the free policy): if the claims are
+    ignored, one bucket answers them all and most are refused."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/api/v1/auth/refresh",
+                    json={"refresh_token": "not-a-token"},
+                    headers={"X-Forwarded-For": f"198.51.100.{i + 1}"},
+                )
+                for i in range(attempts)
+            )
+        )
+    return [response.status_code for response in responses]
+
+
+def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with serving_on(settings, tmp_path, free_port()) as base:
+        untrusted = asyncio.run(refresh_statuses(base))
+    with serving_on(settings, tmp_path, free_port(), GHL_TRUSTED_PROXIES="127.0.0.1") as base:
+        trusted = asyncio.run(refresh_statuses(base))
+
+    # No proxy configured: the header is ignored; every attempt is the connection's own address.
+    assert set(untrusted) == {401, 429}, untrusted
+    # The proxy on 127.0.0.1 is trusted: each forwarded client has a bucket of its own.
+    assert set(trusted) == {401}, trusted
+
+
+def test_a_bad_trusted_proxy_stops_serve_naming_the_variable(tmp_path: Path) -> None:
+    env: Env = {"GHL_TRUSTED_PROXIES": "10.0.0.1/8", "GHL_DATA_DIR": str(tmp_path), "DATABASE_URL": None}
+
+    result = invoke(env, "serve")
+
+    assert result.exit_code == 1
+    assert "GHL_TRUSTED_PROXIES" in result.stderr
+    assert "CIDR" in result.stderr

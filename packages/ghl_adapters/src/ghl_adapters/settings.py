@@ -3,6 +3,7 @@ expects (DATABASE_URL, TWILIO_AUTH_TOKEN, ...); our own carry the GHL_ prefix.""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("GHL_MAX_BODY_BYTES"))
     db_pool_size: int = Field(10, ge=1, le=200, validation_alias=_env("GHL_DB_POOL_SIZE"))
     demo: bool = Field(True, validation_alias=_env("GHL_DEMO"))
+    # Reverse proxies whose X-Forwarded-For/-Proto `ghl serve` believes: addresses or CIDR networks,
+    # comma-separated, or * for any. Empty (the default) believes none: per-IP limits count the
+    # connection's own address, which a client cannot choose with a header.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("GHL_TRUSTED_PROXIES")
+    )
     # Hot reads (API key look-ups, locations, custom field definitions) are cached this long; 0 turns
     # the cache off. Writes invalidate at once in every process, so this bounds only out-of-band edits.
     cache_ttl_seconds: float = Field(
@@ -171,6 +178,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        entries = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+        if not isinstance(entries, list) or entries == ["*"]:
+            return entries
+        for entry in entries:
+            try:
+                # Strict, as uvicorn reads it: a network with host bits set would silently match nothing.
+                ipaddress.ip_network(str(entry))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or a CIDR network (or * alone, for any)"
+                ) from None
+        return entries
 
     @field_validator("clerk_publishable_key")
     @classmethod

@@ -7,7 +7,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -62,8 +62,24 @@ def serve(
         # The embedded server stays held by this process while uvicorn runs, and is let go after.
         with stopped_by_signals():
             uvicorn.run(
-                APP, factory=True, host=settings.host, port=settings.port, workers=workers, log_config=None
+                APP,
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=workers,
+                log_config=None,
+                **proxy_options(settings.trusted_proxies),
             )
+
+
+def proxy_options(trusted_proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's own default believes X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS): with no
+    proxy in front any local client, and behind a proxy that passes the header on, any client at all,
+    would choose the address the per-IP limits count. Only GHL_TRUSTED_PROXIES is believed; without it
+    forwarding headers are ignored."""
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(trusted_proxies)}
 
 
 class _Stop(Exception):
