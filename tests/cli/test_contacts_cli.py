@@ -95,3 +95,33 @@ def first_reason(errors: Path) -> str:
     reason = list(csv.reader(errors.open()))[1][1]
     assert reason.startswith("E-mail: is not a valid e-mail address")
     return reason
+
+
+def test_export_writes_formulas_as_text_unless_raw_is_asked(cli_env: Env, tmp_path: Path) -> None:
+    location = new_location(cli_env)
+    formula = '=HYPERLINK("https://evil.example/","x")'
+    source = tmp_path / "formulas.csv"
+    source.write_text(f'email,company_name,@col\nf@example.com,"{formula.replace(chr(34), chr(34) * 2)}",x\n')
+    invoke_json(cli_env, "contacts", "import", str(source), "--location", location)
+    safe, raw = tmp_path / "safe.csv", tmp_path / "raw.csv"
+    invoke_json(cli_env, "contacts", "export", "--location", location, "--out", str(safe))
+    invoke_json(cli_env, "contacts", "export", "--location", location, "--out", str(raw), "--raw-formulas")
+    (safe_row,) = csv.DictReader(safe.open(encoding="utf-8"))
+    (raw_row,) = csv.DictReader(raw.open(encoding="utf-8"))
+    assert (safe_row["company_name"], raw_row["company_name"]) == ("'" + formula, formula)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("@evil,first_name\nnot-an-email,Ann\n")
+    errors = tmp_path / "errors.csv"
+    invoke_json(
+        cli_env,
+        "contacts",
+        "import",
+        str(bad),
+        "--location",
+        location,
+        "--map",
+        "@evil=email",
+        "--errors",
+        str(errors),
+    )
+    assert list(csv.reader(errors.open()))[1][1].startswith("'@evil: is not a valid e-mail address")

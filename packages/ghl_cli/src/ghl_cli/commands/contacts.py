@@ -22,6 +22,7 @@ from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import ContactImport, DuplicateMode, ImportCounters, ImportOptions
 from ghl_core.contacts.models import Contact
+from ghl_core.shared.csv_cells import neutralize_cell
 from ghl_core.tenancy.permissions import Actor
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ def import_(
         with errors_file.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(["line", "reason"])
-            writer.writerows([e.line, e.reason] for e in rejected)
+            writer.writerows([e.line, neutralize_cell(e.reason)] for e in rejected)
     output.record("Import finished", import_view(job))
 
 
@@ -229,6 +230,14 @@ def export(
     json_output: JsonOption = False,
 ) -> None:
     """Export a location's contacts as CSV (streamed in batches): all of them, or a smart list's, or
+    raw_formulas: Annotated[
+        bool,
+        typer.Option(
+            "--raw-formulas",
+            help="Write cells that a spreadsheet would run as formulas (=, +, -, @ first) as stored, "
+            "without the leading apostrophe that makes them text.",
+        ),
+    ] = False,
     those with the tags (both: the smart list's contacts with the tags)."""
     from ghl_core.contacts.selection import ContactSelection
 
@@ -237,7 +246,7 @@ def export(
 
     async def work(c: Container) -> int:
         actor = await location_actor(c, location)
-        chunks = await c.contact_exports().export(actor, selection)
+        chunks = await c.contact_exports().export(actor, selection, neutralize_formulas=not raw_formulas)
         handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
         rows = -1
         try:

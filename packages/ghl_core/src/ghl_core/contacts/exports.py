@@ -2,7 +2,10 @@
 
 The columns are the import's own targets, so an export imports back into another location unchanged.
 Every contact, or those with a tag, are read straight from the table; a smart list, a query or a filter
-select through the search port, page by page with its cursors (see ghl_core.contacts.selection)."""
+select through the search port, page by page with its cursors (see ghl_core.contacts.selection).
+
+Cells a spreadsheet would run as a formula (`=…`, `+…`, `-…`, `@…`) are written with a leading apostrophe
+unless the caller asks for the raw values (see ghl_core.shared.csv_cells); the import takes it off again."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from ghl_core.contacts.selection import ContactFinder, ContactSelection, oldest_
 from ghl_core.custom_fields.cached import cached_definitions
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
+from ghl_core.shared.csv_cells import neutralize_row
 from ghl_core.shared.pagination import decode_cursor
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
@@ -67,9 +71,11 @@ def contact_row(contact: Contact, custom_keys: list[str]) -> list[str]:
     return values
 
 
-def _csv_text(rows: list[list[str]]) -> str:
+def _csv_text(rows: list[list[str]], neutralize: bool = True) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\r\n").writerows(
+        [neutralize_row(r) for r in rows] if neutralize else rows
+    )
     return buffer.getvalue()
 
 
@@ -86,9 +92,16 @@ class ContactExportService:
         self._cache = cache or ReadCache()
         self.finder = ContactFinder(uow, clock, cache)
 
-    async def export(self, actor: Actor, selection: ContactSelection | None = None) -> AsyncIterator[str]:
+    async def export(
+        self,
+        actor: Actor,
+        selection: ContactSelection | None = None,
+        *,
+        neutralize_formulas: bool = True,
+    ) -> AsyncIterator[str]:
         """Checks the caller and the selection now (so a mistake is an error, not a broken stream), then
-        yields CSV text: the header, then one chunk per batch."""
+        yields CSV text: the header, then one chunk per batch. `neutralize_formulas=False` writes cells
+        that a spreadsheet would run as formulas as they are."""
         location_id = actor.require_location(Permission.CONTACTS_READ)
         selection = selection or ContactSelection()
         spec: SearchSpec | None = None
@@ -99,14 +112,14 @@ class ContactExportService:
         custom_keys = [d.key for d in definitions]
         header = [*BASE_COLUMNS, *(f"{CUSTOM_PREFIX}{k}" for k in custom_keys)]
         if spec is not None:
-            return self._searched(actor, location_id, spec, header, custom_keys)
+            return self._searched(actor, location_id, spec, header, custom_keys, neutralize_formulas)
         wanted = normalize_tag(selection.tags[0]) if selection.tags and selection.tags[0] else None
-        return self._chunks(actor, header, custom_keys, wanted)
+        return self._chunks(actor, header, custom_keys, wanted, neutralize_formulas)
 
     async def _chunks(
-        self, actor: Actor, header: list[str], custom_keys: list[str], tag: str | None
+        self, actor: Actor, header: list[str], custom_keys: list[str], tag: str | None, neutralize: bool
     ) -> AsyncIterator[str]:
-        yield _csv_text([header])
+        yield _csv_text([header], neutralize)
         after: tuple[datetime, uuid.UUID] | None = None
         while True:
             # One short transaction per batch: a long export holds no snapshot or connection open.
@@ -114,7 +127,7 @@ class ContactExportService:
                 batch = await uow.contact_imports.export_batch(after, self._batch, tag)
             if not batch:
                 return
-            yield _csv_text([contact_row(c, custom_keys) for c in batch])
+            yield _csv_text([contact_row(c, custom_keys) for c in batch], neutralize)
             if len(batch) < self._batch:
                 return
             after = (batch[-1].created_at, batch[-1].id)
@@ -126,15 +139,16 @@ class ContactExportService:
         spec: SearchSpec,
         header: list[str],
         custom_keys: list[str],
+        neutralize: bool,
     ) -> AsyncIterator[str]:
         """The search's keyset pages, one short transaction each, continued by the page's cursor."""
-        yield _csv_text([header])
+        yield _csv_text([header], neutralize)
         page = SearchPage(limit=self._batch)
         while True:
             async with self._uow(actor.scope) as uow:
                 found = await uow.contact_search.search(location_id, spec, page)
             if found.items:
-                yield _csv_text([contact_row(c, custom_keys) for c in found.items])
+                yield _csv_text([contact_row(c, custom_keys) for c in found.items], neutralize)
             if found.next_cursor is None:
                 return
             parts = decode_cursor(found.next_cursor)

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, TEXT_FIELDS, DndChannel
+from ghl_core.shared.csv_cells import restore_cell
 from ghl_core.shared.errors import FieldError, ValidationFailed
 
 IGNORE = ""
@@ -158,7 +159,8 @@ def row_input(
     values: Mapping[str, str], mapping: Mapping[str, str], extra_tags: Iterable[str] = ()
 ) -> tuple[dict[str, Any], list[FieldError]]:
     """Contact input (as the HTTP body would carry it) from one row. Blank cells are left out: an
-    import never clears a value. Errors point at the column's header."""
+    import never clears a value. A cell an export made formula-safe (`'=…`) is read without its
+    apostrophe. Errors point at the column's header."""
     data: dict[str, Any] = {}
     errors: list[FieldError] = []
     tags: list[str] = list(extra_tags)
@@ -166,6 +168,8 @@ def row_input(
         text = values.get(header, "")
         if not text.strip():
             continue
+        if text[0] == "'":  # an export's formula-safe cell (ghl_core.shared.csv_cells)
+            text = restore_cell(text)
         if target == "tags":
             tags.extend(part for part in re.split(r"[,;]", text) if part.strip())
         elif target == "name":

@@ -33,6 +33,7 @@ from ghl_core.contacts.imports import ContactImportService
 from ghl_core.contacts.selection import ContactSelection
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor, Permission
+from ghl_core.shared.csv_cells import neutralize_cell
 from ghl_http.gate import API_PREFIX
 from ghl_http.schemas_contact_imports import ContactImportOut, ExportIn
 
@@ -166,7 +167,8 @@ class ContactImportsController(Controller):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(["line", "reason"])
-        writer.writerows([e.line, e.reason] for e in rows)
+        # A reason names the file's column, which the uploader chose: never a formula.
+        writer.writerows([e.line, neutralize_cell(e.reason)] for e in rows)
         return Response(
             buffer.getvalue(),
             media_type="text/csv; charset=utf-8",
@@ -180,6 +182,15 @@ def _csv_stream(chunks: AsyncIterator[str]) -> Stream:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
     )
+
+
+_NeutralizeFormulas = Annotated[
+    bool,
+    QueryParameter(
+        description="Write cells a spreadsheet would run as a formula (=, +, -, @, tab, CR first) with a "
+        "leading apostrophe (default); false writes them as stored"
+    ),
+]
 
 
 class ContactExportController(Controller):
@@ -203,12 +214,15 @@ class ContactExportController(Controller):
         ] = None,
     ) -> Stream:
         selection = ContactSelection(tags=tuple(tag or ()), smart_list_id=smart_list_id)
-        return _csv_stream(await contact_exports.export(actor, selection))
+        return _csv_stream(
+            await contact_exports.export(actor, selection, neutralize_formulas=neutralize_formulas)
+        )
 
     @post(
         "/",
         status_code=HTTP_200_OK,
         summary="The contacts matching a search (query, filter as in POST /contacts/search) as CSV",
+        neutralize_formulas: _NeutralizeFormulas = True,
         media_type="text/csv",
     )
     async def export_search(
@@ -223,4 +237,7 @@ class ContactExportController(Controller):
             tags=tuple(data.tags or ()),
             smart_list_id=data.smart_list_id,
         )
-        return _csv_stream(await contact_exports.export(actor, selection))
+        return _csv_stream(
+            await contact_exports.export(actor, selection, neutralize_formulas=neutralize_formulas)
+        )
+        neutralize_formulas: _NeutralizeFormulas = True,
