@@ -41,9 +41,15 @@ class ReceivedMail:
 
 class SmtpDouble:
     def __init__(
-        self, *, tls: Literal["starttls", "implicit"] | None = None, auth: tuple[str, str] | None = None
+        self,
+        *,
+        tls: Literal["starttls", "implicit"] | None = None,
+        auth: tuple[str, str] | None = None,
+        cert_names: tuple[str, ...] | None = None,
     ) -> None:
+        """`cert_names`: the only names the certificate is valid for (default: localhost and 127.0.0.1)."""
         self.messages: list[ReceivedMail] = []
+        self._cert_names = cert_names
         self._refusals: list[tuple[int, str]] = []
         self._lock = threading.Lock()
         self._auth = auth
@@ -106,7 +112,13 @@ class SmtpDouble:
 
     def _server_context(self) -> tuple[bytes, ssl.SSLContext]:
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        names: list[x509.GeneralName] = (
+            [x509.DNSName(n) for n in self._cert_names]
+            if self._cert_names
+            else [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+        )
+        common = self._cert_names[0] if self._cert_names else "localhost"
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
         now = datetime.now(UTC)
         cert = (
             x509.CertificateBuilder()
@@ -116,12 +128,7 @@ class SmtpDouble:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-                ),
-                critical=False,
-            )
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256())
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,7 @@ from ghl_core.conversations.inbound import Attachment, EmailEventKind
 from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity
 from ghl_core.inbound.models import InboundRequest, SignatureInvalid
 from ghl_core.shared.clock import FixedClock
+from ghl_core.webhooks.addresses import UrlGuard
 from sendgrid_double import (
     DEFAULT_API_KEY,
     EventWebhookSigner,
@@ -553,6 +555,25 @@ def smtp_config(double: SmtpDouble | None = None, **changes: object) -> SmtpConf
     return SmtpConfig(**fields)  # type: ignore[arg-type]
 
 
+class PinnedResolver:
+    """Names resolved as a test says (the DNS is not ours to set); any other name does not resolve."""
+
+    def __init__(self, pinned: dict[str, list[str]] | None = None) -> None:
+        self.pinned = pinned or {}
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        if host not in self.pinned:
+            raise LookupError(f"{host} does not resolve")
+        return list(self.pinned[host])
+
+
+LENIENT = UrlGuard(PinnedResolver(), allow_private=True)  # as GHL_SMTP_ALLOW_PRIVATE=1: the double is local
+
+
+def smtp_gateway(config: SmtpConfig, tls_context: ssl.SSLContext | None = None) -> SmtpEmailGateway:
+    return SmtpEmailGateway(config, guard=LENIENT, tls_context=tls_context)
+
+
 @pytest.fixture
 def smtp() -> Iterator[SmtpDouble]:
     with SmtpDouble() as double:
@@ -560,7 +581,7 @@ def smtp() -> Iterator[SmtpDouble]:
 
 
 async def test_smtp_send_delivers_a_threadable_multipart_message(smtp: SmtpDouble) -> None:
-    result = await SmtpEmailGateway(smtp_config(smtp)).send_email(email())
+    result = await smtp_gateway(smtp_config(smtp)).send_email(email())
 
     [mail] = smtp.messages
     message = mail.message
@@ -593,7 +614,7 @@ async def test_smtp_reply_keeps_threading_headers_and_a_given_message_id(smtp: S
         "Message-ID": "<msg-2@agency.test>",
     }
     message = email("msg-2", subject="Re: Your appointment", html=None, from_name="Grace", headers=headers)
-    result = await SmtpEmailGateway(smtp_config(smtp)).send_email(message)
+    result = await smtp_gateway(smtp_config(smtp)).send_email(message)
 
     received = smtp.messages[0].message
     assert received["In-Reply-To"] == "<CAF=reply-1@mail.example.test>"
@@ -607,7 +628,7 @@ async def test_smtp_reply_keeps_threading_headers_and_a_given_message_id(smtp: S
 async def test_smtp_starttls_with_auth() -> None:
     with SmtpDouble(tls="starttls", auth=("mailer", "s3cret")) as double:
         config = smtp_config(double, security=SmtpSecurity.STARTTLS, username="mailer", password="s3cret")
-        await SmtpEmailGateway(config, tls_context=double.client_tls_context()).send_email(email())
+        await smtp_gateway(config, tls_context=double.client_tls_context()).send_email(email())
 
         [mail] = double.messages
         assert mail.tls
@@ -618,7 +639,7 @@ async def test_smtp_bad_credentials_are_permanent() -> None:
     with SmtpDouble(tls="starttls", auth=("mailer", "s3cret")) as double:
         config = smtp_config(double, security=SmtpSecurity.STARTTLS, username="mailer", password="wrong")
         with pytest.raises(SendFailed) as failure:
-            await SmtpEmailGateway(config, tls_context=double.client_tls_context()).send_email(email())
+            await smtp_gateway(config, tls_context=double.client_tls_context()).send_email(email())
         assert failure.value.permanent
         assert failure.value.code == "535"
         assert double.messages == []
@@ -627,13 +648,13 @@ async def test_smtp_bad_credentials_are_permanent() -> None:
 async def test_smtp_implicit_tls() -> None:
     with SmtpDouble(tls="implicit") as double:
         config = smtp_config(double, security=SmtpSecurity.TLS)
-        await SmtpEmailGateway(config, tls_context=double.client_tls_context()).send_email(email())
+        await smtp_gateway(config, tls_context=double.client_tls_context()).send_email(email())
         assert double.messages[0].tls
 
 
 async def test_smtp_starttls_required_but_not_offered_is_permanent(smtp: SmtpDouble) -> None:
     with pytest.raises(SendFailed) as failure:
-        await SmtpEmailGateway(smtp_config(smtp, security=SmtpSecurity.STARTTLS)).send_email(email())
+        await smtp_gateway(smtp_config(smtp, security=SmtpSecurity.STARTTLS)).send_email(email())
     assert failure.value.permanent
     assert smtp.messages == []
 
@@ -641,7 +662,7 @@ async def test_smtp_starttls_required_but_not_offered_is_permanent(smtp: SmtpDou
 async def test_smtp_rejected_recipient_is_permanent(smtp: SmtpDouble) -> None:
     smtp.refuse_next_rcpt(550, "5.1.1 No such user here")
     with pytest.raises(SendFailed) as failure:
-        await SmtpEmailGateway(smtp_config(smtp)).send_email(email())
+        await smtp_gateway(smtp_config(smtp)).send_email(email())
     assert failure.value.permanent
     assert failure.value.code == "550"
     assert "No such user" in failure.value.detail
@@ -650,7 +671,7 @@ async def test_smtp_rejected_recipient_is_permanent(smtp: SmtpDouble) -> None:
 
 async def test_smtp_greylisted_recipient_is_retryable(smtp: SmtpDouble) -> None:
     smtp.refuse_next_rcpt(451, "4.7.1 Greylisted, try again later")
-    gw = SmtpEmailGateway(smtp_config(smtp))
+    gw = smtp_gateway(smtp_config(smtp))
     with pytest.raises(SendFailed) as failure:
         await gw.send_email(email())
     assert not failure.value.permanent
@@ -662,14 +683,79 @@ async def test_smtp_greylisted_recipient_is_retryable(smtp: SmtpDouble) -> None:
 
 async def test_smtp_connection_refused_is_retryable() -> None:
     with pytest.raises(SendFailed) as failure:
-        await SmtpEmailGateway(smtp_config()).send_email(email())
+        await smtp_gateway(smtp_config()).send_email(email())
     assert not failure.value.permanent
     assert failure.value.code == "network"
 
 
+async def test_smtp_connects_to_the_checked_address_and_verifies_tls_for_the_name() -> None:
+    """The name resolves only through the guard; the certificate names only it (no IP address)."""
+    with SmtpDouble(tls="starttls", cert_names=("smtp.example.test",)) as double:
+        guard = UrlGuard(PinnedResolver({"smtp.example.test": ["127.0.0.1"]}), allow_private=True)
+        config = smtp_config(double, host="smtp.example.test", security=SmtpSecurity.STARTTLS)
+        await SmtpEmailGateway(config, guard=guard, tls_context=double.client_tls_context()).send_email(
+            email()
+        )
+        [mail] = double.messages
+        assert mail.tls
+
+
+async def test_smtp_implicit_tls_to_the_checked_address_keeps_the_name() -> None:
+    with SmtpDouble(tls="implicit", cert_names=("smtp.example.test",)) as double:
+        guard = UrlGuard(PinnedResolver({"smtp.example.test": ["127.0.0.1"]}), allow_private=True)
+        config = smtp_config(double, host="smtp.example.test", security=SmtpSecurity.TLS)
+        await SmtpEmailGateway(config, guard=guard, tls_context=double.client_tls_context()).send_email(
+            email()
+        )
+        assert double.messages[0].tls
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "rebound.example.test"])
+async def test_smtp_a_server_the_guard_refuses_is_never_connected_to(smtp: SmtpDouble, host: str) -> None:
+    strict = UrlGuard(PinnedResolver({"rebound.example.test": ["127.0.0.1"]}))
+    with pytest.raises(SendFailed) as failure:
+        await SmtpEmailGateway(smtp_config(smtp, host=host), guard=strict).send_email(email())
+    assert failure.value.permanent
+    assert failure.value.code == "address_refused"
+    assert "127.0.0.1" not in failure.value.detail
+    assert smtp.messages == []
+
+
+async def test_smtp_a_name_that_does_not_resolve_is_retryable_and_generic(smtp: SmtpDouble) -> None:
+    with pytest.raises(SendFailed) as failure:
+        await smtp_gateway(smtp_config(smtp, host="nowhere.example.test")).send_email(email())
+    assert (failure.value.permanent, failure.value.code) == (False, "network")
+    assert failure.value.detail == "smtp connection failed"
+
+
+async def test_smtp_an_open_port_and_a_closed_one_fail_alike() -> None:
+    """Something listening that is not SMTP, and nothing listening: one answer, so no port scan."""
+
+    async def not_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(not_smtp, "127.0.0.1", 0)
+    open_port = server.sockets[0].getsockname()[1]
+    answers = []
+    async with server:
+        for port in (open_port, free_port()):
+            with pytest.raises(SendFailed) as failure:
+                await smtp_gateway(smtp_config(port=port)).send_email(email())
+            answers.append((failure.value.detail, failure.value.code, failure.value.permanent))
+    assert answers == [("smtp connection failed", "network", False)] * 2
+
+
+async def test_smtp_the_platforms_own_server_is_reached_by_name_unchecked(smtp: SmtpDouble) -> None:
+    """No guard (the operator's SMTP_HOST): a relay on localhost is the common case."""
+    await SmtpEmailGateway(smtp_config(smtp, host="localhost"), guard=None).send_email(email())
+    assert len(smtp.messages) == 1
+
+
 async def test_smtp_header_injection_is_refused(smtp: SmtpDouble) -> None:
     with pytest.raises(SendFailed) as failure:
-        await SmtpEmailGateway(smtp_config(smtp)).send_email(
+        await smtp_gateway(smtp_config(smtp)).send_email(
             email(headers={"X-Note": "a\nBcc: eve@example.test"})
         )
     assert failure.value.permanent
@@ -678,7 +764,7 @@ async def test_smtp_header_injection_is_refused(smtp: SmtpDouble) -> None:
 
 async def test_smtp_cannot_find_a_lost_send(smtp: SmtpDouble) -> None:
     with pytest.raises(NotImplementedError):
-        await SmtpEmailGateway(smtp_config(smtp)).find_sent(email(), datetime.now(UTC))
+        await smtp_gateway(smtp_config(smtp)).find_sent(email(), datetime.now(UTC))
 
 
 # SendGrid: the bulk form (campaigns)

@@ -27,6 +27,7 @@ from twilio_double import ACCOUNT_SID, AUTH_TOKEN, TwilioDouble
 SENDGRID_KEY = "SG.cli-test-key.0123456789abcdef"
 SMTP_PASSWORD = "smtp-password-not-to-be-printed"
 NEW_SECRET = "the-next-secret-key-for-the-cli-tests-0123456789"
+PUBLIC_SMTP = "93.184.216.34"  # an SMTP host must be at a public address; no name resolves in the tests
 
 
 @pytest.fixture(scope="session")
@@ -106,14 +107,14 @@ def test_providers_set_show_and_remove_never_print_a_secret(conv_env: Env) -> No
 
     smtp = invoke(
         conv_env | {"SMTP_PASS": SMTP_PASSWORD}, "providers", "set", "email", "smtp", "--location", location,
-        "--host", "mail.example.com", "--port", "587", "--username", "mailer", "--password-env", "SMTP_PASS",
+        "--host", PUBLIC_SMTP, "--port", "587", "--username", "mailer", "--password-env", "SMTP_PASS",
         "--from-email", "hello@acme.example",
     )  # fmt: skip
     assert smtp.exit_code == 0, smtp.stderr
     assert SMTP_PASSWORD not in smtp.stdout
     shown = invoke_json(conv_env, "providers", "show", "email", "--location", location)
     assert shown["kind"] == "smtp"
-    assert shown["summary"]["host"] == "mail.example.com"
+    assert shown["summary"]["host"] == PUBLIC_SMTP
     assert SMTP_PASSWORD not in str(shown)
     missing = invoke_json(
         conv_env, "providers", "set", "email", "smtp", "--location", location, "--host", "mx",

@@ -188,15 +188,25 @@ class Container(containers.DeclarativeContainer):
     opportunities = providers.Singleton(OpportunityService, uow, clock)
     inbound_endpoints = providers.Singleton(InboundEndpointService, uow, clock, secret_box)
     jobs = providers.Singleton(JobService, uow)
+    webhook_resolver = providers.Singleton(DnsResolver)
+    webhook_guard = providers.Singleton(
+        UrlGuard, webhook_resolver, allow_private=settings.provided.webhooks_allow_private
+    )
+    # The same guard for the SMTP servers tenants configure, with its own switch for private addresses.
+    smtp_guard = providers.Singleton(
+        UrlGuard, webhook_resolver, allow_private=settings.provided.smtp_allow_private
+    )
+    platform_messaging = providers.Singleton(platform_providers, settings)
     gateways = providers.Singleton(
         SdkGatewayFactory,
         clock,
         twilio_api_base=settings.provided.twilio_api_base,
         sendgrid_api_base=settings.provided.sendgrid_api_base,
         timeout=settings.provided.messaging_timeout_seconds,
+        smtp_guard=smtp_guard,
+        platform=platform_messaging,
     )
     html_sanitizer = providers.Singleton(Nh3HtmlSanitizer)
-    platform_messaging = providers.Singleton(platform_providers, settings)
     link_signer = providers.Singleton(_link_signer, secret_key)
     conversations = providers.Singleton(
         ConversationService,
@@ -210,7 +220,7 @@ class Container(containers.DeclarativeContainer):
         platform_messaging,
     )
     messaging_setup = providers.Singleton(
-        MessagingSetupService, uow, clock, secret_box, platform_messaging, link_signer
+        MessagingSetupService, uow, clock, secret_box, smtp_guard, platform_messaging, link_signer
     )
     template_renderer = providers.Singleton(JinjaTemplateRenderer)
     templates = providers.Singleton(TemplateService, uow, clock, template_renderer, html_sanitizer)
@@ -219,10 +229,6 @@ class Container(containers.DeclarativeContainer):
     )
     inbound_registry = providers.Singleton(build_inbound_registry, clock, conversations)
     inbound = providers.Singleton(InboundService, uow, clock, inbound_registry)
-    webhook_resolver = providers.Singleton(DnsResolver)
-    webhook_guard = providers.Singleton(
-        UrlGuard, webhook_resolver, allow_private=settings.provided.webhooks_allow_private
-    )
     webhook_signer = providers.Singleton(StandardWebhooksSigner)
     webhook_sender = providers.Singleton(
         HttpxWebhookSender, timeout_seconds=settings.provided.webhook_timeout_seconds

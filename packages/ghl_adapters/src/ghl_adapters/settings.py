@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     # an air-gapped set-up points them at a local double or a proxy.
     twilio_api_base: str | None = Field(None, validation_alias=_env("GHL_TWILIO_API_BASE"))
     sendgrid_api_base: str | None = Field(None, validation_alias=_env("GHL_SENDGRID_API_BASE"))
+    # SMTP servers set by tenants (and operators, per agency or location) pass the webhooks' address
+    # guard: private, loopback and link-local hosts are refused unless allowed here (a relay on the
+    # operator's own network, tests). The platform's own SMTP_HOST is the operator's and is not checked.
+    smtp_allow_private: bool = Field(False, validation_alias=_env("GHL_SMTP_ALLOW_PRIVATE"))
     messaging_timeout_seconds: float = Field(
         30.0, gt=0.0, le=300.0, validation_alias=_env("GHL_MESSAGING_TIMEOUT_SECONDS")
     )

@@ -1,15 +1,21 @@
 """Builds gateways from a provider configuration, keeping one per configuration so SDK clients and
-their connection pools are reused across sends."""
+their connection pools are reused across sends.
+
+An SMTP gateway connects where a tenant said, so it checks the server's addresses with the address
+guard before each connection. The platform's own SMTP configuration (from the environment) is the
+operator's and is connected to as written: a relay on localhost is the common case there."""
 
 from __future__ import annotations
 
 import ssl
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from ghl_core.conversations.gateways import EmailGateway, SmsGateway
 from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, TwilioConfig
 from ghl_core.shared.clock import Clock
+from ghl_core.webhooks.addresses import UrlGuard
 
 from .outbox import OutboxGateway
 from .sendgrid import SendGridEmailGateway
@@ -21,12 +27,15 @@ _KEEP = 256  # configurations whose gateways are kept (an agency with many locat
 
 class SdkGatewayFactory:
     """`twilio_api_base` / `sendgrid_api_base`: where the SDKs send (their official hosts by default;
-    a local double in tests). `smtp_tls`: the TLS context SMTP connections verify servers with."""
+    a local double in tests). `smtp_tls`: the TLS context SMTP connections verify servers with.
+    `smtp_guard`: checks every SMTP server but the platform's own (`platform`, from the environment)."""
 
     def __init__(
         self,
         clock: Clock,
         *,
+        smtp_guard: UrlGuard,
+        platform: Mapping[Any, object] | None = None,
         twilio_api_base: str | None = None,
         sendgrid_api_base: str | None = None,
         smtp_tls: ssl.SSLContext | None = None,
@@ -36,6 +45,8 @@ class SdkGatewayFactory:
         self._twilio_base = twilio_api_base
         self._sendgrid_base = sendgrid_api_base
         self._smtp_tls = smtp_tls
+        self._smtp_guard = smtp_guard
+        self._trusted = frozenset(c for c in (platform or {}).values() if isinstance(c, SmtpConfig))
         self._timeout = timeout
         self._gateways: OrderedDict[Any, Any] = OrderedDict()
 
@@ -67,8 +78,9 @@ class SdkGatewayFactory:
                 lambda: SendGridEmailGateway(config, api_base=self._sendgrid_base, timeout=self._timeout),
             )
             return gateway
+        guard = None if config in self._trusted else self._smtp_guard
         smtp: EmailGateway = self._cached(
-            config, lambda: SmtpEmailGateway(config, tls_context=self._smtp_tls)
+            config, lambda: SmtpEmailGateway(config, guard=guard, tls_context=self._smtp_tls)
         )
         return smtp
 

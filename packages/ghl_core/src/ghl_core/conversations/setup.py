@@ -1,9 +1,16 @@
 """A location's (or agency's) messaging setup: which provider sends SMS and email, with its credentials
 sealed at rest and never shown again, and the location's messaging settings (quiet hours, keyword
-replies, throughput)."""
+replies, throughput).
+
+Setting or removing a provider takes `providers:write` (location admins), not `conversations:write`:
+it routes all of a location's messages through an account. An SMTP server is a place the platform
+connects to on a tenant's word, so its host goes through the webhooks' address guard when saved (and
+the SMTP gateway checks it again before each connection)."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -33,6 +40,7 @@ from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import normalize_email
 from ghl_core.tenancy.permissions import Actor, Permission
+from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
 
 _KINDS = {
     Channel.SMS: {ProviderKind.TWILIO},
@@ -44,6 +52,8 @@ _CONFIGS: dict[ProviderKind, type[TwilioConfig | SendGridConfig | SmtpConfig]] =
     ProviderKind.SMTP: SmtpConfig,
 }
 _MAX_TEXT = 320
+# A host name as DNS writes it (letters, digits, hyphens, dot-separated labels): no scheme, port or path.
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,8 @@ def clean_config(kind: ProviderKind, data: dict[str, Any]) -> TwilioConfig | Sen
                 errors.append(FieldError("/config/timeout_seconds", "must be 1 to 120"))
         elif not isinstance(value, str) or not value.strip() or len(value) > 2000:
             errors.append(FieldError(f"/config/{f.name}", "must be a non-empty string"))
+        elif f.name == "host" and kind is ProviderKind.SMTP and not _is_host(value.strip()):
+            errors.append(FieldError("/config/host", "must be a host name or an IP address, nothing more"))
     if errors:
         raise ValidationFailed(errors)
     clean = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
@@ -132,18 +144,38 @@ def clean_config(kind: ProviderKind, data: dict[str, Any]) -> TwilioConfig | Sen
     return provider_config(kind, clean)
 
 
+def _is_host(host: str) -> bool:
+    if len(host) > 253:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+
+
+async def check_smtp_host(guard: UrlGuard, config: SmtpConfig) -> None:
+    """Refuses an SMTP server the address guard would not let the platform reach."""
+    try:
+        await guard.check_host(config.host, config.port, what="email is")
+    except UnsafeUrl as exc:
+        raise ValidationFailed.one("/config/host", exc.detail) from None
+
+
 class MessagingSetupService:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
         box: SecretBox,
+        guard: UrlGuard,
         platform: Mapping[Channel, TwilioConfig | SendGridConfig | SmtpConfig] | None = None,
         links: LinkSigner | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._box = box
+        self._guard = guard
         self._platform = dict(platform or {})
         self._links = links
 
@@ -155,7 +187,7 @@ class MessagingSetupService:
             if not actor.is_operator:  # the operator (`ghl providers --agency`) names the agency itself
                 actor.require_agency(Permission.LOCATIONS_WRITE)
             return TenantScope.agency(actor.agency_id), None
-        location_id = actor.require_location(Permission.CONVERSATIONS_WRITE)
+        location_id = actor.require_location(Permission.PROVIDERS_WRITE)
         return actor.scope, location_id
 
     async def _agency_of(self, uow: UnitOfWork, actor: Actor, location_id: uuid.UUID | None) -> uuid.UUID:
@@ -183,6 +215,8 @@ class MessagingSetupService:
             raise ValidationFailed.one("/kind", f"{channel.value} is sent with {allowed}")
         clean = clean_config(kind, config)
         scope, location_id = self._owner(actor, agency_default)
+        if isinstance(clean, SmtpConfig):
+            await check_smtp_host(self._guard, clean)
         async with self._uow(scope) as uow:
             agency_id = await self._agency_of(uow, actor, location_id)
             existing = await uow.messaging_providers.get(agency_id, location_id, channel)

@@ -27,6 +27,9 @@ class Permission(StrEnum):
     OPPORTUNITIES_WRITE = "opportunities:write"
     CONVERSATIONS_READ = "conversations:read"
     CONVERSATIONS_WRITE = "conversations:write"
+    # Setting or removing a messaging provider routes all of a location's SMS or email through an
+    # account: an admin's decision, apart from sending (conversations:write).
+    PROVIDERS_WRITE = "providers:write"
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_WRITE = "campaigns:write"
     WORKFLOWS_READ = "workflows:read"
@@ -41,11 +44,13 @@ class Permission(StrEnum):
 AGENCY_ONLY = frozenset({Permission.LOCATIONS_WRITE, Permission.USERS_READ, Permission.USERS_WRITE})
 # What a location credential may carry as a scope.
 LOCATION_SCOPES = frozenset(Permission) - AGENCY_ONLY
-# A location user (not admin) may not manage keys, read the audit trail or see background jobs.
+# A location user (not admin) may not manage keys or messaging providers, read the audit trail or see
+# background jobs.
 _LOCATION_ADMIN_ONLY = frozenset(
     {
         Permission.APIKEYS_READ,
         Permission.APIKEYS_WRITE,
+        Permission.PROVIDERS_WRITE,
         Permission.AUDIT_READ,
         Permission.JOBS_READ,
         Permission.JOBS_WRITE,

@@ -129,7 +129,9 @@ def parse_url(url: str, allow_private: bool = False) -> Target:
 
 
 class UrlGuard:
-    """Resolves a URL's host and refuses it unless every address is one webhooks may reach."""
+    """Resolves a URL's host and refuses it unless every address is one webhooks may reach. The same
+    guard checks the SMTP servers tenants configure (`check_host`): one rule for every address a tenant
+    can make the platform connect to."""
 
     def __init__(self, resolver: Resolver, allow_private: bool = False) -> None:
         self._resolver = resolver
@@ -137,27 +139,32 @@ class UrlGuard:
 
     async def check(self, url: str) -> Target:
         target = parse_url(url, self.allow_private)
-        literal = _literal(target.host)
-        if literal is not None:
-            addresses = [str(literal)]
-        else:
-            try:
-                addresses = await self._resolver.resolve(target.host, target.port)
-            except LookupError:
-                raise UnsafeUrl(f"the host {target.host} does not resolve", retryable=True) from None
-            if not addresses:
-                raise UnsafeUrl(f"the host {target.host} does not resolve", retryable=True)
-        for address in addresses:
-            reason = refusal(address, self.allow_private)
-            if reason is not None:
-                shown = target.host if literal is not None else f"{target.host} ({address})"
-                rule = "never allowed" if self.allow_private else "only sent to public addresses"
-                raise UnsafeUrl(f"refused: {shown} is {reason}; webhooks are {rule}")
         return Target(
             url=target.url,
             scheme=target.scheme,
             host=target.host,
             port=target.port,
             path=target.path,
-            addresses=tuple(dict.fromkeys(addresses)),
+            addresses=await self.check_host(target.host, target.port),
         )
+
+    async def check_host(self, host: str, port: int, *, what: str = "webhooks are") -> tuple[str, ...]:
+        """The addresses `host` may be reached at, each checked; `UnsafeUrl` when it resolves to none
+        (retryable) or to any address that is refused. `what` names the refused thing in the message."""
+        literal = _literal(host)
+        if literal is not None:
+            addresses = [str(literal)]
+        else:
+            try:
+                addresses = await self._resolver.resolve(host, port)
+            except LookupError:
+                raise UnsafeUrl(f"the host {host} does not resolve", retryable=True) from None
+            if not addresses:
+                raise UnsafeUrl(f"the host {host} does not resolve", retryable=True)
+        for address in addresses:
+            reason = refusal(address, self.allow_private)
+            if reason is not None:
+                shown = host if literal is not None else f"{host} ({address})"
+                rule = "never allowed" if self.allow_private else "only sent to public addresses"
+                raise UnsafeUrl(f"refused: {shown} is {reason}; {what} {rule}")
+        return tuple(dict.fromkeys(addresses))
