@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from test_conversations import (
     FROM_EMAIL,
     FROM_NUMBER,
@@ -288,6 +289,72 @@ async def test_status_callbacks_move_the_message_forward(
     undelivered = await message(api, tenant, bad["id"])
     assert undelivered["status"] == "failed"
     assert undelivered["error_code"] == "30008"
+
+
+async def twilio_event(container: Container, location_id: uuid.UUID) -> dict[str, Any]:
+    async with container.engines().owner.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT status, attempts, last_error, processed_at FROM inbound_events "
+                    "WHERE location_id = :l AND provider = 'twilio'"
+                ),
+                {"l": location_id},
+            )
+        ).one()
+    return dict(row._mapping)
+
+
+async def inbound_jobs_waiting(container: Container, location_id: uuid.UUID) -> int:
+    async with container.engines().owner.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'inbound.process' "
+                        "AND status = 'todo' AND args->>'event_id' IN "
+                        "(SELECT id::text FROM inbound_events WHERE location_id = :l)"
+                    ),
+                    {"l": location_id},
+                )
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(None, "without MessageStatus or SmsStatus"), ("teleported", "unknown Twilio message status")],
+)
+async def test_a_signed_status_callback_it_cannot_use_is_answered_and_set_aside_at_once(
+    api: httpx.AsyncClient,
+    tenant: Tenant,
+    container: Container,
+    twilio: TwilioDouble,
+    status: str | None,
+    reason: str,
+) -> None:
+    """Twilio signed it, so it is stored and answered 200 (Twilio stops); it is recorded as unusable on
+    its first run rather than failing and being retried for hours."""
+    await use_twilio(api, tenant)
+    ada = await new_contact(api, tenant)
+    sent = await send(api, tenant, ada["id"], channel="sms", body="One")
+    await run_jobs(container)
+    [twilio_message] = sent_to(twilio, ada["phone"])
+    params = status_report(twilio_message.sid, ada["phone"], status or "")
+    if status is None:
+        del params["MessageStatus"], params["SmsStatus"]
+
+    assert_twiml(await post_twilio(api, tenant.location_id, params))
+    await run_jobs(container, fast_forward=False)
+
+    event = await twilio_event(container, tenant.location_id)
+    assert (event["status"], event["attempts"]) == ("ignored", 1)
+    assert event["last_error"].startswith("unusable: ")
+    assert reason in event["last_error"]
+    assert event["processed_at"] is not None
+    assert await inbound_jobs_waiting(container, tenant.location_id) == 0
+    assert (await message(api, tenant, sent["id"]))["status"] == "sent"  # unchanged
+    assert_twiml(await post_twilio(api, tenant.location_id, params))  # a redelivery: the same answer
 
 
 # ---------------------------------------------------------------------------------------------- SendGrid

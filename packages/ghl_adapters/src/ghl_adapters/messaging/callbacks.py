@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 from ghl_core.conversations.inbound import InboundSms
 from ghl_core.conversations.services import ConversationService
-from ghl_core.inbound.models import InboundEvent
+from ghl_core.inbound.models import InboundEvent, UnusableEvent
 from ghl_core.tenancy.models import Location
 
 from .sendgrid import parse_inbound_parse, parse_sendgrid_events, read_form
@@ -27,7 +27,10 @@ class TwilioCallbackProcessor:
 
     async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
         params = dict(parse_qsl(event.body.decode("utf-8"), keep_blank_values=True))
-        parsed = parse_twilio_callback(params)
+        try:
+            parsed = parse_twilio_callback(params)
+        except ValueError as exc:  # signed, but no status we can use: Twilio's answer will not change
+            raise UnusableEvent(str(exc)) from None
         if isinstance(parsed, InboundSms):
             await self._conversations.receive_sms(uow, location, parsed)
         else:

@@ -77,10 +77,16 @@ class InboundTarget:
     endpoint_id: uuid.UUID | None = None
 
 
+class UnusableEvent(Exception):
+    """Raised by a processor: the provider signed this event, but it lacks what processing needs (a
+    missing or unknown status, say). Retrying cannot help, so the event is set aside as ignored at once,
+    the reason in its `last_error`, and its job ends."""
+
+
 class EventStatus(StrEnum):
     RECEIVED = "received"  # stored, waiting for (or between attempts of) its job
     PROCESSED = "processed"
-    IGNORED = "ignored"  # no processor handles its provider and type
+    IGNORED = "ignored"  # no processor handles its provider and type, or it is unusable (last_error)
     FAILED = "failed"  # its job used up every attempt; last_error says why
 
 

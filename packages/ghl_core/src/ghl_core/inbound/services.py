@@ -17,6 +17,7 @@ from ghl_core.inbound.models import (
     InboundRequest,
     InboundTarget,
     SignatureInvalid,
+    UnusableEvent,
     safe_headers,
 )
 from ghl_core.inbound.ports import InboundRegistry
@@ -102,11 +103,31 @@ class InboundService:
                 )
                 await uow.commit()
                 return status
+        except UnusableEvent as exc:
+            # Its unit of work is rolled back (nothing the processor wrote stays); no retry can help.
+            return await self._set_aside(scope, event_id, exc)
         except Exception as exc:
             # Bookkeeping must not hide the processor's error: the job records that one anyway.
             with contextlib.suppress(Exception):
                 await self._record_failure(scope, event_id, exc, final_attempt)
             raise
+
+    async def _set_aside(self, scope: TenantScope, event_id: uuid.UUID, exc: UnusableEvent) -> EventStatus:
+        async with self._uow(scope) as uow:
+            event = await uow.inbound_events.get(event_id, lock=True)
+            if event is None or event.status in DONE:  # pragma: no cover - we held its lock just now
+                return event.status if event else EventStatus.IGNORED
+            await uow.inbound_events.update(
+                replace(
+                    event,
+                    status=EventStatus.IGNORED,
+                    attempts=event.attempts + 1,
+                    last_error=f"unusable: {exc}"[:MAX_ERROR],
+                    processed_at=self._clock.now(),
+                )
+            )
+            await uow.commit()
+        return EventStatus.IGNORED
 
     async def _record_failure(
         self, scope: TenantScope, event_id: uuid.UUID, exc: Exception, final_attempt: bool
