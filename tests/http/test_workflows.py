@@ -636,3 +636,43 @@ async def test_templates_that_cannot_compile_are_refused_at_save_and_at_publish(
     )
     assert pointers(refused) == sorted(expected)
     assert (await get(api, tenant, f"/workflows/{draft['id']}"))["version"] == 0
+
+
+async def test_publish_refuses_a_fixed_webhook_address_its_step_could_never_reach(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A webhook step's address was checked only when the step ran: one the platform never calls (plain
+    http, loopback, a cloud metadata address) published fine and failed every run. Its scheme and host
+    are checked at publish now, with the guard the step runs with; an address built from merge fields
+    is still checked when the step runs."""
+
+    def call(url: str) -> dict[str, Any]:
+        return {"id": f"call{uuid.uuid4().hex[:6]}", "type": "webhook", "url": url}
+
+    doc = document(
+        {
+            "name": "Calls",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                call("http://93.184.215.14/hook"),
+                call("https://127.0.0.1:8080/hook"),
+                call("https://169.254.169.254/latest/meta-data"),
+                call("https://93.184.215.14/hook/{{contact.id}}"),
+                call("https://{{contact.website}}/hook"),
+            ],
+        }
+    )
+    draft = await post(api, tenant, "/workflows", 201, doc)
+    refused = assert_problem(
+        await api.post(f"{API}/workflows/{draft['id']}/publish", headers=tenant.headers), 422
+    )
+    assert pointers(refused) == ["/steps/0/url", "/steps/1/url", "/steps/2/url"]
+    details = {e["pointer"]: e["detail"] for e in refused["errors"]}
+    assert "https://" in details["/steps/0/url"]
+    assert "loopback" in details["/steps/1/url"]
+    assert "metadata" in details["/steps/2/url"]
+
+    doc["steps"] = doc["steps"][3:]
+    fixed = await api.put(f"{API}/workflows/{draft['id']}", json=doc, headers=tenant.headers)
+    assert fixed.status_code == 200, fixed.text
+    assert (await post(api, tenant, f"/workflows/{draft['id']}/publish", 200))["version"] == 1

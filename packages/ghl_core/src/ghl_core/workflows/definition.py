@@ -13,8 +13,9 @@ Waits and condition groups keep the JSON they were authored as (canonical, `*_js
 
 What a step or trigger names outside the document is declared on its fields, not switched on by type:
 `TEMPLATE` marks a member rendered as a template (`TEMPLATE_HTML` as e-mail HTML), `ref(kind)` a member
-naming something of the location (a user, a pipeline, a stage, a workflow, a custom field). Parsing needs
-no database; publishing checks both against the location (workflows/references.py).
+naming something outside the document (a user, a pipeline, a stage, a workflow, a custom field of the
+location; a webhook's address). Parsing needs no database or network; publishing checks both
+(workflows/references.py).
 """
 
 from __future__ import annotations
@@ -351,10 +352,11 @@ class RemoveFromWorkflow(Step):
 @dataclass(frozen=True, kw_only=True)
 class Webhook(Step):
     """An outbound call. The address is checked against private networks when the step runs (it may hold
-    merge fields); here only its shape. The body is canonical JSON text, so the step stays immutable."""
+    merge fields), and at publish when its scheme and host hold none; here only its shape. The body is
+    canonical JSON text, so the step stays immutable."""
 
     TYPE = "webhook"
-    url: str = field(metadata=TEMPLATE)
+    url: str = field(metadata={**TEMPLATE, **ref("url")})
     method: str = "POST"
     headers: tuple[tuple[str, str], ...] = field(default=(), metadata={"pairs": True, **TEMPLATE})
     body_json: str | None = field(default=None, metadata={"json": True, "key": "body", **TEMPLATE})

@@ -266,6 +266,11 @@ class WorkflowEngine:
         return self._renderer
 
     @property
+    def guard(self) -> UrlGuard:
+        """What webhook steps' addresses are checked with (when they run; at publish too)."""
+        return self._guard
+
+    @property
     def contacts(self) -> ContactService:
         return self._services.contacts
 

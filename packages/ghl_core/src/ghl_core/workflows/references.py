@@ -10,6 +10,10 @@ template that does not compile, and every enrollment would then fail at that ste
   any of the location's pipelines; a user who may be assigned the location's records
   (tenancy/assignees.py); a workflow of the location; a defined custom field (`custom.KEY`), a date field
   for a custom-date reminder. Otherwise 422, a pointer to each member, and nothing is published.
+- A webhook step's address whose scheme and host hold no merge field is checked at publish with the
+  guard that checks it when the step runs (https only unless private addresses are allowed; no private,
+  loopback or metadata address): one that would always be refused is refused now. A host that does not
+  resolve is let through (it may by the time the step runs, which checks again and records the answer).
 - Another location's id answers exactly as an unknown id: the look-ups are scoped to the location and the
   messages do not say which it was, so publishing reveals nothing about other tenants.
 - Every member marked `TEMPLATE` compiles in the sandbox that renders it (the TemplateRenderer port),
@@ -27,6 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from ghl_core.conversations.templates import TemplateError, TemplateRenderer
 from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
@@ -36,6 +41,7 @@ from ghl_core.shared.pagination import PageRequest
 from ghl_core.shared.uow import UnitOfWork
 from ghl_core.tenancy.assignees import may_be_assigned, not_assignable
 from ghl_core.tenancy.models import Location
+from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
 from ghl_core.workflows.definition import CUSTOM_PREFIX, Definition
 from ghl_core.workflows.waits import WaitSpec
 
@@ -136,6 +142,7 @@ class _Location:
 
     uow: UnitOfWork
     location: Location
+    guard: UrlGuard
     _pipelines: dict[uuid.UUID, Pipeline | None] = field(default_factory=dict)
     _stages: set[uuid.UUID] | None = None
     _users: dict[uuid.UUID, bool] = field(default_factory=dict)
@@ -218,6 +225,21 @@ async def _date_custom_field(here: _Location, ref: Reference) -> str | None:
     return None if found.type is FieldType.DATE else f"custom field '{key}' is not a date field"
 
 
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+async def _url(here: _Location, ref: Reference) -> str | None:
+    url = str(ref.value)
+    parts = urlsplit(url)
+    if any(mark in f"{parts.scheme}://{parts.netloc}" for mark in _TEMPLATE_MARKS):
+        return None  # where it goes depends on the contact: checked when the step runs
+    try:
+        await here.guard.check(url)
+    except UnsafeUrl as exc:
+        return None if exc.retryable else exc.detail
+    return None
+
+
 _CHECKS: dict[str, _Check] = {
     "pipeline": _pipeline,
     "stage": _stage,
@@ -225,13 +247,17 @@ _CHECKS: dict[str, _Check] = {
     "workflow": _workflow,
     "custom_field": _custom_field,
     "date_custom_field": _date_custom_field,
+    "url": _url,
 }
 
 
-async def reference_errors(uow: UnitOfWork, location: Location, defn: Definition) -> list[FieldError]:
-    """Each member naming something the location does not have (or another location's), in document
-    order, inside the caller's unit of work (its scope is the location)."""
-    here = _Location(uow, location)
+async def reference_errors(
+    uow: UnitOfWork, location: Location, defn: Definition, guard: UrlGuard
+) -> list[FieldError]:
+    """Each member naming something the location does not have (or another location's), or an address
+    webhooks may not reach, in document order, inside the caller's unit of work (its scope is the
+    location)."""
+    here = _Location(uow, location, guard)
     errors: list[FieldError] = []
     for ref in references(defn):
         detail = await _CHECKS[ref.kind](here, ref)

@@ -588,10 +588,10 @@ class WorkflowService:
             raise ValidationFailed(errors)
         return definition
 
-    @staticmethod
-    async def _publishable(uow: UnitOfWork, location: Location, definition: Definition) -> None:
-        """Every id and key the definition names is the location's (another location's reads as unknown)."""
-        errors = await reference_errors(uow, location, definition)
+    async def _publishable(self, uow: UnitOfWork, location: Location, definition: Definition) -> None:
+        """Every id and key the definition names is the location's (another location's reads as unknown),
+        every fixed webhook address one the guard lets through."""
+        errors = await reference_errors(uow, location, definition, self._engine.guard)
         if errors:
             raise ValidationFailed(errors)
 
