@@ -212,6 +212,7 @@ class ContactExportController(Controller):
         smart_list_id: Annotated[
             uuid.UUID | None, QueryParameter(description="Only the contacts of this smart list")
         ] = None,
+        neutralize_formulas: _NeutralizeFormulas = True,
     ) -> Stream:
         selection = ContactSelection(tags=tuple(tag or ()), smart_list_id=smart_list_id)
         return _csv_stream(
@@ -222,7 +223,6 @@ class ContactExportController(Controller):
         "/",
         status_code=HTTP_200_OK,
         summary="The contacts matching a search (query, filter as in POST /contacts/search) as CSV",
-        neutralize_formulas: _NeutralizeFormulas = True,
         media_type="text/csv",
     )
     async def export_search(
@@ -230,6 +230,7 @@ class ContactExportController(Controller):
         data: JSONBody[ExportIn],
         actor: NamedDependency[Actor],
         contact_exports: NamedDependency[ContactExportService],
+        neutralize_formulas: _NeutralizeFormulas = True,
     ) -> Stream:
         selection = ContactSelection(
             query=data.query,
@@ -240,4 +241,3 @@ class ContactExportController(Controller):
         return _csv_stream(
             await contact_exports.export(actor, selection, neutralize_formulas=neutralize_formulas)
         )
-        neutralize_formulas: _NeutralizeFormulas = True,
