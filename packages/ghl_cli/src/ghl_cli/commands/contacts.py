@@ -227,9 +227,6 @@ def export(
         list[str] | None, typer.Option("--tag", help="Only contacts with this tag (repeatable: all of them).")
     ] = None,
     smart_list: SmartListOption = None,
-    json_output: JsonOption = False,
-) -> None:
-    """Export a location's contacts as CSV (streamed in batches): all of them, or a smart list's, or
     raw_formulas: Annotated[
         bool,
         typer.Option(
@@ -238,6 +235,9 @@ def export(
             "without the leading apostrophe that makes them text.",
         ),
     ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Export a location's contacts as CSV (streamed in batches): all of them, or a smart list's, or
     those with the tags (both: the smart list's contacts with the tags)."""
     from ghl_core.contacts.selection import ContactSelection
 
