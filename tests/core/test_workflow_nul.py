@@ -1,8 +1,8 @@
-"""Text PostgreSQL cannot store is refused as bad input, each place with its pointer."""
+"""Text PostgreSQL cannot store is refused as bad input, every NUL with its pointer."""
 
 from __future__ import annotations
 
-from ghl_core.workflows.services import nul_errors
+from ghl_core.shared.untrusted import nul_errors
 
 
 def test_every_nul_is_found_with_its_pointer() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from ghl_adapters.container import Container
-from http_kit import API, Tenant, assert_problem
+from ghl_core.shared.untrusted import MAX_DEPTH
+from http_kit import API, Tenant, assert_problem, pointers
 
 MAX_BODY = 1_048_576
 
@@ -168,3 +170,245 @@ async def test_problem_documents_are_json_with_the_standard_members(
     body = assert_problem(response, 404, "not_found")
     assert body["type"].startswith("urn:ghl:problem:")
     assert body["instance"] == "/api/v1/locations/00000000-0000-4000-8000-000000000000"
+
+
+# ------------------------------------------------------------------------------------ hostile input
+# Inputs that once answered 500: each is a 4xx problem now, and changes nothing.
+
+
+def nested(depth: int) -> bytes:
+    return b'{"first_name": "Ada", "custom_fields": {"x": ' + b"[" * depth + b"]" * depth + b"}}"
+
+
+async def contact_count(api: httpx.AsyncClient, tenant: Tenant) -> int:
+    listed = await api.get(f"{API}/contacts", headers=tenant.headers, params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    return len(listed.json()["items"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [nested(10_000), nested(100), b'{"first_name": "\xff\xfe"}'],
+    ids=["deep-10000", "deep-100", "not-utf8"],
+)
+async def test_an_unreadable_json_body_is_400_and_changes_nothing(
+    api: httpx.AsyncClient, tenant: Tenant, body: bytes
+) -> None:
+    before = await contact_count(api, tenant)
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+
+    for extra in ({}, {"Idempotency-Key": f"hostile-{uuid.uuid4().hex}"}):
+        response = await api.post(f"{API}/contacts", content=body, headers={**headers, **extra})
+
+        assert_problem(response, 400, "bad_request")
+    assert await contact_count(api, tenant) == before
+
+
+async def test_a_json_body_nested_as_deep_as_allowed_is_read(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    # Reaches validation (the custom field does not exist): the depth limit refuses nothing shallower.
+    response = await api.post(
+        f"{API}/contacts",
+        content=nested(MAX_DEPTH - 2),
+        headers={**tenant.headers, "Content-Type": "application/json"},
+    )
+
+    assert pointers(assert_problem(response, 422)) == ["/custom_fields/x"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"first_name": "Ada", "last_name": "a\\u0000b"}', ["/last_name"]),
+        (b'{"first_name": "Ada", "custom_fields": {"a\\u0000": "x"}}', ["/custom_fields/a\x00"]),
+        (b'{"first_name": "Ada", "tags": ["ok", "b\\u0000"], "source": "\\u0000"}', ["/source", "/tags/1"]),
+    ],
+    ids=["value", "name", "several"],
+)
+async def test_a_nul_anywhere_in_a_json_body_is_422_with_its_pointer(
+    api: httpx.AsyncClient, tenant: Tenant, body: bytes, expected: list[str]
+) -> None:
+    before = await contact_count(api, tenant)
+
+    response = await api.post(
+        f"{API}/contacts", content=body, headers={**tenant.headers, "Content-Type": "application/json"}
+    )
+
+    assert pointers(assert_problem(response, 422, "validation_failed")) == expected
+    assert await contact_count(api, tenant) == before
+
+
+async def test_an_escaped_backslash_before_u0000_is_no_nul(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await api.post(
+        f"{API}/contacts", json={"first_name": "back\\u0000slash"}, headers=tenant.headers
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["first_name"] == "back\\u0000slash"
+
+
+async def test_a_nul_in_a_public_json_body_is_422(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        f"{API}/auth/signup",
+        json={"agency_name": "Acme", "email": "nul@example.com", "password": "x" * 12, "name": "N\x00"},
+    )
+
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"] == [{"pointer": "/name", "detail": "must not contain NUL characters"}]
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/audit-log", {"entity_type": "a\x00b"}),
+        ("/contacts/export", {"tag": "a\x00b"}),
+        ("/opportunities", {"tag": "vip\x00"}),
+        ("/contacts", {"offset": "\x00"}),
+    ],
+)
+async def test_a_nul_in_a_query_parameter_is_422_with_its_name(
+    api: httpx.AsyncClient, tenant: Tenant, path: str, query: dict[str, str]
+) -> None:
+    response = await api.get(f"{API}{path}", headers=tenant.headers, params=query)
+
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"] == [
+        {"pointer": f"/{next(iter(query))}", "detail": "must not contain NUL characters"}
+    ]
+
+
+@pytest.mark.parametrize("query", [{"offset": str(10**30)}, {"limit": str(10**30)}], ids=["offset", "limit"])
+async def test_huge_audit_log_paging_is_422(
+    api: httpx.AsyncClient, tenant: Tenant, query: dict[str, str]
+) -> None:
+    response = await api.get(f"{API}/audit-log", headers=tenant.headers, params=query)
+
+    assert pointers(assert_problem(response, 422)) == [f"/{next(iter(query))}"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/contacts", "/opportunities", "/tasks", "/workflows", "/webhooks", "/inbound-webhooks", "/campaigns"],
+)
+async def test_an_offset_beyond_any_table_is_422_on_list_routes(
+    api: httpx.AsyncClient, tenant: Tenant, path: str
+) -> None:
+    response = await api.get(f"{API}{path}", headers=tenant.headers, params={"offset": str(10**30)})
+
+    assert pointers(assert_problem(response, 422)) == ["/offset"]
+
+
+@pytest.mark.parametrize("bound", ["due_after", "due_before"])
+@pytest.mark.parametrize("instant", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-14:00"])
+async def test_task_filters_at_the_edge_of_the_calendar_are_422(
+    api: httpx.AsyncClient, tenant: Tenant, bound: str, instant: str
+) -> None:
+    response = await api.get(f"{API}/tasks", headers=tenant.headers, params={bound: instant})
+
+    assert pointers(assert_problem(response, 422)) == [f"/{bound}"]
+
+
+async def new_workflow(api: httpx.AsyncClient, tenant: Tenant) -> str:
+    document = {
+        "name": f"Edge {uuid.uuid4().hex[:6]}",
+        "triggers": [{"type": "manual"}],
+        "steps": [{"id": "pause", "type": "wait", "wait": {"days": 2}}, {"id": "done", "type": "end"}],
+    }
+    created = await api.post(f"{API}/workflows", json=document, headers=tenant.headers)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+@pytest.mark.parametrize("version", [str(10**20), str(2**31)])
+async def test_a_workflow_version_beyond_any_is_422(
+    api: httpx.AsyncClient, tenant: Tenant, version: str
+) -> None:
+    workflow_id = await new_workflow(api, tenant)
+
+    response = await api.get(
+        f"{API}/workflows/{workflow_id}/export", headers=tenant.headers, params={"version": version}
+    )
+
+    assert pointers(assert_problem(response, 422)) == ["/version"]
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"start": "9999-12-31T23:00:00+00:00"}, "/start"),
+        ({"start": "0001-01-01T00:00:00+14:00"}, "/start"),
+        ({"events": [{"at": "0001-01-01T00:00:00+14:00", "event": "tag.added", "data": {}}]}, "/events/0/at"),
+        ({"version": 10**20}, "/version"),
+    ],
+    ids=["start-late", "start-early", "event-early", "version"],
+)
+async def test_a_simulation_beyond_the_calendar_is_422(
+    api: httpx.AsyncClient, tenant: Tenant, body: dict[str, object], pointer: str
+) -> None:
+    workflow_id = await new_workflow(api, tenant)
+    contact = await api.post(f"{API}/contacts", json={"first_name": "Edge"}, headers=tenant.headers)
+    assert contact.status_code == 201, contact.text
+
+    response = await api.post(
+        f"{API}/workflows/{workflow_id}/simulate",
+        json={"contact_id": contact.json()["id"], **body},
+        headers=tenant.headers,
+    )
+
+    assert pointers(assert_problem(response, 422)) == [pointer]
+
+
+async def test_a_nul_in_an_opportunity_custom_field_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    pipeline = await api.post(
+        f"{API}/pipelines",
+        json={"name": f"P {uuid.uuid4().hex[:6]}", "stages": [{"name": "New"}]},
+        headers=tenant.headers,
+    )
+    contact = await api.post(f"{API}/contacts", json={"first_name": "Opal"}, headers=tenant.headers)
+    payload = {
+        "pipeline_id": pipeline.json()["id"],
+        "contact_id": contact.json()["id"],
+        "name": "Deal",
+        "custom_fields": {"deal_size": "lar\x00ge"},
+    }
+
+    response = await api.post(f"{API}/opportunities", json=payload, headers=tenant.headers)
+
+    assert pointers(assert_problem(response, 422)) == ["/custom_fields/deal_size"]
+    listed = await api.get(f"{API}/opportunities", headers=tenant.headers)
+    assert listed.json()["items"] == []
+
+
+async def test_a_nul_in_a_provider_config_is_422(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    config = {"api_key": "SG.key\x00", "from_email": "sender@example.com", "from_name": "Acme"}
+
+    response = await api.put(
+        f"{API}/messaging/providers/email",
+        json={"kind": "sendgrid", "config": config},
+        headers=tenant.headers,
+    )
+
+    assert pointers(assert_problem(response, 422)) == ["/config/api_key"]
+    shown = await api.get(f"{API}/messaging/providers/email", headers=tenant.headers)
+    assert shown.json()["kind"] != "sendgrid"
+
+
+async def test_the_workflow_hook_reads_its_raw_body_as_every_json_body(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    document = {"name": f"Hook {uuid.uuid4().hex[:6]}", "triggers": [{"type": "inbound_webhook"}]}
+    document["steps"] = [{"id": "tag_them", "type": "add_tag", "tags": ["from-web"]}]
+    created = await api.post(f"{API}/workflows", json=document, headers=tenant.headers)
+    workflow_id = created.json()["id"]
+    assert (
+        await api.post(f"{API}/workflows/{workflow_id}/publish", headers=tenant.headers)
+    ).status_code == 200
+    secret = await api.post(f"{API}/workflows/{workflow_id}/hook-secret", headers=tenant.headers)
+    hook = f"/hooks/workflows/{tenant.location_id}/{workflow_id}/{secret.json()['secret']}"
+    as_json = {"Content-Type": "application/json"}
+
+    assert_problem(await api.post(hook, content=b"[" * 10_000 + b"]" * 10_000, headers=as_json), 400)
+    assert_problem(await api.post(hook, content=b'{"email": "\xff@example.com"}', headers=as_json), 400)
+    nul = await api.post(hook, json={"email": "w@example.com", "first_name": "W", "extra": {"a": "\x00"}})
+    assert pointers(assert_problem(nul, 422)) == ["/extra/a"]
+    listed = await api.get(f"{API}/workflows/{workflow_id}/enrollments", headers=tenant.headers)
+    assert listed.json()["items"] == []

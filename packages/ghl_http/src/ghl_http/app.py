@@ -48,6 +48,7 @@ from ghl_http.controllers.workflows import (
 )
 from ghl_http.deps import DEPENDENCIES
 from ghl_http.gate import API_PREFIX, ApiGate
+from ghl_http.middleware.input_guard import InputGuard
 from ghl_http.middleware.request_context import install_request_context, metrics_route
 from ghl_http.problems import EXCEPTION_HANDLERS
 
@@ -200,7 +201,8 @@ def create_app(
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[gate],
+        # The gate first (who, how often), then the input guard (bad bytes) before any handler.
+        middleware=[gate, DefineMiddleware(cast(Any, InputGuard), max_body_bytes=settings.max_body_bytes)],
         openapi_config=_openapi(),
         state=State({"container": container}),
         lifespan=[lifespan],

@@ -23,7 +23,7 @@ from ghl_core.notes.services import NoteService
 from ghl_core.pipelines.opportunities import OpportunityService
 from ghl_core.pipelines.services import PipelineService
 from ghl_core.shared.errors import Unauthenticated
-from ghl_core.shared.pagination import MAX_LIMIT, PageRequest
+from ghl_core.shared.pagination import MAX_LIMIT, MAX_OFFSET, PageRequest
 from ghl_core.smart_lists.services import SmartListService
 from ghl_core.tags.services import TagService
 from ghl_core.tasks.services import TaskService
@@ -113,7 +113,8 @@ def provide_page(
     ] = None,
     cursor: Annotated[str | None, QueryParameter(description="The next_cursor of the previous page")] = None,
     offset: Annotated[
-        int | None, QueryParameter(description="Items to skip (a fallback; prefer cursor)")
+        int | None,
+        QueryParameter(description=f"Items to skip (0 to {MAX_OFFSET:,}; a fallback, prefer cursor)"),
     ] = None,
 ) -> PageRequest:
     return PageRequest.parse(limit, cursor, offset)

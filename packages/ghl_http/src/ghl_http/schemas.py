@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ghl_core.identity.models import ApiKey, TokenPair
 from ghl_core.shared.audit import AuditEntry
@@ -16,26 +16,12 @@ from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationRole, 
 T = TypeVar("T")
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list | tuple):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
 class Body(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL: refuse it here as bad input rather than fail on the insert.
-        if _has_nul(value):
-            raise ValueError("must not contain NUL characters")
-        return value
+    # No NUL check here: the input guard (ghl_http.middleware.input_guard) refuses a NUL anywhere in a
+    # body, nested values and names included, before any model sees it.
 
 
 class ListOf(BaseModel, Generic[T]):

@@ -14,6 +14,8 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# Beyond any table; the database's OFFSET is a bigint, so 10**30 failed there as a server error.
+MAX_OFFSET = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +30,8 @@ class PageRequest:
         lim = DEFAULT_LIMIT if limit is None else limit
         if not 1 <= lim <= MAX_LIMIT:
             errors.append(("limit", f"must be between 1 and {MAX_LIMIT}"))
-        if offset is not None and offset < 0:
-            errors.append(("offset", "must be zero or more"))
+        if offset is not None and not 0 <= offset <= MAX_OFFSET:
+            errors.append(("offset", f"must be between 0 and {MAX_OFFSET:,}"))
         if cursor and offset is not None:
             errors.append(("cursor", "give either cursor or offset, not both"))
         if errors:

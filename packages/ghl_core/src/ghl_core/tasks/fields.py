@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ghl_core.notes.fields import check_long_text
 from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.shared.instants import OUTSIDE_CALENDAR, in_utc
 from ghl_core.tasks.models import MAX_TASK_BODY, MAX_TASK_TITLE, TaskFilter
 
 TASK_FIELDS = frozenset({"title", "body", "due_at", "assignee_id", "completed"})
@@ -35,7 +36,10 @@ def parse_aware_time(value: object, pointer: str, errors: list[FieldError]) -> d
             )
         )
         return None
-    return parsed.astimezone(UTC)
+    utc = in_utc(parsed)
+    if utc is None:
+        errors.append(FieldError(pointer, OUTSIDE_CALENDAR))
+    return utc
 
 
 def _title(value: object, pointer: str, errors: list[FieldError]) -> str | None:

@@ -24,8 +24,10 @@ from ghl_core.conversations.templates import merge_context
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
+from ghl_core.shared.instants import OUTSIDE_CALENDAR, in_utc
 from ghl_core.shared.pagination import Page, PageRequest, decode_cursor
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.untrusted import nul_errors
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
@@ -44,6 +46,7 @@ from ghl_core.workflows.models import (
 from ghl_core.workflows.references import reference_errors, template_errors
 from ghl_core.workflows.simulation import SimulatedEvent, Simulation, simulate
 
+MAX_VERSION = 2**31 - 1  # versions are stored as integers: a bigger number names no version
 MAX_BULK = 10_000  # contacts one bulk enrollment takes (a bigger audience: several requests, or a tag)
 _BULK_PAGE = 500
 _ENROLL_KEYS = {"contact_ids", "tags", "smart_list_id", "query", "filter"}
@@ -57,21 +60,9 @@ class BulkEnrollment:
     skipped: int  # already enrolled (re-entry not allowed), or a repeat of the same request
 
 
-def nul_errors(value: Any, pointer: str = "") -> builtins.list[FieldError]:
-    """PostgreSQL cannot store a NUL character in text or JSON: every one, with where it is."""
-    if isinstance(value, str):
-        return [FieldError(pointer or "/", "must not contain NUL characters")] if "\x00" in value else []
-    if isinstance(value, Mapping):
-        errors: builtins.list[FieldError] = []
-        for key, item in value.items():
-            escaped = str(key).replace("~", "~0").replace("/", "~1")
-            if "\x00" in str(key):
-                errors.append(FieldError(f"{pointer}/{escaped}", "names must not contain NUL characters"))
-            errors += nul_errors(item, f"{pointer}/{escaped}")
-        return errors
-    if isinstance(value, builtins.list):
-        return [e for i, item in enumerate(value) for e in nul_errors(item, f"{pointer}/{i}")]
-    return []
+def _check_version(version: int | None) -> None:
+    if version is not None and not 1 <= version <= MAX_VERSION:
+        raise ValidationFailed.one("/version", f"must be a published version number (1 to {MAX_VERSION})")
 
 
 def _storable(value: Mapping[str, Any]) -> None:
@@ -256,6 +247,7 @@ class WorkflowService:
     ) -> dict[str, Any]:
         """The draft as authored, or a published version's definition."""
         actor.require_location(Permission.WORKFLOWS_READ)
+        _check_version(version)
         async with self._uow(actor.scope) as uow:
             workflow = await self._visible(uow, workflow_id)
             if version is None:
@@ -505,12 +497,15 @@ class WorkflowService:
         start = data.get("start") or self._clock.now()
         if not isinstance(start, datetime) or start.tzinfo is None:
             errors.append(FieldError("/start", "must be a date-time with an offset"))
+        elif in_utc(start) is None:
+            errors.append(FieldError("/start", OUTSIDE_CALENDAR))
         events = self._events(data.get("events"), errors)
         if errors:
             raise ValidationFailed(errors)
         version = data.get("version")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise ValidationFailed.one("/version", "must be a published version number (1 or more)")
+        _check_version(version)
         document = await self.export(actor, workflow_id, version)
         definition = parse_definition(document)
         async with self._uow(actor.scope) as uow:
@@ -549,6 +544,8 @@ class WorkflowService:
             data = (item.get("data") if isinstance(item, dict) else None) or {}
             if not isinstance(at, datetime) or at.tzinfo is None:
                 errors.append(FieldError(f"/events/{i}/at", "must be a date-time with an offset"))
+            elif in_utc(at) is None:
+                errors.append(FieldError(f"/events/{i}/at", OUTSIDE_CALENDAR))
             elif not isinstance(name, str) or not isinstance(data, dict):
                 errors.append(FieldError(f"/events/{i}", "needs an event name and an object of data"))
             else:

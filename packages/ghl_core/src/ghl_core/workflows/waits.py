@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from ghl_core.contacts.fields import MAX_TAG, normalize_tag
 from ghl_core.conversations.models import Channel
 from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.shared.instants import in_utc
 
 MAX_WAIT = timedelta(days=365)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -392,12 +393,13 @@ def _parse_instant(value: Any, pointer: str, errors: list[FieldError]) -> dateti
     if instant.utcoffset() is None:
         errors.append(FieldError(pointer, "must include a UTC offset (Z or +HH:MM): which zone is meant?"))
         return None
-    if not _UNTIL_YEARS[0] <= instant.astimezone(UTC).year <= _UNTIL_YEARS[1]:
+    utc = in_utc(instant)
+    if utc is None or not _UNTIL_YEARS[0] <= utc.year <= _UNTIL_YEARS[1]:
         errors.append(
             FieldError(pointer, f"must be between the years {_UNTIL_YEARS[0]} and {_UNTIL_YEARS[1]}")
         )
         return None
-    return instant.astimezone(UTC)
+    return utc
 
 
 def _parse_event(raw: Mapping[str, Any], pointer: str, errors: list[FieldError], zone: Any) -> WaitSpec:

@@ -5,7 +5,6 @@ trigger (POST /hooks/workflows/{location_id}/{workflow_id}/{token})."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,10 +22,11 @@ from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.idempotency import MAX_KEY_LENGTH
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.tenancy.permissions import Actor
-from ghl_core.workflows.services import BulkEnrollment, WorkflowService
+from ghl_core.workflows.services import MAX_VERSION, BulkEnrollment, WorkflowService
 from ghl_core.workflows.simulation import describe
 from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
 from ghl_http.controllers.inbound import _body, _headers, _limit, receive_problem
+from ghl_http.middleware.input_guard import checked_json
 
 HOOK_PATH = "/hooks/workflows"
 MAX_HOOK_BODY = 65_536  # an inbound-webhook call names a contact and a few fields, nothing bulky
@@ -227,7 +227,8 @@ class WorkflowsController(Controller):
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
         version: Annotated[
-            int | None, QueryParameter(ge=1, description="A published version; default the draft")
+            int | None,
+            QueryParameter(ge=1, le=MAX_VERSION, description="A published version; default the draft"),
         ] = None,
     ) -> Json:
         return await workflows.export(actor, workflow_id, version)
@@ -366,10 +367,8 @@ def _request_id(headers: dict[str, str]) -> str:
 def _payload(body: bytes) -> Json:
     if not body.strip():
         return {}
-    try:
-        loaded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ClientException("the body is not valid JSON") from None
+    # As every JSON body: 400 when it is not UTF-8 JSON or nests too deep, 422 for a NUL.
+    loaded = checked_json(body)
     if not isinstance(loaded, dict):
         raise ValidationFailed.one("", "the body must be a JSON object")
     return loaded
