@@ -4,6 +4,7 @@ run with a real worker (in a thread with its own event loop: the CLI runs its ow
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from clitools import CLI_SECRET, Env, env_for, invoke, invoke_json, libpq
 from ghl_adapters.container import close_container
-from ghl_adapters.settings import Settings
+from ghl_adapters.settings import Settings, load_settings
 from ghl_adapters.sql import migrate
 from jobs_kit import run_jobs
 from support import make_container
@@ -90,8 +91,8 @@ def test_providers_set_show_and_remove_never_print_a_secret(conv_env: Env) -> No
     assert invoke_json(conv_env, "providers", "show", "email", "--location", location)["kind"] == "outbox"
 
     set_sendgrid = invoke(
-        conv_env, "providers", "set", "email", "sendgrid", "--location", location,
-        "--api-key", SENDGRID_KEY, "--from-email", "Hello@Acme.example", "--json",
+        conv_env | {"SG_KEY": SENDGRID_KEY}, "providers", "set", "email", "sendgrid", "--location", location,
+        "--api-key-env", "SG_KEY", "--from-email", "Hello@Acme.example", "--json",
     )  # fmt: skip
     assert set_sendgrid.exit_code == 0, set_sendgrid.stderr
     assert SENDGRID_KEY not in set_sendgrid.stdout
@@ -128,8 +129,8 @@ def test_providers_set_show_and_remove_never_print_a_secret(conv_env: Env) -> No
 
     # An agency default serves the locations without their own.
     default = invoke_json(
-        conv_env, "providers", "set", "sms", "twilio", "--agency", agency,
-        "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--from", "+14155550100",
+        conv_env | {"TW_TOKEN": AUTH_TOKEN}, "providers", "set", "sms", "twilio", "--agency", agency,
+        "--account-sid", ACCOUNT_SID, "--auth-token-env", "TW_TOKEN", "--from", "+14155550100",
     )  # fmt: skip
     assert default["agency_default"] is True
     assert AUTH_TOKEN not in str(default)
@@ -143,6 +144,72 @@ def test_providers_set_show_and_remove_never_print_a_secret(conv_env: Env) -> No
     assert gone["error"]["code"] == "not_found"
     both = invoke_json(conv_env, "providers", "show", "sms", exit_code=1)
     assert both["error"]["code"] == "bad_usage"
+
+
+def test_provider_secrets_never_come_from_an_option_value(conv_env: Env) -> None:
+    """`ps` and shell history keep option values: a secret comes from a variable, stdin or a prompt."""
+    _, location = new_location(conv_env)
+    twilio = ("providers", "set", "sms", "twilio", "--location", location, "--account-sid", ACCOUNT_SID,
+              "--from", "+14155550100")  # fmt: skip
+    for exposed in (["--auth-token", AUTH_TOKEN], ["--api-key", SENDGRID_KEY]):
+        kind = ["sms", "twilio"] if exposed[0] == "--auth-token" else ["email", "sendgrid"]
+        refused = invoke(
+            conv_env, "providers", "set", *kind, "--location", location, *exposed,
+            "--account-sid", ACCOUNT_SID, "--from-email", "a@acme.example", "--json",
+        )  # fmt: skip
+        assert refused.exit_code == 1, refused.stdout
+        error = json.loads(refused.stdout)["error"]
+        assert error["code"] == "unsafe_secret"
+        assert exposed[1] not in refused.stdout + refused.stderr
+        assert "-env" in error["detail"]
+        assert "--secret-stdin" in error["detail"]
+    assert invoke_json(conv_env, "providers", "show", "sms", "--location", location)["kind"] == "outbox"
+
+    missing = invoke_json(conv_env, *twilio, "--auth-token-env", "NOT_SET_ANYWHERE", exit_code=1)
+    assert missing["error"]["code"] == "missing_secret"
+
+    def stored_token(env: Env, *extra: str, input: str | None = None) -> str:
+        result = invoke(env, *twilio, *extra, "--json", input=input)
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+        assert "token-from" not in result.stdout
+        shown = invoke_json(env, "providers", "show", "sms", "--location", location)
+        return str(shown["summary"]["auth_token"])
+
+    from_env = conv_env | {"TW_TOKEN": "token-from-env-1111"}
+    assert stored_token(from_env, "--auth-token-env", "TW_TOKEN") == "…1111"
+    assert stored_token(conv_env, "--secret-stdin", input="token-from-stdin-2222\n") == "…2222"
+    assert stored_token(conv_env, input="token-from-prompt-3333\n") == "…3333"  # a hidden prompt
+
+    sendgrid = invoke_json(
+        conv_env, "providers", "set", "email", "sendgrid", "--location", location,
+        "--from-email", "a@acme.example", "--secret-stdin", input=SENDGRID_KEY + "\n",
+    )  # fmt: skip
+    assert sendgrid["summary"]["api_key"] == "…cdef"
+
+
+def test_providers_show_the_callback_url_of_the_running_server(
+    conv_env: Env, settings: Settings, tmp_path: Path
+) -> None:
+    """`ghl serve --port 9123` records where it listens; other commands print the URLs it answers at,
+    unless GHL_PUBLIC_URL says where providers reach it."""
+    data_dir = tmp_path / "served"
+    env = conv_env | {"GHL_DATA_DIR": str(data_dir), "TW_TOKEN": AUTH_TOKEN, "GHL_PUBLIC_URL": None}
+    _, location = new_location(env)
+    invoke_json(
+        env, "providers", "set", "sms", "twilio", "--location", location, "--account-sid", ACCOUNT_SID,
+        "--auth-token-env", "TW_TOKEN", "--from", "+14155550100",
+    )  # fmt: skip
+    load_settings(port=9123, data_dir=data_dir, _env_file=None).record_serving()  # as `ghl serve` does
+
+    shown = invoke_json(env, "providers", "show", "sms", "--location", location)
+    assert shown["callback_urls"]["twilio_messaging_webhook"] == (
+        f"http://127.0.0.1:9123/webhooks/twilio/{location}"
+    )
+    public = invoke_json(env | {"GHL_PUBLIC_URL": "https://crm.example.test/"}, "providers", "show", "sms",
+                         "--location", location)  # fmt: skip
+    assert public["callback_urls"]["twilio_messaging_webhook"] == (
+        f"https://crm.example.test/webhooks/twilio/{location}"
+    )
 
 
 def test_send_then_the_outbox_shows_what_it_took(conv_env: Env, settings: Settings, tmp_path: Path) -> None:
@@ -190,7 +257,7 @@ def test_rekey_reseals_and_messages_still_send(own_database: str, settings: Sett
     contact = new_contact(env, location)
     invoke_json(
         env, "providers", "set", "sms", "twilio", "--location", location,
-        "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN, "--from", "+14155550100",
+        "--account-sid", ACCOUNT_SID, "--secret-stdin", "--from", "+14155550100", input=AUTH_TOKEN + "\n",
     )  # fmt: skip
 
     rotated = env | {"GHL_SECRET_KEY": NEW_SECRET, "OLD_GHL_KEY": CLI_SECRET, "WRONG_KEY": "x" * 40}

@@ -7,12 +7,13 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_KEY_LENGTH = 32
+SERVED_URL_FILE = "served_url"  # in the data folder: where `ghl serve` last listened
 
 
 class SettingsError(Exception):
@@ -27,6 +28,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
+    _served_url: str | None = PrivateAttr(None)  # read from the data folder (see base_url)
 
     # Infrastructure, under the names the ecosystem uses.
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
@@ -218,7 +220,28 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """The public base URL, the one place the API and the CLI take it from (provider callback URLs,
+        links in messages, hook URLs): GHL_PUBLIC_URL; else where `ghl serve` listens, which it records
+        in the data folder so every `ghl` command on the machine prints the URLs the running server
+        answers at; else GHL_HOST:GHL_PORT."""
+        return (self.public_url or self._served_url or self.listen_url).rstrip("/")
+
+    @property
+    def listen_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def model_post_init(self, context: Any, /) -> None:
+        try:
+            recorded = (self.data_dir / SERVED_URL_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, ValueError):
+            recorded = ""
+        self._served_url = recorded if recorded.startswith(("http://", "https://")) else None
+
+    def record_serving(self) -> None:
+        """`ghl serve`, before it listens: its address, for its own URLs and the other commands'."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / SERVED_URL_FILE).write_text(self.listen_url + "\n", encoding="utf-8")
+        self._served_url = self.listen_url
 
     def resolved_secret_key(self) -> str:
         """GHL_SECRET_KEY, or a key generated once and kept in the data folder (single-machine set-ups)."""

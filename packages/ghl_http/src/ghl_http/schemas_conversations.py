@@ -10,34 +10,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ghl_core.conversations.callbacks import callback_urls
 from ghl_core.conversations.models import Conversation, Message, MessagingSettings
 from ghl_core.conversations.providers import ProviderKind
 from ghl_core.conversations.setup import ProviderView
 from ghl_http.schemas import Body
 
-TWILIO_CALLBACK_PATH = "/webhooks/twilio"
-SENDGRID_CALLBACK_PATH = "/webhooks/sendgrid"
 UNSUBSCRIBE_PATH = "/unsubscribe"
 OUTBOX_NOTE = "Taken by the local outbox: nothing was sent to anyone. Configure a provider to send for real."
 # An agency default serves every location; each location's URLs carry its own id.
 LOCATION_PLACEHOLDER = "{location_id}"
-
-
-def callback_urls(
-    base_url: str, location_id: uuid.UUID | str, kind: ProviderKind, inbound_token: str | None
-) -> dict[str, str]:
-    """Where the provider is told to post: Twilio's messaging webhook (replies; status callbacks are
-    requested per message at the same URL), SendGrid's Event Webhook and Inbound Parse URLs."""
-    if kind is ProviderKind.TWILIO:
-        return {"twilio_messaging_webhook": f"{base_url}{TWILIO_CALLBACK_PATH}/{location_id}"}
-    if kind is ProviderKind.SENDGRID:
-        urls = {"sendgrid_event_webhook": f"{base_url}{SENDGRID_CALLBACK_PATH}/{location_id}/events"}
-        if inbound_token:
-            urls["sendgrid_inbound_parse"] = (
-                f"{base_url}{SENDGRID_CALLBACK_PATH}/{location_id}/inbound/{inbound_token}"
-            )
-        return urls
-    return {}
 
 
 class ConversationOut(BaseModel):

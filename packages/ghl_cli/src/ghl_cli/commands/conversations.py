@@ -5,6 +5,7 @@ re-seals them after the key changes). Credentials are never printed back."""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from ghl_cli.errors import CliError, reported
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
+from ghl_core.conversations.callbacks import callback_urls
 from ghl_core.conversations.models import Channel, Conversation, Message
 from ghl_core.conversations.ports import InboxFilter, InboxOrder
 from ghl_core.conversations.providers import ProviderKind
@@ -90,16 +92,9 @@ def message_view(m: Message) -> dict[str, Any]:
 
 
 def provider_view(view: ProviderView, base_url: str, location_id: uuid.UUID | None) -> dict[str, Any]:
+    """`base_url`: the settings' (GHL_PUBLIC_URL, else where `ghl serve` listens), as the API's."""
     where = str(location_id) if location_id else "{location_id}"
-    urls: dict[str, str] = {}
-    if view.kind is ProviderKind.TWILIO:
-        urls["twilio_messaging_webhook"] = f"{base_url}/webhooks/twilio/{where}"
-    elif view.kind is ProviderKind.SENDGRID:
-        urls["sendgrid_event_webhook"] = f"{base_url}/webhooks/sendgrid/{where}/events"
-        if view.inbound_token:
-            urls["sendgrid_inbound_parse"] = (
-                f"{base_url}/webhooks/sendgrid/{where}/inbound/{view.inbound_token}"
-            )
+    urls = callback_urls(base_url, where, view.kind, view.inbound_token)
     note = "local outbox: nothing is sent" if view.kind is ProviderKind.OUTBOX else None
     return {
         "channel": view.channel.value,
@@ -299,6 +294,32 @@ _FIELDS = {
 }
 
 
+_SECRET_LABELS = {
+    ProviderKind.TWILIO: "Twilio auth token",
+    ProviderKind.SENDGRID: "SendGrid API key",
+    ProviderKind.SMTP: "SMTP password",
+}
+
+
+def read_secret(kind: ProviderKind, env_name: str | None, *, from_stdin: bool, needed: bool) -> str | None:
+    """A provider's secret, from the environment variable named, stdin's first line (`printf '%s\\n'
+    "$TOKEN" | ghl providers set ... --secret-stdin`, or a file), or a hidden prompt when it is needed."""
+    if env_name is not None:
+        value = os.environ.get(env_name)
+        if not value:
+            raise CliError("missing_secret", f"the environment variable {env_name} is not set")
+        return value
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise CliError("missing_secret", "--secret-stdin: the first line of stdin is empty")
+        return value
+    if not needed:
+        return None
+    secret: str = typer.prompt(_SECRET_LABELS.get(kind, "Secret"), hide_input=True, err=True)
+    return secret
+
+
 @providers_app.command("set")
 def set_provider(
     channel: Annotated[Channel, typer.Argument(help="sms or email.")],
@@ -306,13 +327,19 @@ def set_provider(
     location: OptionalLocation = None,
     agency: AgencyDefaultOption = None,
     account_sid: Annotated[str | None, typer.Option("--account-sid", help="Twilio account SID.")] = None,
-    auth_token: Annotated[str | None, typer.Option("--auth-token", help="Twilio auth token.")] = None,
+    auth_token_env: Annotated[
+        str | None,
+        typer.Option("--auth-token-env", help="The environment variable holding the Twilio auth token."),
+    ] = None,
     from_number: Annotated[str | None, typer.Option("--from", help="Twilio sender number (E.164).")] = None,
     messaging_service_sid: Annotated[
         str | None,
         typer.Option("--messaging-service-sid", help="Twilio messaging service (instead of --from)."),
     ] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", help="SendGrid API key.")] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", help="The environment variable holding the SendGrid API key."),
+    ] = None,
     from_email: Annotated[str | None, typer.Option("--from-email", help="The sender address.")] = None,
     from_name: Annotated[str | None, typer.Option("--from-name", help="The sender name.")] = None,
     event_key: Annotated[
@@ -330,24 +357,46 @@ def set_provider(
     security: Annotated[
         str | None, typer.Option("--security", help="starttls (default), tls or none.")
     ] = None,
+    secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--secret-stdin",
+            help="Read the secret (auth token, API key or SMTP password) from the first line of stdin.",
+        ),
+    ] = False,
+    auth_token: Annotated[str | None, typer.Option("--auth-token", hidden=True)] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", hidden=True)] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Set the provider of a channel for a location (--location) or as an agency default (--agency)."""
+    """Set the provider of a channel for a location (--location) or as an agency default (--agency).
+
+    The secret (Twilio auth token, SendGrid API key, SMTP password) is read from the variable named by
+    --auth-token-env, --api-key-env or --password-env, from stdin with --secret-stdin, or else asked
+    for (hidden); never from an option value, which the process list and shell history would keep."""
     output = Output(json=json_output)
     with reported(output):
-        password = None
-        if password_env is not None:
-            password = os.environ.get(password_env)
-            if not password:
-                raise CliError("missing_secret", f"the environment variable {password_env} is not set")
+        if auth_token is not None or api_key is not None:
+            option = "--auth-token" if auth_token is not None else "--api-key"
+            raise CliError(
+                "unsafe_secret",
+                f"{option} would leave the secret in the process list and shell history: name the "
+                f"environment variable holding it ({option}-env VAR), pipe it with --secret-stdin, or "
+                "leave it out to be asked for it",
+            )
+        env_name = {ProviderKind.TWILIO: auth_token_env, ProviderKind.SENDGRID: api_key_env}.get(
+            kind, password_env
+        )
+        secret = read_secret(
+            kind, env_name, from_stdin=secret_stdin, needed=kind is not ProviderKind.SMTP or bool(username)
+        )
         config = _config(
             kind,
             {
                 "account_sid": account_sid,
-                "auth_token": auth_token,
+                "auth_token": secret if kind is ProviderKind.TWILIO else None,
                 "from_number": from_number,
                 "messaging_service_sid": messaging_service_sid,
-                "api_key": api_key,
+                "api_key": secret if kind is ProviderKind.SENDGRID else None,
                 "from_email": from_email,
                 "from_name": from_name,
                 "event_webhook_public_key": event_key,
@@ -355,7 +404,7 @@ def set_provider(
                 "host": host,
                 "port": port,
                 "username": username,
-                "password": password,
+                "password": secret if kind is ProviderKind.SMTP else None,
                 "security": security,
             },
         )
@@ -380,6 +429,8 @@ def _with_option_names(exc: ValidationFailed) -> ValidationFailed:
         "from_number": "--from",
         "event_webhook_public_key": "--event-webhook-key",
         "inbound_parse_public_key": "--inbound-parse-key",
+        "auth_token": "--auth-token-env",
+        "api_key": "--api-key-env",
         "password": "--password-env",
     }
     errors = []

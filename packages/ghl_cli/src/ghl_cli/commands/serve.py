@@ -51,6 +51,7 @@ def serve(
         overrides["port"] = port
     with reported(output):
         settings = load_settings(**overrides)
+        settings.record_serving()  # so other `ghl` commands print the URLs this server answers at
     configure_logging(settings.log_level, json_logs=settings.log_json)
     with reported(output), database(output, settings) as handle:
         demo = run_with_container(settings, handle, lambda c: first_start(c, settings))

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from ghl_core.campaigns.models import EngagementKind
 from ghl_core.contacts.models import Contact, DndChannel
 from ghl_core.contacts.phones import normalize_phone
+from ghl_core.conversations.callbacks import twilio_callback_url
 from ghl_core.conversations.gateways import (
     BulkEmailGateway,
     EmailMessage,
@@ -752,7 +753,7 @@ class ConversationService:
                 to=address,
                 from_number=twilio.from_number if twilio else None,
                 body=message.body,
-                status_callback=f"{self._public_url}/webhooks/twilio/{location.id}" if twilio else None,
+                status_callback=twilio_callback_url(self._public_url, location.id) if twilio else None,
             )
         from_email, from_name = OUTBOX_SENDER_EMAIL, location.name
         if isinstance(config, SendGridConfig | SmtpConfig):

@@ -21,6 +21,7 @@ from ghl_adapters.inbound.wiring import TWILIO
 from ghl_adapters.messaging.sendgrid import INBOUND_PROVIDER as SENDGRID_INBOUND
 from ghl_adapters.messaging.sendgrid import PROVIDER as SENDGRID
 from ghl_adapters.messaging.twilio import twiml_empty
+from ghl_core.conversations.callbacks import SENDGRID_CALLBACK_PATH, TWILIO_CALLBACK_PATH
 from ghl_core.conversations.models import Channel
 from ghl_core.conversations.ports import InboxFilter, InboxOrder
 from ghl_core.conversations.providers import ProviderKind
@@ -39,8 +40,6 @@ from ghl_core.tenancy.permissions import Actor
 from ghl_http.controllers.inbound import _body, _headers, _limit, receive_problem
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_conversations import (
-    SENDGRID_CALLBACK_PATH,
-    TWILIO_CALLBACK_PATH,
     UNSUBSCRIBE_PATH,
     AssignIn,
     ConversationOut,
