@@ -19,7 +19,7 @@ from ghl_core.contacts.fields import normalize_tag
 from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, export_value
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, Contact, DndChannel
 from ghl_core.contacts.search import SearchPage, SearchSpec
-from ghl_core.contacts.selection import ContactFinder, ContactSelection, oldest_first
+from ghl_core.contacts.selection import ContactFinder, ContactSelection, oldest_first, tag_filter
 from ghl_core.custom_fields.cached import cached_definitions
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
@@ -105,6 +105,8 @@ class ContactExportService:
         location_id = actor.require_location(Permission.CONTACTS_READ)
         selection = selection or ContactSelection()
         spec: SearchSpec | None = None
+        if _one_tag(selection):
+            tag_filter(selection.tags)  # the plain read checks nothing: a bad tag broke the stream
         async with self._uow(actor.scope) as uow:
             if not selection.everyone and not _one_tag(selection):
                 spec = oldest_first(await self.finder.spec(uow, location_id, selection))

@@ -37,6 +37,14 @@ class ContactSelection:
         )
 
 
+def tag_filter(tags: tuple[str, ...]) -> Group | None:
+    """The tags a contact must all have, checked as the search checks a filter's (pointers under /tag);
+    None for no tags."""
+    if not tags:
+        return None
+    return parse_filter({"field": "tags", "operator": "has_all", "value": list(tags)}, {}, "/tag")
+
+
 def _and(groups: list[Group]) -> Group | None:
     if not groups:
         return None
@@ -65,12 +73,10 @@ class ContactFinder:
         except ValidationFailed as exc:
             errors += exc.errors
         tagged: Group | None = None
-        if selection.tags:
-            raw_tags = {"field": "tags", "operator": "has_all", "value": list(selection.tags)}
-            try:
-                tagged = parse_filter(raw_tags, {}, "/tag")
-            except ValidationFailed as exc:
-                errors += exc.errors
+        try:
+            tagged = tag_filter(selection.tags)
+        except ValidationFailed as exc:
+            errors += exc.errors
         if errors:
             raise ValidationFailed(errors)
         groups = [g for g in (base.filter, asked.filter, tagged) if g is not None]
