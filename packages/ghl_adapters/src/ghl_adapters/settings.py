@@ -79,7 +79,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("GHL_LOG_LEVEL")
     )
-    log_json: bool = Field(True, validation_alias=_env("GHL_LOG_JSON"))
+    # console (lines for people), json (for log collectors) or auto: console on a terminal, else JSON.
+    log_format: Literal["auto", "console", "json"] = Field("auto", validation_alias=_env("GHL_LOG_FORMAT"))
+    # The older switch, still honoured while GHL_LOG_FORMAT is auto: true is json, false console.
+    log_json: bool | None = Field(None, validation_alias=_env("GHL_LOG_JSON"))
     access_token_minutes: int = Field(15, ge=1, le=1440, validation_alias=_env("GHL_ACCESS_TOKEN_MINUTES"))
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias=_env("GHL_MAX_BODY_BYTES"))
     db_pool_size: int = Field(10, ge=1, le=200, validation_alias=_env("GHL_DB_POOL_SIZE"))
@@ -217,6 +220,12 @@ class Settings(BaseSettings):
     @property
     def clerk_enabled(self) -> bool:
         return bool(self.clerk_publishable_key or self.clerk_jwks_url)
+
+    @property
+    def chosen_log_format(self) -> Literal["auto", "console", "json"]:
+        if self.log_format == "auto" and self.log_json is not None:
+            return "json" if self.log_json else "console"
+        return self.log_format
 
     @property
     def base_url(self) -> str:

@@ -9,7 +9,7 @@ from litestar import Litestar
 
 from ghl_adapters.container import build_container
 from ghl_adapters.jobs.worker import run_worker
-from ghl_adapters.observability import configure_logging
+from ghl_adapters.observability import configure_logging_from
 from ghl_adapters.runtime import freeze_heap, open_database
 from ghl_adapters.settings import load_settings
 from ghl_http.app import create_app
@@ -17,7 +17,7 @@ from ghl_http.app import create_app
 
 def create_app_from_env() -> Litestar:
     settings = load_settings()
-    configure_logging(settings.log_level, json_logs=settings.log_json)
+    configure_logging_from(settings)
     database = open_database(settings)
     container = build_container(settings, database.url)
     # One command for a new user: the server process also runs a job worker unless told not to

@@ -24,10 +24,20 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+class _App(App):
+    """procrastinate registers its built-in tasks in every App by renaming the tasks of one module-level
+    blueprint, so each App a process makes renames them again (`builtin:`, `builtin:builtin:`, ...) and
+    logs the registration again: three times under `ghl serve`. None of them is ours to run (`jobs.prune`
+    removes finished jobs), so our apps leave the blueprint alone."""
+
+    def _register_builtin_tasks(self) -> None:
+        return
+
+
 def procrastinate_app(database_url: str, **connector_options: Any) -> App:
     """An app whose connector opens a pool only when asked to (workers, operators): deferring from a
     request never touches it, it goes through the request's own connection."""
-    return App(connector=PsycopgConnector(conninfo=libpq_url(database_url), **connector_options))
+    return _App(connector=PsycopgConnector(conninfo=libpq_url(database_url), **connector_options))
 
 
 def job_arguments(job: JobRequest) -> dict[str, Any]:

@@ -6,8 +6,18 @@ from ghl_adapters.observability.logging import (
     bind_request_id,
     clear_request_context,
     configure_logging,
+    configure_logging_from,
     get_logger,
+    wants_json,
 )
 from ghl_adapters.observability.metrics import HttpMetrics
 
-__all__ = ["HttpMetrics", "bind_request_id", "clear_request_context", "configure_logging", "get_logger"]
+__all__ = [
+    "HttpMetrics",
+    "bind_request_id",
+    "clear_request_context",
+    "configure_logging",
+    "configure_logging_from",
+    "get_logger",
+    "wants_json",
+]

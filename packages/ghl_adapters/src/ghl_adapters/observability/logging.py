@@ -1,15 +1,22 @@
-"""structlog set-up shared by our own loggers and the standard library's (uvicorn, litestar, SQLAlchemy)."""
+"""structlog set-up shared by our own loggers and the standard library's (uvicorn, litestar, SQLAlchemy).
+
+Two renderings of the same events: JSON lines for log collectors, and aligned, coloured lines for a
+person at a terminal. GHL_LOG_FORMAT picks one; `auto` (the default) gives a terminal the console lines
+and anything else (a pipe, a file, a container's log driver) JSON."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
 from ghl_core.shared.masking import mask_value
+
+if TYPE_CHECKING:
+    from ghl_adapters.settings import Settings
 
 # Libraries that log through the standard library; they are routed to the root handler so their lines
 # share our format and carry the request id.
@@ -34,6 +41,16 @@ _QUIETER = {
 # Set by us, so they are already safe and masking could only damage them.
 _TRUSTED_KEYS = frozenset({"timestamp", "level", "logger"})
 _HANDLER_NAME = "ghl-structlog"
+
+LogFormat = Literal["auto", "console", "json"]
+
+
+def wants_json(log_format: str, stream: IO[str] | None = None) -> bool:
+    """Whether to log JSON: as asked, or for `auto`, whenever the stream (stdout) is not a terminal."""
+    if log_format == "auto":
+        target = stream if stream is not None else sys.stdout
+        return not (hasattr(target, "isatty") and target.isatty())
+    return log_format == "json"
 
 
 def mask_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -67,7 +84,9 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     renderer: Processor = (
-        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json_logs
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=pre_chain,
@@ -93,6 +112,14 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         lib_logger.handlers.clear()
         lib_logger.propagate = True
         lib_logger.setLevel(max(numeric_level, _QUIETER.get(name, logging.NOTSET)))
+
+
+def configure_logging_from(settings: Settings, *, force_json: bool = False) -> bool:
+    """Logging as the settings ask (GHL_LOG_LEVEL, GHL_LOG_FORMAT); `force_json` for a caller whose own
+    output is JSON. Returns whether the lines are JSON."""
+    json_logs = force_json or wants_json(settings.chosen_log_format)
+    configure_logging(settings.log_level, json_logs=json_logs)
+    return json_logs
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -39,7 +39,7 @@ def serve(
     database must be upgraded first (`ghl db upgrade`)."""
     import uvicorn
 
-    from ghl_adapters.observability import configure_logging
+    from ghl_adapters.observability import configure_logging_from
     from ghl_adapters.settings import load_settings
     from ghl_cli.startup import Startup, first_start, show
 
@@ -52,7 +52,10 @@ def serve(
     with reported(output):
         settings = load_settings(**overrides)
         settings.record_serving()  # so other `ghl` commands print the URLs this server answers at
-    configure_logging(settings.log_level, json_logs=settings.log_json)
+    # Decided once, here, so uvicorn's worker processes log the same way (`auto` looks at stdout); --json
+    # asks for machine-readable output, the log lines included.
+    json_logs = configure_logging_from(settings, force_json=json_output)
+    os.environ["GHL_LOG_FORMAT"] = "json" if json_logs else "console"
     with reported(output), database(output, settings) as handle:
         demo = run_with_container(settings, handle, lambda c: first_start(c, settings))
         show(output, Startup(database=handle.description, base_url=settings.base_url, demo=demo))

@@ -54,14 +54,14 @@ def worker(
     a worker that was killed are taken up again once it has been silent for
     GHL_JOBS_STALLED_AFTER_SECONDS. `ghl serve` also runs one in its own process unless
     GHL_SERVE_WORKER=0."""
-    from ghl_adapters.observability import configure_logging
+    from ghl_adapters.observability import configure_logging_from
     from ghl_adapters.settings import load_settings
 
     output = Output(json=json_output)
     chosen = split_queues(queues)
     with reported(output):
         settings = load_settings()
-    configure_logging(settings.log_level, json_logs=settings.log_json or json_output)
+    configure_logging_from(settings, force_json=json_output)
     with reported(output), database(output, settings) as handle:
         if output.json:
             output.document({"status": "starting", "queues": chosen, "database": handle.description})
