@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import uuid
 from pathlib import Path
 
@@ -125,3 +126,24 @@ def test_export_writes_formulas_as_text_unless_raw_is_asked(cli_env: Env, tmp_pa
         str(errors),
     )
     assert list(csv.reader(errors.open()))[1][1].startswith("'@evil: is not a valid e-mail address")
+
+
+def test_import_reads_unicode_text_and_refuses_a_workbook_in_one_line(cli_env: Env, tmp_path: Path) -> None:
+    location = new_location(cli_env)
+    unicode_text = tmp_path / "people.txt"
+    unicode_text.write_bytes(
+        "Name\tEmail\nZoë Ångström\tzoe@example.com\n東 京\ttokyo@example.com\n".encode("utf-16")
+    )
+    done = invoke_json(cli_env, "contacts", "import", str(unicode_text), "--location", location)
+    assert (done["status"], done["created"], done["failed"]) == ("done", 2, 0)
+    listed = invoke_json(cli_env, "contacts", "list", "--location", location)["items"]
+    assert sorted(c["name"] for c in listed) == ["Zoë Ångström", "東 京"]
+    workbook = tmp_path / "people.xlsx"
+    workbook.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(200))
+    refused = invoke(cli_env, "contacts", "import", str(workbook), "--location", location, "--json")
+    assert refused.exit_code == 1
+    assert json.loads(refused.stdout)["error"]["code"] == "unreadable_file"
+    plain = invoke(cli_env, "contacts", "import", str(workbook), "--location", location)
+    assert plain.exit_code == 1
+    assert "workbook" in plain.stderr
+    assert "Traceback" not in plain.stderr + plain.stdout

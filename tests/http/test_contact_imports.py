@@ -474,3 +474,45 @@ async def test_the_error_report_never_carries_a_formula(api: httpx.AsyncClient, 
     report = await api.get(f"{API}/contacts/imports/{result['id']}/errors.csv", headers=tenant.headers)
     rows = list(csv.reader(io.StringIO(report.text)))
     assert rows[1][1].startswith("'@evil: is not a valid e-mail address")
+
+
+# What spreadsheet programs save as "Unicode text": UTF-16 (with a byte-order mark), tab-separated.
+UNICODE_TEXT = (
+    "First Name\tLast Name\tEmail\tPhone\n"
+    "Zoë\tÅngström\tzoe@example.com\t(312) 555-0177\n"
+    "東\t京\ttokyo@example.com\t\n"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+async def test_utf16_and_utf32_files_import_with_or_without_a_bom(
+    api: httpx.AsyncClient, tenant: Tenant, encoding: str
+) -> None:
+    result = await run_import(api, tenant, UNICODE_TEXT.encode(encoding))
+    assert result["status"] == "done", result
+    assert result["mapping"] == {
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Email": "email",
+        "Phone": "phone",
+    }
+    assert result["counters"]["created"] == 2, result
+    people = sorted(
+        (c["first_name"], c["last_name"], c["email"], c["phone"]) for c in await all_contacts(api, tenant)
+    )
+    assert people == [
+        ("Zoë", "Ångström", "zoe@example.com", "+13125550177"),
+        ("東", "京", "tokyo@example.com", None),
+    ]
+
+
+async def test_a_workbook_or_a_binary_file_is_a_400_problem_and_imports_nothing(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    for body, words in (
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(200), "workbook"),
+        (b"\x00\x01\x02\x03" * 100 + b"\nx\n", "NUL"),
+    ):
+        refused = await api.post(f"{API}/contacts/imports", headers=csv_headers(tenant), content=body)
+        assert words in assert_problem(refused, 400, "unreadable_file")["detail"]
+    assert await all_contacts(api, tenant) == []

@@ -18,7 +18,7 @@ from ghl_cli.errors import CliError, reported
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
-from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
+from ghl_core.contacts.csv_rows import CsvSource, text_stream
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import ContactImport, DuplicateMode, ImportCounters, ImportOptions
 from ghl_core.contacts.models import Contact
@@ -141,9 +141,12 @@ def create(
 
 
 def _open_csv(path: Path) -> Any:
-    with path.open("rb") as raw:
-        sample = raw.read(65536)
-    return path.open(encoding=detect_encoding(sample), errors="replace", newline="")
+    raw = path.open("rb")
+    try:
+        return text_stream(raw)
+    except BaseException:
+        raw.close()
+        raise
 
 
 @app.command("import")
