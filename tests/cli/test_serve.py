@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clitools import Env, invoke
+from clitools import Env, env_for, invoke, invoke_json
 from ghl_adapters.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -218,3 +218,35 @@ def test_a_bad_trusted_proxy_stops_serve_naming_the_variable(tmp_path: Path) -> 
     assert result.exit_code == 1
     assert "GHL_TRUSTED_PROXIES" in result.stderr
     assert "CIDR" in result.stderr
+
+
+def test_the_cli_prints_the_callback_urls_the_running_server_answers_at(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`ghl serve --port N` with no GHL_PUBLIC_URL: `ghl providers show` prints the Twilio callback URL
+    at port N, the one the API shows, not GHL_PORT's default."""
+    assert settings.database_url
+    assert settings.secret_key
+    port = free_port()
+    env = env_for(settings, settings.database_url, tmp_path / "data") | {
+        "GHL_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "GHL_PUBLIC_URL": None,
+        "GHL_HOST": None,
+        "GHL_PORT": None,
+        "TW_TOKEN": "0123456789abcdef0123456789abcdef",
+    }
+    with serving_on(settings, tmp_path, port) as base:
+        agency = invoke_json(env, "agencies", "create", "Served Agency")
+        location = invoke_json(env, "locations", "create", "Served", "--agency", agency["id"])["id"]
+        invoke_json(
+            env, "providers", "set", "sms", "twilio", "--location", location,
+            "--account-sid", "AC" + "1" * 32, "--auth-token-env", "TW_TOKEN", "--from", "+14155550100",
+        )  # fmt: skip
+        printed = invoke_json(env, "providers", "show", "sms", "--location", location)
+        key = invoke_json(env, "apikeys", "create", "--location", location)["key"]
+        shown = httpx.get(
+            f"{base}/api/v1/messaging/providers/sms", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+    expected = f"http://127.0.0.1:{port}/webhooks/twilio/{location}"
+    assert printed["callback_urls"]["twilio_messaging_webhook"] == expected
+    assert shown["callback_urls"]["twilio_messaging_webhook"] == expected
