@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
+from ghl_adapters.uploads import UploadSpool
 from ghl_core.contacts.csv_rows import CsvRow
 from ghl_core.contacts.import_models import ContactImport, ImportOptions, ImportStatus
 from ghl_core.tenancy.permissions import Actor
@@ -516,3 +521,70 @@ async def test_a_workbook_or_a_binary_file_is_a_400_problem_and_imports_nothing(
         refused = await api.post(f"{API}/contacts/imports", headers=csv_headers(tenant), content=body)
         assert words in assert_problem(refused, 400, "unreadable_file")["detail"]
     assert await all_contacts(api, tenant) == []
+
+
+_HOLD_A_SPOOLED_UPLOAD = """
+import sys, time
+from pathlib import Path
+from ghl_adapters.uploads import UploadSpool
+spooled = UploadSpool(Path(sys.argv[1])).create()
+spooled.write(b"email,first_name\\nsecret@example.com,Secret\\n")
+spooled.finish_writing()
+print(spooled.path, flush=True)
+time.sleep(600)
+"""
+
+
+def _upload_of_a_killed_process(spool: UploadSpool) -> Path:
+    """A process spools an upload (as an import's would be) and is killed while it holds it; the live
+    uploads of this process stay held throughout."""
+    holder = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", _HOLD_A_SPOOLED_UPLOAD, str(spool.directory)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        path = Path(holder.stdout.readline().strip())
+        assert path.parent == spool.directory
+        assert spool.sweep() == 0  # held by a live process
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    assert path.exists()
+    return path
+
+
+async def test_an_upload_is_spooled_under_the_data_folder_and_a_crashed_ones_is_swept_at_start(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, monkeypatch: Any
+) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from ghl_core.contacts.imports import ContactImportService
+    from ghl_http.app import create_app
+
+    spool = container.upload_spool()
+    assert spool.directory.is_relative_to(container.settings().data_dir.resolve())
+    seen: list[str] = []
+    run = ContactImportService.run
+
+    async def watched(self: ContactImportService, *args: Any, **kwargs: Any) -> Any:
+        seen.extend(p.name for p in spool.directory.iterdir())
+        return await run(self, *args, **kwargs)
+
+    monkeypatch.setattr(ContactImportService, "run", watched)
+    result = await run_import(api, tenant, "email\nspooled@example.com\n")
+    assert result["counters"]["created"] == 1
+    assert len(seen) == 1
+    assert seen[0].startswith("upload-")
+    assert list(spool.directory.iterdir()) == []  # removed once the import ended
+
+    live = spool.create()
+    live.write(b"email\n")
+    crashed = _upload_of_a_killed_process(spool)
+    async with AsyncTestClient(app=create_app(container, close_container_on_shutdown=False)):
+        pass  # the application's start sweeps the uploads nobody holds
+    assert sorted(spool.directory.iterdir()) == [live.path]
+    assert crashed.name not in {p.name for p in spool.directory.iterdir()}
+    live.release()
+    assert list(spool.directory.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
@@ -28,6 +29,7 @@ from ghl_adapters.sql.contact_imports import encode_new_contact
 from ghl_adapters.sql.engines import create_engines
 from ghl_adapters.sql.idempotency import SqlIdempotencyStore
 from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
+from ghl_adapters.uploads import UploadSpool
 from ghl_adapters.webhooks import DnsResolver, HttpxWebhookSender, StandardWebhooksSigner
 from ghl_core.audit.services import AuditService
 from ghl_core.campaigns.services import CampaignService, TemplateService
@@ -139,6 +141,10 @@ def _token_ttl(settings: Settings) -> timedelta:
     return timedelta(minutes=settings.access_token_minutes)
 
 
+def _upload_spool(settings: Settings) -> UploadSpool:
+    return UploadSpool(Path(settings.data_dir).expanduser().resolve() / "spool" / "imports")
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     database_url = providers.Dependency(instance_of=str)
@@ -177,6 +183,7 @@ class Container(containers.DeclarativeContainer):
         ContactImportService, uow, clock, encode_new_contact, cache=read_cache
     )
     contact_exports = providers.Singleton(ContactExportService, uow, clock, cache=read_cache)
+    upload_spool = providers.Singleton(_upload_spool, settings)
     contact_finder = providers.Singleton(ContactFinder, uow, clock, read_cache)
     contact_search = providers.Singleton(ContactSearchService, uow, read_cache)
     smart_lists = providers.Singleton(SmartListService, uow, clock, read_cache)

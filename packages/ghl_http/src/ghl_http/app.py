@@ -129,6 +129,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
+        # Uploads of imports a crashed process was running stay on disk until removed here.
+        container.upload_spool().sweep()
         tasks = [asyncio.create_task(run()) for run in background]
         try:
             yield

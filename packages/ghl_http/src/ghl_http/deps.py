@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import QueryParameter
 
 from ghl_adapters.container import Container
+from ghl_adapters.uploads import UploadSpool
 from ghl_core.audit.services import AuditService
 from ghl_core.contacts.exports import ContactExportService
 from ghl_core.contacts.imports import ContactImportService
@@ -71,6 +72,10 @@ def provide_contact_exports(state: State) -> ContactExportService:
     return _container(state).contact_exports()
 
 
+def provide_upload_spool(state: State) -> UploadSpool:
+    return _container(state).upload_spool()
+
+
 def provide_contact_search(state: State) -> ContactSearchService:
     return _container(state).contact_search()
 
@@ -130,6 +135,7 @@ DEPENDENCIES = {
     "contacts": Provide(provide_contacts, sync_to_thread=False),
     "contact_imports": Provide(provide_contact_imports, sync_to_thread=False),
     "contact_exports": Provide(provide_contact_exports, sync_to_thread=False),
+    "upload_spool": Provide(provide_upload_spool, sync_to_thread=False),
     "contact_search": Provide(provide_contact_search, sync_to_thread=False),
     "smart_lists": Provide(provide_smart_lists, sync_to_thread=False),
     "tag_service": Provide(provide_tag_service, sync_to_thread=False),

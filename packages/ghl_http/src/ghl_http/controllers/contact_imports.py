@@ -1,6 +1,8 @@
 """/api/v1/contacts/imports and /api/v1/contacts/export: CSV in and out.
 
-The upload is spooled to a temporary file, its header checked, and the import answered 202 at once; the
+The upload is spooled to a file under the data folder (ghl_adapters.uploads: locked while the import
+runs, removed after it, and swept at the next start when a crash left it), its header checked, and the
+import answered 202 at once; the
 rows are then imported in the background, in this process (not yet as a durable job; validation yields
 to the event loop every few rows, so requests are not held up). An import cut short by a restart is
 marked failed once its process has been silent for two minutes, and can simply be run again: re-runs
@@ -12,10 +14,9 @@ import asyncio
 import csv
 import io
 import logging
-import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -25,15 +26,16 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from ghl_core.contacts.csv_rows import CsvSource, detect_encoding
+from ghl_adapters.uploads import SpooledUpload, UploadSpool
+from ghl_core.contacts.csv_rows import CsvSource, text_stream
 from ghl_core.contacts.exports import ContactExportService
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import DuplicateMode, ImportOptions
 from ghl_core.contacts.imports import ContactImportService
 from ghl_core.contacts.selection import ContactSelection
+from ghl_core.shared.csv_cells import neutralize_cell
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor, Permission
-from ghl_core.shared.csv_cells import neutralize_cell
 from ghl_http.gate import API_PREFIX
 from ghl_http.schemas_contact_imports import ContactImportOut, ExportIn
 
@@ -43,49 +45,54 @@ _CHUNK = 64 * 1024
 _RUNNING: set[asyncio.Task[None]] = set()
 
 
-async def _spool(request: Request[Any, Any, Any]) -> tuple[str, str | None, dict[str, list[str]]]:
-    """The uploaded CSV in a temporary file: its path, its file name, and any form fields."""
-    fd, path = tempfile.mkstemp(prefix="ghl-import-", suffix=".csv")
+async def _spool(
+    request: Request[Any, Any, Any], spool: UploadSpool
+) -> tuple[SpooledUpload, str | None, dict[str, list[str]]]:
+    """The uploaded CSV in a spooled file, its file name, and any form fields."""
+    spooled = spool.create()
     fields: dict[str, list[str]] = {}
     filename: str | None = None
     try:
-        with os.fdopen(fd, "wb") as out:
-            if request.content_type[0] == "multipart/form-data":
-                form = await request.form()
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise ValidationFailed.one("/file", "send the CSV as the form field 'file'")
-                filename = upload.filename
-                while chunk := await upload.read(_CHUNK):
-                    out.write(chunk)
-                for name in ("mapping", "tag", "duplicate_policy"):
-                    fields[name] = (
-                        [v for v in form.getall(name) if isinstance(v, str)] if name in form else []
-                    )
-            else:
-                async for chunk in request.stream():
-                    out.write(chunk)
+        if request.content_type[0] == "multipart/form-data":
+            form = await request.form()
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ValidationFailed.one("/file", "send the CSV as the form field 'file'")
+            filename = upload.filename
+            while chunk := await upload.read(_CHUNK):
+                spooled.write(chunk)
+            for name in ("mapping", "tag", "duplicate_policy"):
+                fields[name] = [v for v in form.getall(name) if isinstance(v, str)] if name in form else []
+        else:
+            async for chunk in request.stream():
+                spooled.write(chunk)
+        spooled.finish_writing()
     except BaseException:
-        os.unlink(path)
+        spooled.release()
         raise
-    return path, filename, fields
+    return spooled, filename, fields
 
 
-def _open(path: str) -> io.TextIOWrapper:
-    with open(path, "rb") as raw:
-        sample = raw.read(_CHUNK)
-    return open(path, encoding=detect_encoding(sample), errors="replace", newline="")
-
-
-async def _run(service: ContactImportService, actor: Actor, import_id: uuid.UUID, path: str) -> None:
+def _open(path: Path) -> io.TextIOWrapper:
+    raw = path.open("rb")
     try:
-        with _open(path) as handle:
+        return text_stream(raw)
+    except BaseException:
+        raw.close()
+        raise
+
+
+async def _run(
+    service: ContactImportService, actor: Actor, import_id: uuid.UUID, spooled: SpooledUpload
+) -> None:
+    try:
+        with _open(spooled.path) as handle:
             await service.run(actor, import_id, CsvSource(handle))
     except Exception:
         log.exception("contact import %s failed", import_id)
         await service.fail(actor, import_id, "the import stopped on an unexpected error; run it again")
     finally:
-        os.unlink(path)
+        spooled.release()
 
 
 class ContactImportsController(Controller):
@@ -102,6 +109,7 @@ class ContactImportsController(Controller):
         request: Request[Any, Any, Any],
         actor: NamedDependency[Actor],
         contact_imports: NamedDependency[ContactImportService],
+        upload_spool: NamedDependency[UploadSpool],
         mapping: Annotated[
             list[str] | None,
             QueryParameter(description="Header=field (repeatable); Header= ignores a column"),
@@ -114,7 +122,7 @@ class ContactImportsController(Controller):
     ) -> Response[ContactImportOut]:
         # Refuse a caller without the permission before reading a large body.
         actor.require_location(Permission.CONTACTS_WRITE)
-        path, filename, form = await _spool(request)
+        spooled, filename, form = await _spool(request, upload_spool)
         try:
             policy_text = next(iter(form.get("duplicate_policy", [])), None)
             if policy_text is not None and policy_text not in DuplicateMode._value2member_map_:
@@ -127,13 +135,13 @@ class ContactImportsController(Controller):
                 else duplicate_policy or DuplicateMode.UPDATE,
                 filename=filename,
             )
-            with _open(path) as handle:
+            with _open(spooled.path) as handle:
                 headers = CsvSource(handle).headers
             job = await contact_imports.start(actor, headers, options)
         except BaseException:
-            os.unlink(path)
+            spooled.release()
             raise
-        task = asyncio.create_task(_run(contact_imports, actor, job.id, path))
+        task = asyncio.create_task(_run(contact_imports, actor, job.id, spooled))
         _RUNNING.add(task)
         task.add_done_callback(_RUNNING.discard)
         return Response(
@@ -176,14 +184,6 @@ class ContactImportsController(Controller):
         )
 
 
-def _csv_stream(chunks: AsyncIterator[str]) -> Stream:
-    return Stream(
-        chunks,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
-    )
-
-
 _NeutralizeFormulas = Annotated[
     bool,
     QueryParameter(
@@ -191,6 +191,14 @@ _NeutralizeFormulas = Annotated[
         "leading apostrophe (default); false writes them as stored"
     ),
 ]
+
+
+def _csv_stream(chunks: AsyncIterator[str]) -> Stream:
+    return Stream(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+    )
 
 
 class ContactExportController(Controller):

@@ -1,0 +1,89 @@
+"""Spooled uploads: the file an upload is written to before the background work that reads it (a contact
+import sent over the API), under the data folder (`$GHL_DATA_DIR/spool/imports`), never in the system's
+temporary folder. The files hold personal data (names, e-mail addresses): they are created 0600 in a
+0700 folder, and removed once their work ends.
+
+A spooled file is held under an exclusive `flock` for as long as its process works on it. A process that
+stops (a crash, `kill -9`, a power cut) leaves its files behind but not its locks, so `sweep`, run when the
+server starts, removes every file nobody holds: an interrupted import's upload does not stay on disk. The
+files of other live processes sharing the folder (several server processes on one data folder) are held,
+so they stay. A file is locked right after it is created; should a sweep remove it in between, the
+creator sees that its file is gone and makes another."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "upload-"
+
+
+class SpooledUpload:
+    """One spooled file, locked by this process until `release`."""
+
+    def __init__(self, path: Path, handle: BinaryIO) -> None:
+        self.path = path
+        self._handle = handle
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+
+    def finish_writing(self) -> None:
+        self._handle.flush()
+
+    def release(self) -> None:
+        """Removes the file and lets its lock go; safe to call twice."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        if not self._handle.closed:
+            self._handle.close()
+
+
+class UploadSpool:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _folder(self) -> Path:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.directory
+
+    def create(self, suffix: str = ".csv") -> SpooledUpload:
+        folder = self._folder()
+        while True:
+            fd, name = tempfile.mkstemp(prefix=_PREFIX, suffix=suffix, dir=folder)
+            handle = os.fdopen(fd, "wb")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            path = Path(name)
+            try:
+                if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                    return SpooledUpload(path, handle)
+            except FileNotFoundError:
+                pass
+            handle.close()  # a sweep took it before we held it
+
+    def sweep(self) -> int:
+        """Removes the files no live process holds; returns how many."""
+        if not self.directory.is_dir():
+            return 0
+        removed = 0
+        for path in self.directory.glob(f"{_PREFIX}*"):
+            try:
+                with path.open("rb") as handle:
+                    try:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # held by a live process
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        if removed:
+            log.info("removed %d spooled upload(s) left by a process that stopped", removed)
+        return removed
