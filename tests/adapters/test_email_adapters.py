@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ghl_adapters.messaging.factory import SdkGatewayFactory
 from ghl_adapters.messaging.sendgrid import (
     INBOUND_PROVIDER,
     SendGridEmailGateway,
@@ -24,6 +25,7 @@ from ghl_adapters.messaging.sendgrid import (
 from ghl_adapters.messaging.smtp import SmtpEmailGateway
 from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed, SendResult
 from ghl_core.conversations.inbound import Attachment, EmailEventKind
+from ghl_core.conversations.models import Channel
 from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity
 from ghl_core.inbound.models import InboundRequest, SignatureInvalid
 from ghl_core.shared.clock import FixedClock
@@ -874,3 +876,20 @@ def test_the_double_refuses_more_personalizations_than_documented() -> None:
     fields = {field for _, field in validate_mail_send(body)}
     assert "personalizations" in fields
     assert "personalizations.0.substitutions" in fields
+
+
+async def test_smtp_the_factory_checks_every_server_but_the_platforms_own(smtp: SmtpDouble) -> None:
+    """The platform's SMTP_HOST (a relay on localhost, say) is the operator's; a tenant's configuration
+    naming the same place is checked and refused."""
+    platform = smtp_config(smtp, host="localhost")
+    strict = UrlGuard(PinnedResolver({"localhost": ["127.0.0.1"]}))
+    factory = SdkGatewayFactory(
+        FixedClock(datetime.now(UTC)), smtp_guard=strict, platform={Channel.EMAIL: platform}
+    )
+
+    await factory.email(platform).send_email(email())
+    tenants = smtp_config(smtp, host="localhost", from_name="Someone Else")
+    with pytest.raises(SendFailed) as failure:
+        await factory.email(tenants).send_email(email())
+    assert failure.value.code == "address_refused"
+    assert len(smtp.messages) == 1
