@@ -185,6 +185,36 @@ async def test_a_body_that_is_not_utf8_is_refused(
     assert await stored(container, endpoint["id"]) == 0
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "pointer"),
+    [
+        (b'{"type": "lead.created", "lead": {"name": "A\\u0000n"}}', 422, "/lead/name"),
+        (b'{"a\\u0000b": 1}', 422, "/a\x00b"),
+        (b'{"x": ' + b"[" * 100 + b"]" * 100 + b"}", 400, None),
+    ],
+    ids=["nul-value", "nul-name", "too-deep"],
+)
+async def test_a_signed_body_no_job_could_store_is_refused_at_receipt(
+    api: httpx.AsyncClient,
+    tenant: Tenant,
+    container: Container,
+    body: bytes,
+    status: int,
+    pointer: str | None,
+) -> None:
+    # Accepted (202), such a body failed its processing job on every retry.
+    endpoint = await new_endpoint(api, tenant)
+
+    response = await api.post(
+        receive_path(endpoint["id"]), content=body, headers=signed(endpoint["secret"], body)
+    )
+
+    problem = assert_problem(response, status)
+    if pointer:
+        assert [e["pointer"] for e in problem["errors"]] == [pointer]
+    assert await stored(container, endpoint["id"]) == 0
+
+
 async def test_unknown_disabled_and_deleted_endpoints_are_not_found(
     api: httpx.AsyncClient, tenant: Tenant, container: Container
 ) -> None:

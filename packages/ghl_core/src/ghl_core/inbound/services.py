@@ -1,5 +1,7 @@
 """The receiving path every provider shares: verify first, store the raw event once, answer, process in a
-job. Redelivery of a provider's event id stores nothing more and enqueues nothing more."""
+job. Redelivery of a provider's event id stores nothing more and enqueues nothing more. A verified payload
+that no job could store (a NUL) or walk (nested too deep) is refused at once (ghl_core.shared.untrusted):
+accepted, it failed its job on every retry."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from ghl_core.shared.errors import NotFound
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.untrusted import check_document
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -42,6 +45,8 @@ class InboundService:
     async def receive(self, target: InboundTarget, request: InboundRequest) -> InboundReceipt:
         """Verifies, then stores the raw event and enqueues its processing in one transaction."""
         envelope = self._registry.verifier(target.provider).verify(request, target.secret)
+        # What no job could store (a NUL) or walk (nesting too deep) is refused now, not retried for hours.
+        check_document(envelope.payload)
         event_id = envelope.provider_event_id
         if not event_id or len(event_id) > MAX_EVENT_ID:
             raise SignatureInvalid(f"the event id must be 1 to {MAX_EVENT_ID} characters")

@@ -13,12 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.shared.errors import DomainError, FieldError, ValidationFailed
 
 MAX_DEPTH = 64  # arrays and objects inside each other; real documents (workflows, filters) stay under 10
 NUL = "\x00"
 NUL_VALUE = "must not contain NUL characters"
 NUL_NAME = "names must not contain NUL characters"
+
+
+class TooDeep(DomainError):
+    """A document nested deeper than MAX_DEPTH: answered 400."""
+
+    code = "bad_request"
+    title = "Bad request"
 
 
 def _escape(token: str) -> str:
@@ -72,3 +79,10 @@ def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
             below += [item for item in items if isinstance(item, Mapping | list | tuple)]
         level = below
     return False
+
+
+def check_document(value: Any) -> None:
+    """Raises TooDeep when `value` nests deeper than MAX_DEPTH, else ValidationFailed for any NUL."""
+    if depth_exceeds(value):
+        raise TooDeep(f"the document nests arrays and objects more than {MAX_DEPTH} deep")
+    refuse_nul(value)
