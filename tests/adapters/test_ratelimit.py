@@ -99,6 +99,35 @@ async def test_concurrent_callers_never_overspend(limiter: RateLimiter) -> None:
     assert sorted(d.remaining for d in decisions if d.allowed) == list(range(10))
 
 
+async def test_a_shared_bucket_bounds_every_key_that_draws_on_it(limiter: RateLimiter) -> None:
+    """A credential's own bucket and its location's: five keys of one location together get the
+    location's burst, not five times their own."""
+    own = RateLimitPolicy(per_minute=1, burst=3)
+    shared = RateLimitPolicy(per_minute=1, burst=5)
+    decisions = [
+        await limiter.acquire_all([(f"key{k}", own), ("location", shared)])
+        for k in range(5)
+        for _ in range(3)
+    ]
+
+    assert sum(all(d.allowed for d in pair) for pair in decisions) == 5
+    assert all(len({d.allowed for d in pair}) == 1 for pair in decisions)  # all or none
+    refused = decisions[-1]
+    assert refused[0].retry_after == 0  # key4's own bucket was not spent
+    assert refused[0].remaining == 3
+    assert 59 < refused[1].retry_after <= 60
+
+
+async def test_a_refused_request_spends_no_other_bucket(limiter: RateLimiter) -> None:
+    one = RateLimitPolicy(per_minute=1, burst=1)
+    assert all(d.allowed for d in await limiter.acquire_all([("a", one), ("b", one)]))
+
+    refused = await limiter.acquire_all([("c", one), ("b", one)])
+
+    assert [d.allowed for d in refused] == [False, False]
+    assert (await limiter.acquire("c", one)).allowed
+
+
 @pytest.mark.parametrize(
     "policy", [RateLimitPolicy(per_minute=0, burst=10), RateLimitPolicy(per_minute=60, burst=0)]
 )

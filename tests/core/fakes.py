@@ -233,6 +233,10 @@ class InMemoryApiKeyRepository(_Repo):
             stored.name = key.name
             stored.revoked_at = key.revoked_at
 
+    async def count_live(self, location_id: uuid.UUID, *, lock: bool = False) -> int:
+        # One event loop and no await between the count and the add: nothing to lock.
+        return sum(k.location_id == location_id and k.revoked_at is None for k in self._d.api_keys.values())
+
     async def list(
         self, location_id: uuid.UUID, page: PageRequest, include_revoked: bool = False
     ) -> Page[ApiKey]:

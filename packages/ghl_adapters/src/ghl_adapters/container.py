@@ -59,6 +59,7 @@ from ghl_core.shared.ratelimit import RateLimiter
 from ghl_core.smart_lists.services import SmartListService
 from ghl_core.tags.services import TagService
 from ghl_core.tasks.services import TaskService
+from ghl_core.tenancy.plans import PlanCatalog
 from ghl_core.tenancy.services import TenancyService
 from ghl_core.webhooks.addresses import UrlGuard
 from ghl_core.webhooks.services import WebhookService
@@ -137,6 +138,10 @@ def platform_providers(settings: Settings) -> dict[Channel, TwilioConfig | SendG
     return found
 
 
+def _plans(settings: Settings) -> PlanCatalog:
+    return PlanCatalog.from_overrides(settings.plan_limits)
+
+
 def _token_ttl(settings: Settings) -> timedelta:
     return timedelta(minutes=settings.access_token_minutes)
 
@@ -151,6 +156,7 @@ class Container(containers.DeclarativeContainer):
     secret_key = providers.Dependency(instance_of=str)
 
     clock = providers.Singleton(SystemClock)
+    plans = providers.Singleton(_plans, settings)
     engines = providers.Singleton(
         create_engines,
         database_url,
@@ -176,7 +182,7 @@ class Container(containers.DeclarativeContainer):
     secret_box = providers.Singleton(AesGcmSecretBox.from_secret, secret_key)
 
     tenancy = providers.Singleton(TenancyService, uow, clock, password_hasher, read_cache)
-    api_keys = providers.Singleton(ApiKeyService, uow, clock, read_cache)
+    api_keys = providers.Singleton(ApiKeyService, uow, clock, read_cache, plans)
     audit = providers.Singleton(AuditService, uow)
     contacts = providers.Singleton(ContactService, uow, clock, read_cache)
     contact_imports = providers.Singleton(

@@ -141,6 +141,28 @@ class Settings(BaseSettings):
         30.0, gt=0.0, le=300.0, validation_alias=_env("GHL_MESSAGING_TIMEOUT_SECONDS")
     )
 
+    # What each plan tier allows (API rate limits, live API keys, campaign audience, messages a day, the
+    # fastest pace): JSON overriding the defaults of any tier, e.g. {"free": {"messages_per_day": 500}}.
+    plan_limits: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("GHL_PLAN_LIMITS")
+    )
+
+    @field_validator("plan_limits", mode="before")
+    @classmethod
+    def _plan_limits(cls, value: object) -> object:
+        import json
+
+        from ghl_core.tenancy.plans import PlanCatalog
+
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError('must be JSON, e.g. {"free": {"messages_per_day": 500}}') from None
+        if isinstance(value, dict):
+            PlanCatalog.from_overrides(value)  # names every unknown tier, limit or bad value
+        return value
+
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _retry_schedule(cls, value: str) -> str:

@@ -188,6 +188,7 @@ def create_app(
         rate_limiter=container.rate_limiter(),
         idempotency=container.idempotency(),
         max_body_bytes=settings.max_body_bytes,
+        plans=container.plans(),
     )
     app = Litestar(
         route_handlers=[

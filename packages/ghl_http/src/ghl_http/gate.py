@@ -1,5 +1,9 @@
 """The API gate, in front of every /api/v1 handler: who is calling (bearer credential), whether they
-are within their plan's rate limit, and whether this POST repeats one already answered."""
+are within their plan's rate limits, and whether this POST repeats one already answered.
+
+A request draws on its credential's bucket and, for a location credential, on its location's bucket
+too (both sized by the plan, see ghl_core.tenancy.plans): more keys never buy more throughput. The
+RateLimit-* headers describe the tighter of the two."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from typing import Any
 
 from ghl_core.shared.errors import DomainError, TooManyRequests
 from ghl_core.shared.idempotency import MAX_KEY_LENGTH, IdempotencyState, IdempotencyStore, StoredResponse
-from ghl_core.shared.ratelimit import TIER_LIMITS, RateLimitDecision, RateLimiter
+from ghl_core.shared.ratelimit import RateLimitDecision, RateLimiter, RateLimitPolicy
 from ghl_core.shared.scope import TenantScope
 from ghl_core.tenancy.models import PlanTier
 from ghl_core.tenancy.permissions import Actor
+from ghl_core.tenancy.plans import PlanCatalog
 from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_bytes
 
 API_PREFIX = "/api/v1"
@@ -50,6 +55,14 @@ def _rate_headers(decision: RateLimitDecision, per_minute: int) -> list[tuple[by
     return headers
 
 
+def _binding(decisions: list[RateLimitDecision]) -> int:
+    """The index of the bucket the client should hear about: the one that refused (the longest wait),
+    else the one with the fewest tokens left (the first on a tie: the credential's own)."""
+    if not decisions[0].allowed:
+        return max(range(len(decisions)), key=lambda i: decisions[i].retry_after)
+    return min(range(len(decisions)), key=lambda i: decisions[i].remaining)
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -63,10 +76,12 @@ class ApiGate:
         rate_limiter: RateLimiter,
         idempotency: IdempotencyStore,
         max_body_bytes: int,
+        plans: PlanCatalog | None = None,
     ) -> None:
         self.app = app
         self._authenticate = authenticate
         self._limiter = rate_limiter
+        self._plans = plans or PlanCatalog()
         self._idempotency = idempotency
         self._max_body = max_body_bytes
 
@@ -85,24 +100,35 @@ class ApiGate:
             )
             return
         try:
+            buckets: list[tuple[str, RateLimitPolicy]]
             if path in PUBLIC_PATHS:
                 actor = None
                 client = (scope.get("client") or ("unknown", 0))[0]
-                key, tier = f"ip:{client}", PlanTier.FREE
+                tier = PlanTier.FREE
+                buckets = [(f"ip:{client}", self._plans.limits(tier).credential_policy)]
             else:
                 actor = await self._authenticate(self._bearer(scope))
                 scope.setdefault("state", {})["actor"] = actor
-                key, tier = actor.credential_id, actor.tier
-            policy = TIER_LIMITS[tier]
-            decision = await self._limiter.acquire(key, policy)
+                tier = actor.tier
+                limits = self._plans.limits(tier)
+                buckets = [(actor.credential_id, limits.credential_policy)]
+                if actor.location_id is not None:
+                    buckets.append((f"location:{actor.location_id}", limits.location_policy))
+            decisions = await self._limiter.acquire_all(buckets)
         except DomainError as exc:
             await self._domain_problem(scope, send, exc)
             return
-        extra = _rate_headers(decision, policy.per_minute)
+        binding = _binding(decisions)
+        decision = decisions[binding]
+        extra = _rate_headers(decision, buckets[binding][1].per_minute)
         if not decision.allowed:
             retry = max(1, math.ceil(decision.retry_after))
+            what = "the location's" if binding else "this address's" if actor is None else "this credential's"
             await self._domain_problem(
-                scope, send, TooManyRequests(f"rate limit of the {tier.value} plan reached", retry), extra
+                scope,
+                send,
+                TooManyRequests(f"{what} rate limit of the {tier.value} plan reached", retry),
+                extra,
             )
             return
         send = self._with_headers(send, extra)

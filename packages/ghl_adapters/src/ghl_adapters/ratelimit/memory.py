@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -59,31 +59,49 @@ class InMemoryRateLimiter:
     async def acquire(self, key: str, policy: RateLimitPolicy) -> RateLimitDecision:
         return self.try_acquire(key, policy)
 
+    async def acquire_all(self, buckets: Sequence[tuple[str, RateLimitPolicy]]) -> list[RateLimitDecision]:
+        return self.try_acquire_all(buckets)
+
     def try_acquire(self, key: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        rate = check_policy(policy)
-        burst = float(policy.burst)
+        [decision] = self.try_acquire_all([(key, policy)])
+        return decision
+
+    def try_acquire_all(self, buckets: Sequence[tuple[str, RateLimitPolicy]]) -> list[RateLimitDecision]:
+        rates = [check_policy(policy) for _, policy in buckets]
         with self._lock:
             now = self._clock()
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = _Bucket(tokens=burst, updated_at=now)
-                self._buckets[key] = bucket
-                while len(self._buckets) > self._max_keys:
-                    self._buckets.popitem(last=False)
-            else:
-                self._buckets.move_to_end(key)
-                # max(0, ...) so a clock that steps back never drains a bucket.
-                elapsed = max(0.0, now - bucket.updated_at)
-                bucket.tokens = min(burst, bucket.tokens + elapsed * rate)
-                bucket.updated_at = now
-            return _take(bucket, policy.burst, rate)
+            held = [
+                self._refilled(key, policy, rate, now)
+                for (key, policy), rate in zip(buckets, rates, strict=True)
+            ]
+            allowed = all(bucket.tokens >= 1.0 - EPSILON for bucket in held)
+            return [
+                _take(bucket, policy.burst, rate, allowed)
+                for bucket, (_, policy), rate in zip(held, buckets, rates, strict=True)
+            ]
+
+    def _refilled(self, key: str, policy: RateLimitPolicy, rate: float, now: float) -> _Bucket:
+        burst = float(policy.burst)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=burst, updated_at=now)
+            self._buckets[key] = bucket
+            while len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            # max(0, ...) so a clock that steps back never drains a bucket.
+            elapsed = max(0.0, now - bucket.updated_at)
+            bucket.tokens = min(burst, bucket.tokens + elapsed * rate)
+            bucket.updated_at = now
+        return bucket
 
 
-def _take(bucket: _Bucket, burst: int, rate: float) -> RateLimitDecision:
-    allowed = bucket.tokens >= 1.0 - EPSILON
+def _take(bucket: _Bucket, burst: int, rate: float, allowed: bool) -> RateLimitDecision:
+    """`allowed`: every bucket of the request has a token, so this one gives one."""
     if allowed:
         bucket.tokens = max(0.0, bucket.tokens - 1.0)
-    retry_after = 0.0 if allowed else (1.0 - bucket.tokens) / rate
+    retry_after = 0.0 if bucket.tokens >= 1.0 - EPSILON or allowed else (1.0 - bucket.tokens) / rate
     return RateLimitDecision(
         allowed=allowed,
         limit=burst,

