@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -12,9 +13,11 @@ from ghl_adapters.messaging.templates import JinjaTemplateRenderer, Nh3HtmlSanit
 from ghl_core.contacts.models import Contact
 from ghl_core.conversations.templates import (
     HtmlSanitizer,
+    SanitizingRenderer,
     TemplateError,
     TemplateRenderer,
     merge_context,
+    off_loop,
 )
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.models import Location, PlanTier
@@ -467,3 +470,128 @@ def test_rendered_html_then_sanitized_keeps_escaped_merge_values(
     context = merge_context(make_contact(first_name='<img src=x onerror="alert(1)">'), make_location())
     html = sanitizer.clean(renderer.render_html("<p>Hi {{ contact.first_name }}</p>", context))
     assert html == '<p>Hi &lt;img src=x onerror="alert(1)"&gt;</p>'
+
+
+# --- what one render may cost (issue 14) ----------------------------------------------------------------
+
+# The issue's template: a million characters, then doubled ten times (1.7 GB on one preview).
+DOUBLING = "{% set a = 'x' * 1000000 %}" + "{% set a = a ~ a %}" * 10
+# A loop of split() over a long string (held the event loop for 12 s).
+SPLITTING = "{% set big = 'a ' * 50000 %}{% for i in range(1000) %}{% set parts = big.split() %}{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (
+            "{% set a = 'x' * 1000 %}" + "{% set a = a ~ a %}" * 8,
+            "the joined text would be longer than 100000",
+        ),
+        ("{% set a = 'x' * 1000 %}" + "{% set a = a + a %}" * 8, "the sum would be longer than 100000"),
+        ("{% set rows = ['x' * 1000] * 200 %}", "the repetition would be longer than 100000"),
+        ("{% set a = 'x' * 50000 %}{% set l = [a, a, a] %}", "a value would be longer than 100000"),
+        ("{% set a = 'x' * 50000 %}{% set l = (a, a, a) %}", "a value would be longer than 100000"),
+        ("{% set a = 'x' * 50000 %}{% set d = {'a': a, 'b': a, 'c': a} %}", "a value would be longer"),
+        ("{% set a = 'x' * 50000 %}{% set b %}{{ a }}{{ a }}{{ a }}{% endset %}", "the block would be"),
+        (
+            "{% set a = 'x' * 40000 %}{% set b %}{% for i in range(9) %}{{ a ~ i }}{% endfor %}{% endset %}",
+            "block",
+        ),
+        (
+            "{% set a = 'x' * 50000 %}{% filter upper %}{{ a }}{{ a }}{{ a }}{% endfilter %}",
+            "the block would be",
+        ),
+        ("{% set a = 'ß' * 60000 %}{{ a.upper() }}", "the call's result would be longer than 100000"),
+        ("{{ ('x' * 1000) | replace('x', 'y' * 200) }}", "replace would be longer than 100000"),
+        ("{% set a = 'x' * 60000 %}{{ [a, 'y'] | join(a) }}", "join would be longer than 100000"),
+        (DOUBLING, "the repetition would be longer than 100000"),
+    ],
+)
+def test_every_value_a_template_builds_is_capped(
+    renderer: JinjaTemplateRenderer, source: str, reason: str
+) -> None:
+    """Memory: a value is refused when it is built (before the allocation where its size is known), not
+    only the output and the loop counts."""
+    for render in (renderer.render, renderer.render_html):
+        with pytest.raises(TemplateError, match=reason) as caught:
+            render(source, {}, pointer="/body")
+        assert caught.value.errors[0].pointer == "/body"
+
+
+def test_values_within_the_cap_still_render(renderer: JinjaTemplateRenderer) -> None:
+    source = (
+        "{% set a = 'x' * 25000 %}{% set a = a ~ a %}{% set a = a + a %}{% set rows = [a[:10]] * 3 %}"
+        "{% set b %}{{ a[:3] }}{% endset %}{{ a | length if false }}{{ rows | join('-') }} {{ b }}"
+        "{% filter upper %} {{ 'done' }}{% endfilter %}"
+    )
+    assert renderer.render(source, {}) == "xxxxxxxxxx-xxxxxxxxxx-xxxxxxxxxx xxx DONE"
+
+
+def test_a_loop_of_split_over_a_long_string_runs_out_of_work(renderer: JinjaTemplateRenderer) -> None:
+    """Work: each operation is charged what it builds, so the loop stops after a few dozen turns (by a
+    count, whatever the machine's speed), long before its 1,000 iterations."""
+    with pytest.raises(TemplateError, match="the template does too much work"):
+        renderer.render(SPLITTING, {})
+
+
+def test_the_work_budget_is_per_render_and_counts_what_is_built() -> None:
+    renderer = JinjaTemplateRenderer(max_render_work=10_000)
+    assert len(renderer.render("{{ 'x' * 4000 }}", {})) == 4000
+    assert len(renderer.render("{{ 'x' * 4000 }}", {})) == 4000  # a fresh budget each time
+    with pytest.raises(TemplateError, match="too much work"):
+        renderer.render("{% set a = 'x' * 6000 %}{% set b = a.upper() %}", {})
+
+
+def test_a_render_stops_at_its_time_limit() -> None:
+    """Time: the backstop for work the charges do not see. A limit far below any real render's time."""
+    renderer = JinjaTemplateRenderer(max_render_seconds=1e-9)
+    with pytest.raises(TemplateError, match="took longer than 1e-09 s to render"):
+        renderer.render("{% for i in range(1000) %}{{ i }}{% endfor %}", {})
+
+
+def test_check_refuses_at_save_what_cannot_render_within_the_limits(renderer: JinjaTemplateRenderer) -> None:
+    """`check` renders the template once with sample merge data: limits and sandbox breaches are refused
+    with the field and line; an error that only the sample data causes is left to each recipient."""
+    for source in (DOUBLING, SPLITTING, "Hi\n{{ contact.first_name.format() }}"):
+        with pytest.raises(TemplateError) as caught:
+            renderer.check(source, "/body")
+        assert caught.value.errors[0].pointer == "/body"
+    with pytest.raises(TemplateError, match="line 2"):
+        renderer.check("<p>\n{% set a = contact.first_name * 50000 %}</p>", "/html", html=True)
+    renderer.check(
+        "{{ contact.score * 2 }} {{ contact.first_name | upper }}", "/body"
+    )  # no score in the sample
+    renderer.check("<p>{{ contact.first_name }}</p>", "/html", html=True)
+
+
+async def test_off_loop_runs_template_work_in_a_worker_thread_and_stops_waiting_at_its_limit() -> None:
+    assert await off_loop(threading.get_ident) != threading.get_ident()
+    release = threading.Event()
+    try:
+        with pytest.raises(TemplateError, match=r"longer than 0\.01 s") as caught:
+            await off_loop(lambda: release.wait(30), pointer="/html", wait_seconds=0.01)
+    finally:
+        release.set()
+    assert caught.value.errors[0].pointer == "/html"
+
+
+def test_rendered_email_html_is_sanitised_so_merge_values_bring_no_script_link() -> None:
+    safe = SanitizingRenderer(JinjaTemplateRenderer(), Nh3HtmlSanitizer())
+    contact = make_contact(
+        first_name="Ada",
+        website="javascript:alert(document.cookie)",  # stored before websites were checked
+        custom_fields={"promo": "data:text/html;base64,PHNjcmlwdD4=", "page": "JaVaScRiPt:alert(1)"},
+    )
+    context = merge_context(contact, make_location())
+    html = safe.render_html(
+        '<p><a href="{{ contact.website }}">site</a> <img src="{{ contact.promo }}" alt="p">'
+        ' <a href="{{ contact.page }}">page</a> <a href="tel:+14155550100">call</a>'
+        ' <a href="https://shop.example/{{ contact.first_name }}">shop</a></p>',
+        context,
+    )
+    assert "javascript" not in html.lower()
+    assert "data:" not in html
+    assert '<a href="tel:+14155550100" rel="noopener noreferrer">call</a>' in html
+    assert '<a href="https://shop.example/Ada" rel="noopener noreferrer">shop</a>' in html
+    # Text is not HTML: the SMS and the text part carry the value as it is.
+    assert safe.render("{{ contact.website }}", context) == "javascript:alert(document.cookie)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from dependency_injector import providers
 from sqlalchemy import text
 
 from ghl_adapters.container import Container, close_container
+from ghl_adapters.messaging.templates import JinjaTemplateRenderer
 from ghl_adapters.settings import Settings
 from ghl_core.campaigns.services import CampaignService
 from http_kit import API, Tenant, assert_problem, pointers
@@ -757,3 +759,144 @@ async def scalar_row(container: Container, campaign_id: str) -> tuple[str, str |
             )
         ).one()
     return row.status, row.error_code
+
+
+# ------------------------------------------------------- what a template may cost, and what it may link to
+
+# Doubles the contact's company name eight times: 18 characters of sample data make 4,608 (saved), 500
+# characters make 128,000, over the 100,000 a value may have.
+DOUBLED_COMPANY = "{% set a = contact.company_name %}" + "{% set a = a ~ a %}" * 8 + "Hi {{ a[:4] }}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% set a = 'x' * 1000000 %}" + "{% set a = a ~ a %}" * 10,  # the issue's 1.7 GB preview
+        "{% set big = 'a ' * 50000 %}{% for i in range(1000) %}{% set p = big.split() %}{% endfor %}",
+    ],
+)
+async def test_a_template_that_cannot_render_within_the_limits_is_refused_when_saved(
+    api: httpx.AsyncClient, tenant: Tenant, source: str
+) -> None:
+    created = await api.post(
+        f"{API}/templates", json={"name": "Heavy", "channel": "sms", "body": source}, headers=tenant.headers
+    )
+    problem = assert_problem(created, 422, "template_invalid")
+    assert pointers(problem) == ["/body"]
+    assert (await get(api, tenant, "/templates"))["items"] == []  # nothing was stored
+
+    kept = await new_template(api, tenant, body="Hi {{ contact.first_name }}")
+    changed = await api.patch(f"{API}/templates/{kept['id']}", json={"body": source}, headers=tenant.headers)
+    assert pointers(assert_problem(changed, 422, "template_invalid")) == ["/body"]
+    assert (await get(api, tenant, f"/templates/{kept['id']}"))["body"] == kept["body"]
+    campaign = await api.post(
+        f"{API}/campaigns", json={"name": "C", "channel": "sms", "body": source}, headers=tenant.headers
+    )
+    assert pointers(assert_problem(campaign, 422, "template_invalid")) == ["/body"]
+
+
+async def test_a_preview_that_breaks_a_limit_for_its_contact_answers_a_problem(
+    api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    template = await new_template(api, tenant, body=DOUBLED_COMPANY)
+    small = await new_contact(api, tenant, company_name="Acme")
+    shown = await post(api, tenant, f"/templates/{template['id']}/preview", 200, {"contact_id": small["id"]})
+    assert shown["body"] == "Hi Acme"
+
+    big = await new_contact(api, tenant, company_name="C" * 500)
+    response = await api.post(
+        f"{API}/templates/{template['id']}/preview", json={"contact_id": big["id"]}, headers=tenant.headers
+    )
+    problem = assert_problem(response, 422, "template_invalid")
+    assert pointers(problem) == ["/body"]
+    assert "longer than 100000 characters" in problem["errors"][0]["detail"]
+
+
+async def test_a_recipient_whose_render_breaks_a_limit_is_skipped_with_the_reason(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    tag = new_tag()
+    small = await new_contact(api, tenant, company_name="Acme", tags=[tag])
+    big = await new_contact(api, tenant, company_name="C" * 500, tags=[tag])
+    campaign = await new_campaign(api, tenant, body=DOUBLED_COMPANY, audience={"tags": [tag]})
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    await run_jobs(container)
+
+    assert (await get(api, tenant, f"/campaigns/{campaign['id']}"))["status"] == "completed"
+    assert await per_contact(container, campaign["id"]) == {small["id"]: 1}
+    async with container.engines().owner.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT contact_id, status, reason FROM campaign_recipients WHERE campaign_id = :c"),
+            {"c": campaign["id"]},
+        )
+        recipients = {str(r.contact_id): (r.status, r.reason) for r in rows}
+    status, reason = recipients[big["id"]]
+    assert status == "skipped"
+    assert reason.startswith("template: ")
+    assert "longer than 100000 characters" in reason
+    assert recipients[small["id"]][0] == "done"
+
+
+async def test_renders_run_in_worker_threads_never_on_the_event_loop(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saving (the test render), previewing and sending all render off the event loop's thread."""
+    threads: list[int] = []
+    generate = JinjaTemplateRenderer._generate
+
+    def spy(self: JinjaTemplateRenderer, template: Any, context: Any) -> str:
+        threads.append(threading.get_ident())
+        return generate(self, template, context)
+
+    monkeypatch.setattr(JinjaTemplateRenderer, "_generate", spy)
+    loop_thread = threading.get_ident()
+    tag = new_tag()
+    ada = await new_contact(api, tenant, tags=[tag])
+    template = await new_template(api, tenant, body="Hi {{ contact.first_name }}")
+    await post(api, tenant, f"/templates/{template['id']}/preview", 200, {"contact_id": ada["id"]})
+    campaign = await new_campaign(api, tenant, template_id=template["id"], audience={"tags": [tag]})
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    await run_jobs(container)
+    assert await per_contact(container, campaign["id"]) == {ada["id"]: 1}
+    assert len(threads) >= 4  # saved, previewed, the campaign's content checked, sent
+    assert loop_thread not in threads
+
+
+async def test_a_javascript_link_from_a_merge_field_never_reaches_the_email(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    """The template is sanitised when saved, and the email again after rendering: a website stored
+    before websites were checked cannot put a script link in the message."""
+    tag = new_tag()
+    ada = await new_contact(api, tenant, first_name="Ada", tags=[tag])
+    async with container.engines().owner.begin() as conn:
+        await conn.execute(
+            text("UPDATE contacts SET website = 'javascript:alert(document.cookie)' WHERE id = :c"),
+            {"c": ada["id"]},
+        )
+    html_source = (
+        '<p><a href="{{ contact.website }}">Your site</a> <a href="tel:+14155550100">Call us</a>'
+        ' <a href="https://shop.example/{{ contact.first_name }}">Shop</a></p>'
+    )
+    template = await new_template(
+        api, tenant, channel="email", subject="Hi", body="Hello {{ contact.first_name }}", html=html_source
+    )
+    assert template["html"] == html_source.replace('">', '" rel="noopener noreferrer">')
+    shown = await post(api, tenant, f"/templates/{template['id']}/preview", 200, {"contact_id": ada["id"]})
+    assert "javascript" not in shown["html"]
+    assert 'href="tel:+14155550100"' in shown["html"]
+
+    campaign = await new_campaign(
+        api, tenant, channel="email", template_id=template["id"], audience={"tags": [tag]}
+    )
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    await run_jobs(container)
+    async with container.engines().owner.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT html FROM messages WHERE campaign_id = :c"), {"c": campaign["id"]}
+            )
+        ).scalar_one()
+    assert "javascript" not in stored
+    assert '<a rel="noopener noreferrer">Your site</a>' in stored
+    assert 'href="https://shop.example/Ada"' in stored

@@ -866,3 +866,83 @@ async def test_a_create_task_step_gives_the_task_its_assignee_or_the_contacts_as
     assert sorted((t.title, t.assignee_id) for t in tasks.items) == sorted(
         [("Call", named), ("Follow up Ada", owner)]
     )
+
+
+# Doubles the contact's company name eight times: fine for the sample data a template is checked with, over
+# the 100,000 characters a value may have for a company name of 500.
+DOUBLED_COMPANY = "{% set a = contact.company_name %}" + "{% set a = a ~ a %}" * 8 + "Hi {{ a[:4] }}"
+
+
+async def test_a_step_whose_render_breaks_a_limit_fails_once_with_the_reason(
+    container: Container, tenant: Tenant
+) -> None:
+    """A render over the limits is a recorded failure of the step and its enrollment, not a crash of the
+    job (no retries) and not a message."""
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Heavy",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "sms", "type": "send_sms", "body": DOUBLED_COMPANY},
+                {"id": "note", "type": "add_note", "body": DOUBLED_COMPANY},
+            ],
+        },
+    )
+    small = await contact(container, tenant, company_name="Acme")
+    big = await contact(container, tenant, company_name="C" * 500)
+    ids = [str(small), str(big)]
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": ids})
+    await settle(container)
+
+    by_contact = {e.contact_id: e for e in await enrollments(container, tenant, workflow_id)}
+    assert by_contact[small].status is EnrollmentStatus.COMPLETED
+    failed = by_contact[big]
+    assert failed.status is EnrollmentStatus.FAILED
+    assert failed.reason is not None
+    assert "longer than 100000 characters" in failed.reason
+    assert await history(container, tenant, failed.id) == [("sms", "failed", "failed")]
+    sent = "SELECT count(*) FROM messages WHERE contact_id = :c AND source = 'workflow'"
+    assert (await count(container, sent, c=small), await count(container, sent, c=big)) == (1, 0)
+    attempts = "SELECT max(attempts) FROM procrastinate_jobs WHERE args ->> 'enrollment_id' = :e"
+    assert await count(container, attempts, e=str(failed.id)) == 1
+
+
+async def test_a_javascript_link_from_a_merge_field_never_reaches_a_workflow_email(
+    container: Container, tenant: Tenant
+) -> None:
+    workflow_id = await publish(
+        container,
+        tenant,
+        {
+            "name": "Mail",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {
+                    "id": "mail",
+                    "type": "send_email",
+                    "subject": "Hi",
+                    "body": "Hello",
+                    "html": '<p><a href="{{ contact.website }}">Your site</a>'
+                    ' <a href="https://shop.example/{{ contact.first_name }}">Shop</a></p>',
+                }
+            ],
+        },
+    )
+    ada = await contact(container, tenant)
+    async with container.engines().owner.begin() as conn:  # stored before websites were checked
+        await conn.execute(
+            text("UPDATE contacts SET website = 'javascript:alert(document.cookie)' WHERE id = :c"),
+            {"c": ada},
+        )
+    await container.workflows().enroll(actor(tenant), workflow_id, {"contact_ids": [str(ada)]})
+    await settle(container)
+    async with container.engines().owner.connect() as conn:
+        html = (
+            await conn.execute(
+                text("SELECT html FROM messages WHERE contact_id = :c AND source = 'workflow'"), {"c": ada}
+            )
+        ).scalar_one()
+    assert "javascript" not in html
+    assert '<a href="https://shop.example/Ada" rel="noopener noreferrer">Shop</a>' in html

@@ -43,6 +43,7 @@ from ghl_core.conversations.models import Channel
 from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity, TwilioConfig
 from ghl_core.conversations.services import ConversationService
 from ghl_core.conversations.setup import MessagingSetupService
+from ghl_core.conversations.templates import SanitizingRenderer
 from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.identity.api_keys import ApiKeyService
 from ghl_core.identity.auth import AuthService
@@ -235,7 +236,10 @@ class Container(containers.DeclarativeContainer):
     messaging_setup = providers.Singleton(
         MessagingSetupService, uow, clock, secret_box, smtp_guard, platform_messaging, link_signer
     )
-    template_renderer = providers.Singleton(JinjaTemplateRenderer)
+    # Email HTML is sanitised again after each render: a merge value can bring a javascript: link.
+    template_renderer = providers.Singleton(
+        SanitizingRenderer, providers.Singleton(JinjaTemplateRenderer), html_sanitizer
+    )
     templates = providers.Singleton(TemplateService, uow, clock, template_renderer, html_sanitizer)
     campaigns = providers.Singleton(
         CampaignService, uow, clock, conversations, templates, template_renderer, contact_finder

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial as partial_call
 from typing import Any
 
 from ghl_core.campaigns.models import (
@@ -40,7 +42,13 @@ from ghl_core.conversations.models import (
     MessageSource,
 )
 from ghl_core.conversations.services import ConversationService, Draft
-from ghl_core.conversations.templates import HtmlSanitizer, TemplateRenderer, merge_context
+from ghl_core.conversations.templates import (
+    HtmlSanitizer,
+    TemplateError,
+    TemplateRenderer,
+    merge_context,
+    off_loop,
+)
 from ghl_core.jobs.ports import JobRequest, RetryLater
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
@@ -130,11 +138,12 @@ class TemplateService:
         self._renderer = renderer
         self._sanitizer = sanitizer
 
-    def clean_content(
+    async def clean_content(
         self, channel: Channel, data: dict[str, Any], *, partial: bool = False
     ) -> dict[str, Any]:
-        """Subject, body and html checked for the channel and for template syntax (errors point at the
-        field and line); html sanitised."""
+        """Subject, body and html checked for the channel, for template syntax and by a test render
+        within the render limits, off the event loop (errors point at the field and line); html
+        sanitised."""
         errors: list[FieldError] = []
         out: dict[str, Any] = {}
         for key in ("subject", "body", "html"):
@@ -166,9 +175,12 @@ class TemplateService:
             raise ValidationFailed(errors)
         for key in ("subject", "body", "html"):
             if out.get(key):
-                self._renderer.check(out[key], f"/{key}")
+                source, pointer, html = out[key], f"/{key}", key == "html"
+                await off_loop(
+                    partial_call(self._renderer.check, source, pointer, html=html), pointer=pointer
+                )
         if out.get("html"):
-            out["html"] = self._sanitizer.clean(out["html"])
+            out["html"] = await off_loop(partial_call(self._sanitizer.clean, out["html"]), pointer="/html")
         return out
 
     async def create(self, actor: Actor, data: dict[str, Any]) -> MessageTemplate:
@@ -181,7 +193,7 @@ class TemplateService:
             channel = Channel(str(data.get("channel")))
         except ValueError:
             raise ValidationFailed.one("/channel", "must be 'sms' or 'email'") from None
-        content = self.clean_content(channel, data)
+        content = await self.clean_content(channel, data)
         now = self._clock.now()
         template = MessageTemplate(
             id=new_id(),
@@ -226,11 +238,11 @@ class TemplateService:
             raise ValidationFailed([FieldError(f"/{k}", "is not a known field") for k in unknown])
         async with self._uow(actor.scope) as uow:
             template = await self._visible(uow, location_id, template_id)
-            content = self.clean_content(template.channel, data, partial=True)
+            content = await self.clean_content(template.channel, data, partial=True)
             changed = replace(template, **content)
             if "name" in data:
                 changed.name = _name(data["name"])
-            self.clean_content(
+            await self.clean_content(
                 changed.channel, {"subject": changed.subject, "body": changed.body, "html": changed.html}
             )
             changed.updated_at, changed.updated_by = self._clock.now(), actor.id
@@ -263,15 +275,20 @@ class TemplateService:
         ):
             raise NotFound(f"contact {contact_id} not found")
         context = merge_context(contact, location)
-        return {
-            "subject": self._renderer.render(template.subject, context, pointer="/subject")
-            if template.subject
-            else None,
-            "body": self._renderer.render(template.body, context, pointer="/body"),
-            "html": self._renderer.render_html(template.html, context, pointer="/html")
-            if template.html
-            else None,
-        }
+        renderer = self._renderer
+
+        def rendered() -> dict[str, str | None]:
+            return {
+                "subject": renderer.render(template.subject, context, pointer="/subject")
+                if template.subject
+                else None,
+                "body": renderer.render(template.body, context, pointer="/body"),
+                "html": renderer.render_html(template.html, context, pointer="/html")
+                if template.html
+                else None,
+            }
+
+        return await off_loop(rendered)
 
 
 def _name(value: Any) -> str:
@@ -353,13 +370,13 @@ class CampaignService:
                 raise ValidationFailed.one("/template_id", f"is a {template.channel.value} template")
             campaign.template_id = tid
             campaign.subject, campaign.body, campaign.html = template.subject, template.body, template.html
-        content = self._templates.clean_content(
+        content = await self._templates.clean_content(
             campaign.channel, data, partial=partial or template_id is not None
         )
         for key, value in content.items():
             setattr(campaign, key, value if key != "body" else (value or ""))
         if not partial:
-            self._templates.clean_content(
+            await self._templates.clean_content(
                 campaign.channel, {"subject": campaign.subject, "body": campaign.body, "html": campaign.html}
             )
 
@@ -690,6 +707,7 @@ class CampaignService:
             updates: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = []
             message_ids: list[uuid.UUID] = []
             items: list[tuple[Contact, Draft, str | None]] = []
+            to_render: list[Contact] = []
             for recipient in taken:
                 if recipient.status is RecipientStatus.SENDING and recipient.message_id is not None:
                     message_ids.append(recipient.message_id)  # a run that died mid-batch: finish it
@@ -698,13 +716,13 @@ class CampaignService:
                 if contact is None or contact.deleted_at is not None or contact.erased_at is not None:
                     updates.append((recipient.contact_id, RecipientStatus.SKIPPED, None, "contact_deleted"))
                     continue
-                try:
-                    draft = self._draft(campaign, contact, location)
-                except ValidationFailed as exc:
-                    reason = f"template: {exc.detail}"[:500]
-                    updates.append((recipient.contact_id, RecipientStatus.SKIPPED, None, reason))
-                    continue
-                items.append((contact, draft, f"campaign:{campaign.id}:{contact.id}"))
+                to_render.append(contact)
+            drafts = await self._drafts(campaign, to_render, location)
+            for contact, draft in zip(to_render, drafts, strict=True):
+                if isinstance(draft, str):  # the template failed for this contact: recorded, not retried
+                    updates.append((contact.id, RecipientStatus.SKIPPED, None, draft))
+                else:
+                    items.append((contact, draft, f"campaign:{campaign.id}:{contact.id}"))
             queued = await self._conversations.enqueue_many(
                 uow, location, items, source=MessageSource.CAMPAIGN, defer=False
             )
@@ -733,6 +751,28 @@ class CampaignService:
             # The provider refuses for now: this run stops and the job's retry schedule brings it back.
             raise RetryLater(next(iter(outcome.retry.values())))
         return CampaignStatus.SENDING, False
+
+    async def _drafts(
+        self, campaign: Campaign, contacts: Sequence[Contact], location: Location
+    ) -> Sequence[Draft | str]:
+        """Each contact's message, or why it cannot be made ("template: ..."), rendered in one worker
+        thread for the batch (renders are CPU work with their own limits: they stay off the loop)."""
+
+        def render_all() -> list[Draft | str]:
+            out: list[Draft | str] = []
+            for contact in contacts:
+                try:
+                    out.append(self._draft(campaign, contact, location))
+                except ValidationFailed as exc:
+                    out.append(f"template: {exc.detail}"[:500])
+            return out
+
+        if not contacts:
+            return []
+        try:
+            return await off_loop(render_all, pointer="/body")
+        except TemplateError as exc:  # the batch outlasted the wait: its recipients are not sent
+            return [f"template: {exc.detail}"[:500]] * len(contacts)
 
     def _draft(self, campaign: Campaign, contact: Contact, location: Location) -> Draft:
         context = merge_context(contact, location)

@@ -37,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,7 @@ from ghl_core.contacts.services import ContactService
 from ghl_core.conversations.models import Channel, ContactOptedOut, MessageSource, NoAddress
 from ghl_core.conversations.ports import InboxFilter
 from ghl_core.conversations.services import ConversationService, Draft
-from ghl_core.conversations.templates import TemplateRenderer, merge_context
+from ghl_core.conversations.templates import TemplateError, TemplateRenderer, merge_context, off_loop
 from ghl_core.jobs.ports import JobRequest
 from ghl_core.notes.services import NoteService
 from ghl_core.pipelines.opportunities import OpportunityService
@@ -864,12 +865,19 @@ class WorkflowEngine:
             )
             outcome = Outcome(StepRunStatus.DONE, "removed" if stopped else "not_enrolled")
         elif isinstance(step, InternalNotification):
-            outcome = Outcome(
-                StepRunStatus.SKIPPED,
-                "not_delivered",
-                "internal notifications are recorded here only: user notifications are not built yet",
-                output={"channel": step.channel, "body": self._render(step.body, contact, location)},
-            )
+            try:
+                body = await self._render(step.body, contact, location, "/body")
+            except TemplateError as exc:
+                outcome = Outcome(
+                    StepRunStatus.FAILED, "failed", str(exc), error=str(exc), fail_enrollment=True
+                )
+            else:
+                outcome = Outcome(
+                    StepRunStatus.SKIPPED,
+                    "not_delivered",
+                    "internal notifications are recorded here only: user notifications are not built yet",
+                    output={"channel": step.channel, "body": body},
+                )
         else:
             return None
         await self._record(uow, enrollment, step, tick, outcome)
@@ -893,8 +901,12 @@ class WorkflowEngine:
                 pass
         return ZoneInfo(location.timezone)
 
-    def _render(self, source: str, contact: Contact, location: Location, pointer: str = "") -> str:
-        return self._renderer.render(source, merge_context(contact, location), pointer=pointer)
+    async def _render(self, source: str, contact: Contact, location: Location, pointer: str = "") -> str:
+        """One text template for the contact, in a worker thread (renders stay off the event loop)."""
+        context = merge_context(contact, location)
+        return await off_loop(
+            partial(self._renderer.render, source, context, pointer=pointer), pointer=pointer
+        )
 
     async def _facts(self, uow: UnitOfWork, enrollment: Enrollment, contact: Contact, now: datetime) -> Facts:
         opportunity = None
@@ -932,24 +944,25 @@ class WorkflowEngine:
         tick: int,
     ) -> Outcome:
         context = merge_context(contact, location)
-        render = self._renderer.render
-        try:
+        renderer = self._renderer
+
+        def drafted() -> Draft:
             if isinstance(step, SendSms):
-                draft = Draft(
+                return Draft(
                     channel=Channel.SMS,
-                    body=render(step.body, context, pointer="/body"),
+                    body=renderer.render(step.body, context, pointer="/body"),
                     marketing=step.marketing,
                 )
-            else:
-                draft = Draft(
-                    channel=Channel.EMAIL,
-                    body=render(step.body or "", context, pointer="/body"),
-                    subject=render(step.subject, context, pointer="/subject"),
-                    html=self._renderer.render_html(step.html, context, pointer="/html")
-                    if step.html
-                    else None,
-                    marketing=step.marketing,
-                )
+            return Draft(
+                channel=Channel.EMAIL,
+                body=renderer.render(step.body or "", context, pointer="/body"),
+                subject=renderer.render(step.subject, context, pointer="/subject"),
+                html=renderer.render_html(step.html, context, pointer="/html") if step.html else None,
+                marketing=step.marketing,
+            )
+
+        try:
+            draft = await off_loop(drafted, pointer="/body")  # a template error fails the step, recorded
             message, created = await self._conversations.enqueue(
                 uow,
                 location,
@@ -1029,7 +1042,7 @@ class WorkflowEngine:
         if isinstance(step, UpdateField):
             value: Any = list(step.value) if isinstance(step.value, tuple) else step.value
             if isinstance(value, str):
-                value = self._render(value, contact, location, "/value")
+                value = await self._render(value, contact, location, "/value")
             if step.field.startswith("custom."):
                 data: dict[str, Any] = {"custom_fields": {step.field.removeprefix("custom."): value}}
             else:
@@ -1067,16 +1080,17 @@ class WorkflowEngine:
                 note = await s.notes.create(
                     actor,
                     contact.id,
-                    {"body": self._render(step.body, contact, location, "/body")},
+                    {"body": await self._render(step.body, contact, location, "/body")},
                     id=effect_id(enrollment.id, step.id, tick),
                 )
                 return Outcome(
                     StepRunStatus.DONE, "done", f"note {note.id}", output={"note_id": str(note.id)}
                 )
             if isinstance(step, CreateTask):
-                task_data: dict[str, Any] = {"title": self._render(step.title, contact, location, "/title")}
+                title = await self._render(step.title, contact, location, "/title")
+                task_data: dict[str, Any] = {"title": title}
                 if step.body:
-                    task_data["body"] = self._render(step.body, contact, location, "/body")
+                    task_data["body"] = await self._render(step.body, contact, location, "/body")
                 if step.due_in is not None:
                     due = wake_time(
                         step.due_in, self._clock.now(), self._zone(definition, location, contact, None)
@@ -1172,17 +1186,25 @@ class WorkflowEngine:
         self, location: Location, enrollment: Enrollment, contact: Contact, step: Webhook, tick: int
     ) -> Outcome:
         context = merge_context(contact, location)
+        renderer = self._renderer
 
         def rendered(value: Any) -> Any:
             if isinstance(value, str):
-                return self._renderer.render(value, context, pointer="/body")
+                return renderer.render(value, context, pointer="/body")
             if isinstance(value, list):
                 return [rendered(v) for v in value]
             if isinstance(value, dict):
                 return {k: rendered(v) for k, v in value.items()}
             return value
 
-        url = self._renderer.render(step.url, context, pointer="/url")
+        def request() -> tuple[str, dict[str, str], Any]:
+            return (
+                renderer.render(step.url, context, pointer="/url"),
+                {name: renderer.render(value, context, pointer="/headers") for name, value in step.headers},
+                None if step.method == "GET" else rendered(step.body),
+            )
+
+        url, headers, payload = await off_loop(request, pointer="/url")  # one worker thread for them all
         try:
             target = await self._guard.check(url)
         except UnsafeUrl as exc:
@@ -1194,13 +1216,8 @@ class WorkflowEngine:
                 error=str(exc),
             )
         key = f"workflow:{enrollment.id}:{step.id}:{tick}"
-        headers = {
-            name: self._renderer.render(value, context, pointer="/headers") for name, value in step.headers
-        }
         headers |= {"Content-Type": "application/json", "Idempotency-Key": key, "User-Agent": "ghl-workflows"}
-        body = (
-            b"" if step.method == "GET" else json.dumps(rendered(step.body), separators=(",", ":")).encode()
-        )
+        body = b"" if step.method == "GET" else json.dumps(payload, separators=(",", ":")).encode()
         result = await self._sender.send(target, headers, body, method=step.method)
         output: dict[str, Any] = {"status": result.status_code, "error": result.error}
         raw = getattr(result, "response_body", None)

@@ -8,6 +8,7 @@ what could be known when it was published."""
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import hmac
 import secrets
@@ -15,12 +16,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ghl_core.contacts.search import SearchPage
 from ghl_core.contacts.selection import ContactFinder, ContactSelection
-from ghl_core.conversations.templates import merge_context
+from ghl_core.conversations.templates import merge_context, off_loop
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
@@ -519,15 +521,21 @@ class WorkflowService:
         except (KeyError, ValueError):
             contact_zone = zone
         context = merge_context(contact, location)
-        return simulate(
-            definition,
-            contact.snapshot(),
-            start=start,
-            contact_zone=contact_zone,
-            location_zone=zone,
-            events=events,
-            render=lambda text: self._engine.renderer.render(text, context),
-            key=f"{workflow_id}:{contact_id}",
+        # Each distinct text renders once (the context does not change): a step visited many times costs
+        # one render. The whole simulation runs in a worker thread, renders included.
+        render = functools.lru_cache(maxsize=256)(partial(self._engine.renderer.render, context=context))
+        return await off_loop(
+            partial(
+                simulate,
+                definition,
+                contact.snapshot(),
+                start=start,
+                contact_zone=contact_zone,
+                location_zone=zone,
+                events=events,
+                render=render,
+                key=f"{workflow_id}:{contact_id}",
+            )
         )
 
     @staticmethod
