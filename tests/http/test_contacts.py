@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
@@ -65,6 +66,52 @@ async def test_bad_fields_are_refused_one_by_one(api: httpx.AsyncClient, tenant:
     assert_problem(unknown, 422)
     empty = await api.post(f"{API}/contacts", headers=tenant.headers, json={"source": "web"})
     assert_problem(empty, 422)
+
+
+@pytest.mark.parametrize(
+    "website",
+    [
+        "javascript:alert(document.cookie)",
+        "JaVaScRiPt:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "vbscript:msgbox(1)",
+        "mailto:jane@example.com",
+        "ftp://files.example.com",
+        "https://exa mple.com",
+        "n/a",
+    ],
+)
+async def test_a_website_must_be_an_http_address(
+    api: httpx.AsyncClient, tenant: Tenant, website: str
+) -> None:
+    """Merge fields put the website in an email's href: only http and https are kept."""
+    refused = await api.post(f"{API}/contacts", headers=tenant.headers, json={"website": website})
+    problem = assert_problem(refused, 422)
+    assert pointers(problem) == ["/website"]
+    assert "http or https" in problem["errors"][0]["detail"]
+
+    created = await api.post(f"{API}/contacts", headers=tenant.headers, json={"first_name": "Site"})
+    contact = created.json()
+    changed = await api.patch(
+        f"{API}/contacts/{contact['id']}", headers=tenant.headers, json={"website": website}
+    )
+    assert pointers(assert_problem(changed, 422)) == ["/website"]
+    got = await api.get(f"{API}/contacts/{contact['id']}", headers=tenant.headers)
+    assert got.json()["website"] is None  # nothing changed
+
+
+async def test_a_website_without_a_scheme_is_made_https(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    for given, kept in [
+        ("www.example.com/shop", "https://www.example.com/shop"),
+        ("example.com:8080", "https://example.com:8080"),
+        ("http://localhost:3000/x", "http://localhost:3000/x"),
+        ("HTTPS://Example.com", "HTTPS://Example.com"),
+    ]:
+        created = await api.post(
+            f"{API}/contacts", headers=tenant.headers, json={"first_name": "Site", "website": given}
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["website"] == kept
 
 
 async def test_update_delete_restore(api: httpx.AsyncClient, tenant: Tenant, container: Container) -> None:

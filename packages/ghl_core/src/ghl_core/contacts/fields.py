@@ -11,7 +11,13 @@ from typing import Any
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, TEXT_FIELDS, DndChannel
 from ghl_core.contacts.phones import normalize_phone
 from ghl_core.shared.errors import FieldError, ValidationFailed
-from ghl_core.shared.validation import check_country, check_timezone, clean_text, normalize_email
+from ghl_core.shared.validation import (
+    check_country,
+    check_timezone,
+    clean_text,
+    clean_web_url,
+    normalize_email,
+)
 
 MAX_TAG = 100
 MAX_TAGS = 200
@@ -73,6 +79,8 @@ def clean_contact_fields(
         pointer = f"{prefix}/{key}"
         if key not in KNOWN_FIELDS:
             errors.append(FieldError(pointer, "is not a contact field"))
+        elif key == "website":
+            out[key] = clean_web_url(value, pointer, errors)
         elif key in TEXT_FIELDS:
             text = clean_text(value, pointer, errors)
             if key == "country" and text:

@@ -1,10 +1,13 @@
-"""Small validators shared by the contexts: names, e-mail addresses, time zones, countries."""
+"""Small validators shared by the contexts: names, e-mail addresses, time zones, countries, web
+addresses."""
 
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 import zoneinfo
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -86,3 +89,34 @@ def clean_text(
         errors.append(FieldError(pointer, f"must be printable and at most {max_length} characters"))
         return None
     return cleaned or None
+
+
+WEB_SCHEMES = frozenset({"http", "https"})
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # "example.com:8080" is a host and a port
+_NOT_WEB = "must be a web address (http or https), e.g. https://example.com"
+
+
+def clean_web_url(
+    value: object, pointer: str, errors: list[FieldError], max_length: int = MAX_TEXT_LENGTH
+) -> str | None:
+    """A web address (a contact's website): http or https only, because merge fields put it in an
+    email's href. Written without a scheme ("example.com/shop") it gets https:// in front; any other
+    scheme (javascript:, data:, mailto:) is refused. Blank becomes None."""
+    text = clean_text(value, pointer, errors, max_length)
+    if text is None:
+        return None
+    bare = _SCHEME.match(text) is None
+    url = f"https://{text}" if bare else text
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        scheme, host = "", ""
+    if " " in text or scheme not in WEB_SCHEMES or not host or (bare and "." not in host):
+        errors.append(FieldError(pointer, _NOT_WEB))
+        return None
+    if len(url) > max_length:
+        errors.append(FieldError(pointer, f"must be at most {max_length} characters"))
+        return None
+    return url
