@@ -111,3 +111,9 @@ def test_one_version_for_every_package() -> None:
     from ghl_core.version import version
 
     assert version() == versions["ghl_core"]
+
+
+def test_every_package_is_apache_2_licensed() -> None:
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License\n")
+    licenses = {p.name: project(p).get("license") for p in PACKAGES}
+    assert set(licenses.values()) == {"Apache-2.0"}, licenses

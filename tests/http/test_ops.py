@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import uuid
 from collections.abc import AsyncIterator
 
@@ -34,6 +35,7 @@ async def test_ready_checks_the_database_and_redis_when_configured(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok"
+    assert body["version"] == importlib.metadata.version("ghl-http")
     assert body["checks"]["database"] == "ok"
     if container.redis() is not None:
         assert body["checks"]["redis"] == "ok"
@@ -47,6 +49,7 @@ async def test_the_openapi_document(api: httpx.AsyncClient) -> None:
     assert response.status_code == 200, response.text
     spec = response.json()
     assert spec["openapi"].startswith("3.")
+    assert spec["info"]["version"] == importlib.metadata.version("ghl-http")
     paths = spec["paths"]
     for path in (
         f"{API}/locations",

@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.runtime import readiness
+from ghl_core.version import version
 from ghl_http.controllers.agency import LocationsController, UsersController
 from ghl_http.controllers.auth import AuthController
 from ghl_http.controllers.campaigns import CampaignsController, TemplatesController, TrackingController
@@ -52,7 +53,7 @@ from ghl_http.middleware.input_guard import InputGuard
 from ghl_http.middleware.request_context import install_request_context, metrics_route
 from ghl_http.problems import EXCEPTION_HANDLERS
 
-VERSION = "0.1.0"
+VERSION = version()  # the installed packages' (ghl_core.version), as `ghl --version` says
 DOCS_PATH = "/docs"
 
 
@@ -65,7 +66,7 @@ async def live() -> dict[str, str]:
 async def ready(state: State) -> Response[dict[str, Any]]:
     report = await readiness(state["container"])
     return Response(
-        {"status": "ok" if report["ok"] else "unavailable", "checks": report["checks"]},
+        {"status": "ok" if report["ok"] else "unavailable", "version": VERSION, "checks": report["checks"]},
         status_code=200 if report["ok"] else 503,
     )
 
