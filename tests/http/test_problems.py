@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -412,3 +413,76 @@ async def test_the_workflow_hook_reads_its_raw_body_as_every_json_body(
     assert pointers(assert_problem(nul, 422)) == ["/extra/a"]
     listed = await api.get(f"{API}/workflows/{workflow_id}/enrollments", headers=tenant.headers)
     assert listed.json()["items"] == []
+
+
+# ------------------------------------------------------------------------------------ a hostile sweep
+# Every query parameter of every API operation, sent values that once broke something somewhere.
+HOSTILE_VALUES = [
+    str(10**30),
+    str(-(10**30)),
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "a\x00b",
+    "%FF%FE",  # sent as is: not UTF-8 once decoded
+    "[" * 2000,
+    "x" * 5000,
+]
+
+
+HOSTILE_BODIES = [
+    b"[" * 10_000 + b"]" * 10_000,
+    b'{"name": "\xff\xfe"}',
+    b'{"name": "a\\u0000", "x": {"y\\u0000": ["\\u0000"]}}',
+    b'{"name": 1e400, "limit": 123456789012345678901234567890}',
+    b'{"start": "9999-12-31T23:59:59-14:00", "due_at": "0001-01-01T00:00:00+14:00"}',
+]
+
+
+def body_operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if path.startswith(API) and method in ("post", "put", "patch") and "requestBody" in operation
+    ]
+
+
+def query_operations(spec: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    found = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            names = [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]
+            if names and path.startswith(API) and method in ("get", "delete"):
+                found.append((method.upper(), path, names))
+    return found
+
+
+async def test_no_query_value_answers_a_server_error(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    spec = (await api.get("/docs/openapi.json")).json()
+    operations = query_operations(spec)
+    assert len(operations) > 10
+    failures = []
+    for method, template, names in operations:
+        path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
+        for name in names:
+            for value in HOSTILE_VALUES:
+                query = f"{name}={value}" if value.startswith("%") else str(httpx.QueryParams({name: value}))
+                response = await api.request(method, f"{path}?{query}", headers=tenant.headers)
+                if response.status_code >= 500:
+                    failures.append((method, template, name, value[:30], response.status_code))
+    assert failures == []
+
+
+async def test_no_hostile_body_answers_a_server_error(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    spec = (await api.get("/docs/openapi.json")).json()
+    operations = body_operations(spec)
+    assert len(operations) > 10
+    failures = []
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    for method, template in operations:
+        path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
+        for body in HOSTILE_BODIES:
+            response = await api.request(method, path, content=body, headers=headers)
+            if response.status_code >= 500:
+                failures.append((method, template, body[:30], response.status_code))
+    assert failures == []
