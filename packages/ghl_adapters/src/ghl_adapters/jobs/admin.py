@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ghl_core.shared.errors import NotFound, ValidationFailed
 
-STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted")
+from .statuses import STATUSES
 
 
 @dataclass(frozen=True, slots=True)
