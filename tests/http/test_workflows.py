@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from ghl_adapters.container import Container
+from ghl_adapters.messaging.templates import JinjaTemplateRenderer
 from http_kit import API, Tenant, assert_problem, create_api_key, pointers
 from jobs_kit import run_jobs
 
@@ -636,6 +639,41 @@ async def test_templates_that_cannot_compile_are_refused_at_save_and_at_publish(
     )
     assert pointers(refused) == sorted(expected)
     assert (await get(api, tenant, f"/workflows/{draft['id']}"))["version"] == 0
+
+
+async def test_step_templates_that_cannot_render_within_the_limits_are_refused_off_the_event_loop(
+    api: httpx.AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saving renders each step template once with sample data, in a worker thread: one that breaks the
+    render limits (the issue's string doubled into gigabytes) is refused with its pointer."""
+    threads: list[int] = []
+    generate = JinjaTemplateRenderer._generate
+
+    def spy(self: JinjaTemplateRenderer, template: Any, context: Any) -> str:
+        threads.append(threading.get_ident())
+        return generate(self, template, context)
+
+    monkeypatch.setattr(JinjaTemplateRenderer, "_generate", spy)
+    heavy = document(
+        {
+            "name": "Heavy templates",
+            "triggers": [{"type": "manual"}],
+            "steps": [
+                {"id": "text", "type": "send_sms", "body": "Hi {{ contact.first_name }}"},
+                {
+                    "id": "mail",
+                    "type": "send_email",
+                    "subject": "Ok",
+                    "html": "<p>{% set a = 'x' * 1000000 %}" + "{% set a = a ~ a %}" * 10 + "</p>",
+                },
+            ],
+        }
+    )
+    refused = assert_problem(await post_raw(api, tenant, "/workflows", heavy), 422)
+    assert pointers(refused) == ["/steps/1/html"]
+    assert "longer than 100000 characters" in refused["errors"][0]["detail"]
+    assert len(threads) == 3  # each template rendered once with the sample data
+    assert threading.get_ident() not in threads
 
 
 async def test_publish_refuses_a_fixed_webhook_address_its_step_could_never_reach(

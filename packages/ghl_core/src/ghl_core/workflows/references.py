@@ -123,11 +123,12 @@ def _texts(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
 
 
 def template_errors(renderer: TemplateRenderer, defn: Definition) -> list[FieldError]:
-    """Each template member that does not compile (or breaks the renderer's rules), with its pointer."""
+    """Each template member that does not compile or cannot render sample data within the renderer's
+    limits (or breaks its rules), with its pointer. It renders: async callers run it off the loop."""
     errors: list[FieldError] = []
     for template in templates(defn):
         try:
-            renderer.check(template.source, template.pointer)
+            renderer.check(template.source, template.pointer, html=template.html)
         except TemplateError as exc:
             errors.extend(exc.errors)
     return errors

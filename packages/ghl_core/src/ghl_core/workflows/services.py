@@ -97,7 +97,7 @@ class WorkflowService:
     async def create(self, actor: Actor, document: Mapping[str, Any]) -> Workflow:
         """A new draft from a definition document (validated: every mistake with its pointer)."""
         location_id = actor.require_location(Permission.WORKFLOWS_WRITE)
-        definition = self._checked(document)
+        definition = await self._checked(document)
         now = self._clock.now()
         workflow = Workflow(
             id=new_id(),
@@ -120,7 +120,7 @@ class WorkflowService:
     async def update(self, actor: Actor, workflow_id: uuid.UUID, document: Mapping[str, Any]) -> Workflow:
         """Replaces the draft. Published versions are untouched until the next publish."""
         location_id = actor.require_location(Permission.WORKFLOWS_WRITE)
-        definition = self._checked(document)
+        definition = await self._checked(document)
         async with self._uow(actor.scope) as uow:
             location = await self._location(uow, location_id)
             workflow = await self._visible(uow, workflow_id, lock=True)
@@ -140,7 +140,7 @@ class WorkflowService:
         answers (workflow, created). With `publish`, publishes it in the same call; a document that
         could not be published is refused before anything is saved."""
         location_id = actor.require_location(Permission.WORKFLOWS_WRITE)
-        definition = self._checked(document)
+        definition = await self._checked(document)
         existing: Workflow | None = None
         async with self._uow(actor.scope) as uow:
             if publish:
@@ -195,7 +195,7 @@ class WorkflowService:
             location = await self._location(uow, location_id)
             workflow = await self._visible(uow, workflow_id, lock=True)
             # A draft saved before a rule tightened is checked again, templates included.
-            definition = self._checked(workflow.draft)
+            definition = await self._checked(workflow.draft)
             await self._publishable(uow, location, definition)
             now = self._clock.now()
             workflow.version += 1
@@ -585,10 +585,11 @@ class WorkflowService:
             raise WorkflowStateError(f"workflow {workflow.id} has no published version")
         return version
 
-    def _checked(self, document: Mapping[str, Any]) -> Definition:
-        """The definition, parsed, once its templates compile (every mistake with its pointer)."""
+    async def _checked(self, document: Mapping[str, Any]) -> Definition:
+        """The definition, parsed, once its templates compile and render sample data within the render
+        limits (every mistake with its pointer). The check renders: it runs off the event loop."""
         definition = _parsed(document)
-        errors = template_errors(self._engine.renderer, definition)
+        errors = await off_loop(partial(template_errors, self._engine.renderer, definition), pointer="/steps")
         if errors:
             raise ValidationFailed(errors)
         return definition
