@@ -6,6 +6,7 @@ signed callbacks)."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import secrets
@@ -13,7 +14,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -25,8 +26,11 @@ from sqlalchemy import text
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.messaging.templates import JinjaTemplateRenderer
 from ghl_adapters.settings import Settings
+from ghl_core.campaigns.models import CampaignStatus
 from ghl_core.campaigns.services import CampaignService
-from http_kit import API, Tenant, assert_problem, pointers
+from ghl_core.conversations.services import ConversationService
+from ghl_core.tenancy.models import PlanTier
+from http_kit import API, Tenant, assert_problem, new_tenant, open_api, pointers
 from jobs_kit import run_jobs
 from sendgrid_double import DEFAULT_API_KEY, SendGridDouble
 from support import make_container
@@ -900,3 +904,269 @@ async def test_a_javascript_link_from_a_merge_field_never_reaches_the_email(
     assert "javascript" not in stored
     assert '<a rel="noopener noreferrer">Your site</a>' in stored
     assert 'href="https://shop.example/Ada"' in stored
+
+
+# ------------------------------------------------------------------ a cancel under way, and the plan's limits
+
+
+class HeldConversations:
+    """The platform's conversations service, holding a campaign batch inside its transaction (its
+    recipients taken, its messages not yet written) until the test lets it go: the moment a cancel
+    arrives in production, made to happen every time."""
+
+    def __init__(self, inner: ConversationService) -> None:
+        self._inner = inner
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def enqueue_many(self, *args: Any, **kwargs: Any) -> Any:
+        self.entered.set()
+        await self.release.wait()
+        return await self._inner.enqueue_many(*args, **kwargs)
+
+
+async def until_a_lock_is_awaited(container: Container, request: asyncio.Task[Any]) -> None:
+    """Returns once a session of the test database waits for a lock (or the request is already done)."""
+    query = text(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE NOT l.granted AND a.datname = current_database()"
+    )
+    for _ in range(3000):
+        if request.done():
+            return
+        async with container.engines().owner.connect() as conn:
+            if (await conn.execute(query)).scalar_one():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the cancel never waited for the batch under way")
+
+
+async def test_a_cancel_during_a_batch_wins_and_no_message_is_sent_after_it(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    """The batch holds its recipients when the cancel comes; the cancel waits for the batch's writes
+    (before: each waited for the other, and PostgreSQL ended one of them with DeadlockDetected, a 500
+    or a failed run that kept sending), then fails what the batch wrote before any of it is sent."""
+    tag = new_tag()
+    contacts = [await new_contact(api, tenant, tags=[tag]) for _ in range(BATCH * 3)]
+    campaign = await new_campaign(api, tenant, audience={"tags": [tag]})
+    await post(api, tenant, f"/campaigns/{campaign['id']}/send", 202)
+    held = HeldConversations(container.conversations())
+    service = CampaignService(
+        container.uow(),
+        container.clock(),
+        cast(ConversationService, held),
+        container.templates(),
+        container.template_renderer(),
+        container.contact_finder(),
+        batch_size=BATCH,
+        lanes=1,
+    )
+    runner = asyncio.create_task(service.run(tenant.location_id, uuid.UUID(campaign["id"])))
+    await asyncio.wait_for(held.entered.wait(), 60)
+
+    cancel = asyncio.create_task(api.post(f"{API}/campaigns/{campaign['id']}/cancel", headers=tenant.headers))
+    await until_a_lock_is_awaited(container, cancel)
+    held.release.set()
+    response = await cancel
+    ran = await runner
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert ran is CampaignStatus.CANCELLED
+    await run_jobs(container)  # the queued run finds the campaign cancelled
+    async with container.engines().owner.connect() as conn:
+        claimed = await conn.execute(
+            text("SELECT count(*) FROM messages WHERE campaign_id = :c AND claimed_at IS NOT NULL"),
+            {"c": campaign["id"]},
+        )
+        assert claimed.scalar_one() == 0  # none was handed to a provider
+        rows = await conn.execute(
+            text("SELECT status, count(*) FROM campaign_recipients WHERE campaign_id = :c GROUP BY status"),
+            {"c": campaign["id"]},
+        )
+        assert dict(rows.all()) == {"cancelled": len(contacts)}
+    numbers = await stats(api, tenant, campaign["id"])
+    assert (numbers["sent"], numbers["pending"]) == (0, 0)
+
+
+# The free plan as a test sets it (GHL_PLAN_LIMITS): a day of 4 messages, campaigns of at most 6
+# contacts, 2 messages a second, and API limits no test reaches.
+DAILY, AUDIENCE, PACE = 4, 6, 2
+TEST_FREE_PLAN = {
+    "messages_per_day": DAILY,
+    "audience": AUDIENCE,
+    "sends_per_second": PACE,
+    "api_burst": 10_000,
+    "api_per_minute": 1_000_000,
+    "location_burst": 10_000,
+    "location_per_minute": 1_000_000,
+}
+CHICAGO = ZoneInfo("America/Chicago")  # new tenants' time zone
+
+
+@pytest.fixture(scope="module")
+async def limited(
+    settings: Settings, twilio: TwilioDouble, sendgrid: SendGridDouble
+) -> AsyncIterator[Container]:
+    update = {
+        "twilio_api_base": twilio.base_url,
+        "sendgrid_api_base": sendgrid.base_url,
+        "public_url": PUBLIC_URL,
+        "plan_limits": {"free": TEST_FREE_PLAN},
+    }
+    built = make_container(settings.model_copy(update=update))
+    built.campaigns.override(
+        providers.Singleton(
+            CampaignService,
+            built.uow,
+            built.clock,
+            built.conversations,
+            built.templates,
+            built.template_renderer,
+            built.contact_finder,
+            lanes=1,
+        )
+    )
+    try:
+        yield built
+    finally:
+        await close_container(built)
+
+
+@pytest.fixture
+async def free(limited: Container) -> Tenant:
+    return await new_tenant(limited, PlanTier.FREE)
+
+
+@pytest.fixture
+async def free_api(limited: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_api(limited) as client:
+        yield client
+
+
+async def test_past_the_days_messages_a_campaign_waits_for_the_locations_next_midnight(
+    free_api: httpx.AsyncClient, free: Tenant, limited: Container
+) -> None:
+    tag = new_tag()
+    contacts = [await new_contact(free_api, free, tags=[tag]) for _ in range(DAILY + 2)]
+    campaign = await new_campaign(free_api, free, audience={"tags": [tag]})
+    await post(free_api, free, f"/campaigns/{campaign['id']}/send", 202)
+    await run_jobs(limited, fast_forward=False)
+
+    assert sum((await per_contact(limited, campaign["id"])).values()) == DAILY
+    shown = await get(free_api, free, f"/campaigns/{campaign['id']}")
+    assert shown["status"] == "sending"
+    assert f"at most {DAILY} messages a day" in shown["note"]
+    assert (await stats(free_api, free, campaign["id"]))["pending"] == 2
+    midnight = datetime.combine(
+        datetime.now(CHICAGO).date() + timedelta(days=1), datetime.min.time(), CHICAGO
+    )
+    async with limited.engines().owner.connect() as conn:
+        wake = await conn.execute(
+            text(
+                "SELECT scheduled_at FROM procrastinate_jobs WHERE task_name = 'campaigns.run' "
+                "AND status = 'todo' AND args->>'campaign_id' = :c"
+            ),
+            {"c": campaign["id"]},
+        )
+        assert wake.scalar_one() == midnight
+    # The inbox and the API are held to the same day's count, and write nothing.
+    refused = await free_api.post(
+        f"{API}/contacts/{contacts[0]['id']}/messages",
+        json={"channel": "sms", "body": "Hi"},
+        headers=free.headers,
+    )
+    problem = assert_problem(refused, 429, "daily_message_limit")
+    assert (problem["limit"], problem["allowed"]) == ("messages_per_day", DAILY)
+    assert int(refused.headers["retry-after"]) >= 1
+    assert sum((await per_contact(limited, campaign["id"])).values()) == DAILY
+
+    # The next day (its count moved to yesterday, as midnight would): the rest go, each once.
+    async with limited.engines().owner.begin() as conn:
+        await conn.execute(
+            text("UPDATE message_volume SET day = day - 1 WHERE location_id = :l"), {"l": free.location_id}
+        )
+    await run_jobs(limited, fast_forward=True)
+    assert await per_contact(limited, campaign["id"]) == {c["id"]: 1 for c in contacts}
+    done = await get(free_api, free, f"/campaigns/{campaign['id']}")
+    assert (done["status"], done["note"]) == ("completed", None)
+
+
+async def test_a_campaign_to_more_contacts_than_the_plan_allows_is_refused(
+    free_api: httpx.AsyncClient, free: Tenant, limited: Container
+) -> None:
+    tag = new_tag()
+    for _ in range(AUDIENCE + 1):
+        await new_contact(free_api, free, tags=[tag])
+    campaign = await new_campaign(free_api, free, audience={"tags": [tag]})
+
+    refused = await free_api.post(f"{API}/campaigns/{campaign['id']}/send", headers=free.headers)
+
+    problem = assert_problem(refused, 409, "plan_limit")
+    assert (problem["limit"], problem["tier"], problem["allowed"]) == ("audience", "free", AUDIENCE)
+    assert (await get(free_api, free, f"/campaigns/{campaign['id']}"))["status"] == "draft"
+    await run_jobs(limited)
+    assert await per_contact(limited, campaign["id"]) == {}
+
+
+async def test_a_scheduled_campaign_whose_audience_outgrew_the_plan_goes_back_to_draft(
+    free_api: httpx.AsyncClient, free: Tenant, limited: Container
+) -> None:
+    tag = new_tag()
+    for _ in range(AUDIENCE):
+        await new_contact(free_api, free, tags=[tag])
+    campaign = await new_campaign(free_api, free, audience={"tags": [tag]})
+    later = datetime.now(UTC) + timedelta(hours=2)
+    await post(free_api, free, f"/campaigns/{campaign['id']}/send", 202, {"at": later.isoformat()})
+    await new_contact(free_api, free, tags=[tag])  # one more before its time comes
+    async with limited.engines().owner.begin() as conn:  # and its time comes
+        await conn.execute(
+            text("UPDATE campaigns SET scheduled_at = now() WHERE id = :c"), {"c": campaign["id"]}
+        )
+
+    await run_jobs(limited, fast_forward=True)
+
+    shown = await get(free_api, free, f"/campaigns/{campaign['id']}")
+    assert (shown["status"], shown["scheduled_at"], shown["recipients"]) == ("draft", None, 0)
+    assert f"more than {AUDIENCE} contacts" in shown["note"]
+    assert await per_contact(limited, campaign["id"]) == {}
+
+
+async def test_the_pace_is_never_faster_than_the_plan(
+    free_api: httpx.AsyncClient, free: Tenant, limited: Container, sendgrid: SendGridDouble
+) -> None:
+    faster = await free_api.patch(
+        f"{API}/messaging/settings", json={"email_per_second": PACE + 1}, headers=free.headers
+    )
+    assert pointers(assert_problem(faster, 422)) == ["/email_per_second"]
+    assert (await get(free_api, free, "/messaging/settings"))["email_per_second"] is None
+    # A rate saved before (say, under a bigger plan) is held to the plan's when sending.
+    async with limited.engines().owner.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO messaging_settings (location_id, email_per_second) VALUES (:l, 500) "
+                "ON CONFLICT (location_id) DO UPDATE SET email_per_second = 500"
+            ),
+            {"l": free.location_id},
+        )
+    await use_sendgrid(free_api, free)
+    tag = new_tag()
+    emails = {(await new_contact(free_api, free, tags=[tag]))["email"] for _ in range(PACE * 2)}
+    campaign = await new_campaign(
+        free_api, free, channel="email", subject="Sale", body="Sale today", audience={"tags": [tag]}
+    )
+    await post(free_api, free, f"/campaigns/{campaign['id']}/send", 202)
+    await run_jobs(limited, fast_forward=False)
+
+    # One bulk mail send per batch, and a batch holds a second's worth at the plan's pace.
+    sends = [
+        [p["to"][0]["email"] for p in r.body["personalizations"]]
+        for r in sendgrid.mail_sends()
+        if any(p["to"][0]["email"] in emails for p in r.body["personalizations"])
+    ]
+    assert sorted(len(s) for s in sends) == [PACE, PACE]
+    assert {e for s in sends for e in s} == emails

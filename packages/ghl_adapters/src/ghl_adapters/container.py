@@ -41,6 +41,7 @@ from ghl_core.contacts.services import ContactService
 from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import Channel
 from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity, TwilioConfig
+from ghl_core.conversations.quota import SendQuota
 from ghl_core.conversations.services import ConversationService
 from ghl_core.conversations.setup import MessagingSetupService
 from ghl_core.conversations.templates import SanitizingRenderer
@@ -232,9 +233,17 @@ class Container(containers.DeclarativeContainer):
         link_signer,
         settings.provided.base_url,
         platform_messaging,
+        quota=providers.Singleton(SendQuota, plans, clock),
     )
     messaging_setup = providers.Singleton(
-        MessagingSetupService, uow, clock, secret_box, smtp_guard, platform_messaging, link_signer
+        MessagingSetupService,
+        uow,
+        clock,
+        secret_box,
+        smtp_guard,
+        platform_messaging,
+        link_signer,
+        plans=plans,
     )
     # Email HTML is sanitised again after each render: a merge value can bring a javascript: link.
     template_renderer = providers.Singleton(

@@ -107,6 +107,10 @@ class CampaignOut(BaseModel):
     scheduled_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    note: str | None = Field(
+        description="Why it waits (the plan's messages a day are spent: it goes on at the location's next "
+        "midnight) or went back to draft (its audience outgrew the plan); null otherwise"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -126,6 +130,7 @@ class CampaignOut(BaseModel):
             scheduled_at=c.scheduled_at,
             started_at=c.started_at,
             completed_at=c.completed_at,
+            note=c.note,
             created_at=c.created_at,
             updated_at=c.updated_at,
         )

@@ -57,6 +57,7 @@ campaigns = Table(
     _ts("started_at"),
     _ts("completed_at"),
     Column("recipients", Integer, nullable=False),
+    Column("note", Text),
     *_stamps(),
 )
 
@@ -107,6 +108,7 @@ _CAMPAIGN_COLUMNS = (
     "started_at",
     "completed_at",
     "recipients",
+    "note",
     "created_at",
     "updated_at",
     "deleted_at",
@@ -182,12 +184,28 @@ class SqlCampaignRepository:
             )
         )
 
-    async def get(self, campaign_id: uuid.UUID, *, lock: bool = False) -> Campaign | None:
+    async def get(
+        self, campaign_id: uuid.UUID, *, lock: bool = False, share: bool = False
+    ) -> Campaign | None:
         query = select(campaigns).where(campaigns.c.id == campaign_id)
         if lock:
-            query = query.with_for_update()
+            # FOR NO KEY UPDATE, the lock an UPDATE of the row takes anyway: unlike FOR UPDATE it lets
+            # the batch writing messages (whose foreign key takes FOR KEY SHARE) finish.
+            query = query.with_for_update(key_share=True)
+        elif share:
+            query = query.with_for_update(read=True)
         row = (await self._c.execute(query)).first()
         return _campaign(row) if row else None
+
+    async def gate(self, campaign_id: uuid.UUID, *, exclusive: bool) -> None:
+        # An advisory lock: a heavyweight lock, whose queue is first come first served (a row lock held
+        # shared lets new sharers in ahead of a waiting writer, which could wait for as long as batches
+        # overlap). Released at commit or rollback.
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        await self._c.execute(
+            text(f"SELECT {function}(hashtextextended(:key, 0))"),
+            {"key": f"campaign:{campaign_id}"},
+        )
 
     async def update(self, campaign: Campaign) -> None:
         values = {c: getattr(campaign, c) for c in _CAMPAIGN_COLUMNS}
@@ -270,7 +288,8 @@ class SqlCampaignRepository:
                 "AS u(contact_id uuid, status text, message_id uuid, reason text) "
                 # ANY(...) lets the planner use the primary key; a join alone scans the whole audience.
                 "WHERE r.campaign_id = :campaign AND r.contact_id = ANY(CAST(:contacts AS uuid[])) "
-                "AND r.contact_id = u.contact_id"
+                # A cancelled recipient stays so: a batch finishing after the cancel does not revive it.
+                "AND r.contact_id = u.contact_id AND r.status <> 'cancelled'"
             ),
             {
                 "campaign": campaign_id,

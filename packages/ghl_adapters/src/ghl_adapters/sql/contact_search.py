@@ -455,6 +455,12 @@ class SqlContactSearch:
                 total = CountEstimate(value=estimate, exact=False)
         return SearchResult(page=found, total=total)
 
+    async def count_up_to(self, location_id: uuid.UUID, spec: SearchSpec, limit: int) -> int:
+        matching = count_statement(location_id, spec, await self._where(location_id, spec))
+        bounded = select(func.count()).select_from(matching.limit(max(0, limit)).subquery())
+        async with unprepared(self._c):
+            return int((await self._c.execute(bounded)).scalar_one())
+
     async def _planner_rows(
         self, location_id: uuid.UUID, spec: SearchSpec, where: ColumnElement[bool]
     ) -> int:

@@ -4,7 +4,7 @@ conversations and messages (the send ledger)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -632,6 +632,34 @@ class SqlMessageRepository:
         m = messages.c
         query = select(m.status, func.count()).where(m.location_id == location_id).group_by(m.status)
         return {MessageStatus(s): int(n) for s, n in (await self._c.execute(query)).all()}
+
+    async def reserve_daily(self, location_id: uuid.UUID, day: date, wanted: int, limit: int) -> int:
+        # The upsert locks the day's row (made if missing) and answers what it holds; the lock keeps
+        # every other reserver of this location waiting until this transaction ends.
+        held = (await self._c.execute(_VOLUME_HELD, {"location": location_id, "day": day})).scalar_one()
+        granted = max(0, min(wanted, limit - int(held)))
+        if granted:
+            await self._c.execute(_VOLUME_ADD, {"location": location_id, "day": day, "n": granted})
+        return granted
+
+    async def count_daily(self, location_id: uuid.UUID, day: date) -> int:
+        found = (await self._c.execute(_VOLUME_COUNT, {"location": location_id, "day": day})).scalar()
+        return int(found or 0)
+
+    async def release_daily(self, location_id: uuid.UUID, day: date, count: int) -> None:
+        if count > 0:
+            await self._c.execute(_VOLUME_ADD, {"location": location_id, "day": day, "n": -count})
+
+
+# The per-day count of a location's outbound messages (migration 0021_plan_limits).
+_VOLUME_COUNT = text("SELECT sent FROM message_volume WHERE location_id = :location AND day = :day")
+_VOLUME_HELD = text(
+    "INSERT INTO message_volume AS v (location_id, day, sent) VALUES (:location, :day, 0) "
+    "ON CONFLICT (location_id, day) DO UPDATE SET sent = v.sent RETURNING v.sent"
+)
+_VOLUME_ADD = text(
+    "UPDATE message_volume SET sent = GREATEST(0, sent + :n) WHERE location_id = :location AND day = :day"
+)
 
 
 def _provider(row: Row[Any]) -> ProviderRecord:

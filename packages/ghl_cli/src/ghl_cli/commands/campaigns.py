@@ -75,6 +75,7 @@ def campaign_view(c: Campaign) -> dict[str, Any]:
         "scheduled_at": _time(c.scheduled_at),
         "started_at": _time(c.started_at),
         "completed_at": _time(c.completed_at),
+        "note": c.note,
         "created_at": c.created_at.isoformat(),
         "updated_at": c.updated_at.isoformat(),
     }

@@ -80,6 +80,8 @@ class Campaign:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     recipients: int = 0
+    # Why the campaign waits or went back to draft (a plan limit), for the people running it.
+    note: str | None = None
     deleted_at: datetime | None = None
     created_by: uuid.UUID | None = None
     updated_by: uuid.UUID | None = None

@@ -31,7 +31,20 @@ class TemplateRepository(Protocol):
 class CampaignRepository(Protocol):
     async def add(self, campaign: Campaign) -> None: ...
 
-    async def get(self, campaign_id: uuid.UUID, *, lock: bool = False) -> Campaign | None: ...
+    async def get(
+        self, campaign_id: uuid.UUID, *, lock: bool = False, share: bool = False
+    ) -> Campaign | None:
+        """`lock`: held for a change until commit (it does not keep out rows that merely refer to the
+        campaign, such as its messages). `share`: held against such a change (a cancel) until commit."""
+        ...
+
+    async def gate(self, campaign_id: uuid.UUID, *, exclusive: bool) -> None:
+        """Waits for, then holds until commit, the campaign's send gate, before any other lock of the
+        campaign's rows. Each batch that writes or claims the campaign's messages holds it shared; a
+        change of state (pause, resume, cancel) holds it alone, so it waits for the batches under way,
+        and no batch begins until it commits. Waiters are served in order: batches that keep coming
+        never starve a cancel."""
+        ...
 
     async def update(self, campaign: Campaign) -> None: ...
 

@@ -5,7 +5,20 @@ audience chosen like a contact search. When sending starts the audience is froze
 the `campaigns.run` job then works through them in batches: each batch's messages are written through
 the conversations ledger (cause `campaign:{id}:{contact}`, so a contact gets one message per campaign
 however often a batch is retried) and delivered together at the location's pace. Pause, resume and
-cancel are read between batches, so they take effect within a batch (about a second)."""
+cancel are read between batches, so they take effect within a batch (about a second).
+
+The location's plan bounds what a campaign sends (ghl_core.tenancy.plans): its audience (refused at
+send; a scheduled campaign whose audience grew past it goes back to draft, with a note, when its time
+comes), its pace (the messaging settings' rate, never above the plan's; the plan's when none is set) and
+the messages a day (each batch reserves its share of today's allowance first; when it is spent, the
+campaign waits, still sending, until the location's next midnight).
+
+Locks, always taken in this order so no two transactions wait on each other: the campaign's send gate
+(`CampaignRepository.gate`), the campaign row, its recipient rows, then its messages (in id order). A
+batch holds the gate shared while it writes its messages and again while it claims them; pause, resume
+and cancel hold it alone. So a cancel waits for the batch under way (never for long: no provider call
+is made under it), and once it commits no message of the campaign is claimed for a provider: the ones
+claimed before it are in flight and finish; the ones written but not claimed are failed, never sent."""
 
 from __future__ import annotations
 
@@ -14,7 +27,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial as partial_call
 from typing import Any
 
@@ -41,7 +54,7 @@ from ghl_core.conversations.models import (
     Channel,
     MessageSource,
 )
-from ghl_core.conversations.services import ConversationService, Draft
+from ghl_core.conversations.services import ConversationService, Draft, system_actor
 from ghl_core.conversations.templates import (
     HtmlSanitizer,
     TemplateError,
@@ -59,6 +72,7 @@ from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
+from ghl_core.tenancy.plans import PlanLimitReached
 
 RUN_KIND = "campaigns.run"
 FREEZE_BATCH = 5000
@@ -74,6 +88,10 @@ _AUDIENCE_KEYS = {"query", "filter", "tags", "smart_list_id"}
 @dataclass(slots=True)
 class _Cursor:
     position: int = -1
+
+
+class _DailyLimit(Exception):
+    """Today's allowance of the location is spent: the run stops and goes on at its next midnight."""
 
 
 def run_job(campaign: Campaign, at: datetime | None = None) -> JobRequest:
@@ -291,6 +309,16 @@ class TemplateService:
         return await off_loop(rendered)
 
 
+def _too_large(location: Location, allowed: int) -> PlanLimitReached:
+    return PlanLimitReached(
+        f"the audience holds more than {allowed} contacts, the most the {location.tier.value} plan "
+        "sends one campaign to; narrow it (tags, a filter) or split it into several campaigns",
+        limit="audience",
+        tier=location.tier,
+        allowed=allowed,
+    )
+
+
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > _MAX_NAME:
         raise ValidationFailed.one("/name", f"must be 1 to {_MAX_NAME} characters")
@@ -392,6 +420,17 @@ class CampaignService:
                 "/audience/smart_list_id", "no such smart list in this location"
             ) from None
 
+    async def _check_size(self, uow: UnitOfWork, campaign: Campaign, spec: SearchSpec) -> int:
+        """The audience within the plan's largest (returned); counted exactly, no further than one past
+        it. Raises PlanLimitReached."""
+        location = await uow.locations.get(campaign.location_id)
+        if location is None:  # pragma: no cover - the campaign's foreign key keeps it
+            raise NotFound(f"location {campaign.location_id} not found")
+        allowed = self._conversations.quota.limits(location).audience
+        if await uow.contact_search.count_up_to(campaign.location_id, spec, allowed + 1) > allowed:
+            raise _too_large(location, allowed)
+        return allowed
+
     async def _record(self, uow: UnitOfWork, actor: Actor, action: str, campaign: Campaign) -> None:
         location = await uow.locations.get(campaign.location_id)
         if location is None:  # pragma: no cover - the campaign's foreign key keeps it
@@ -474,8 +513,10 @@ class CampaignService:
             campaign = await self._visible(uow, location_id, campaign_id, lock=True)
             if campaign.status not in EDITABLE:
                 raise CampaignStateError(f"a {campaign.status.value} campaign cannot be sent again")
-            await self._check_audience(uow, campaign)
+            spec = await self._check_audience(uow, campaign)
+            await self._check_size(uow, campaign, spec)
             now = self._clock.now()
+            campaign.note = None
             later = at is not None and at > now + timedelta(seconds=1)
             campaign.status = CampaignStatus.SCHEDULED if later else CampaignStatus.SENDING
             campaign.scheduled_at = at if later else None
@@ -519,6 +560,9 @@ class CampaignService:
     ) -> Campaign:
         location_id = actor.require_location(Permission.CAMPAIGNS_WRITE)
         async with self._uow(actor.scope) as uow:
+            # First the gate, alone (see the module's note on locks): the batch under way finishes its
+            # writes, and none begins until this change commits.
+            await uow.campaigns.gate(campaign_id, exclusive=True)
             campaign = await self._visible(uow, location_id, campaign_id, lock=True)
             if campaign.status is target:
                 return campaign
@@ -548,13 +592,20 @@ class CampaignService:
     async def _drop_released(self, uow: UnitOfWork, campaign_id: uuid.UUID, now: datetime) -> None:
         """A message the provider refused for now waits for the next run, which a cancel stops: it is
         failed (never sent) and its recipient cancelled. A claimed message is in flight and is left."""
-        held = {
-            r.message_id: r
+        held = [
+            r.message_id
             for r in await uow.campaigns.take(campaign_id, FREEZE_BATCH, resume=True)
             if r.message_id
-        }
+        ]
+        # Read first, then lock only the unclaimed ones: a claimed message is in flight and the run that
+        # claimed it records its outcome under its lock; waiting on that lock here could deadlock.
+        unclaimed = [
+            m.id
+            for m in await uow.messages.get_many(held)
+            if m.status is MessageStatus.QUEUED and m.claimed_at is None
+        ]
         updates: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = []
-        for message in await uow.messages.get_many(list(held), lock=True):
+        for message in await uow.messages.get_many(unclaimed, lock=True):
             if message.status is MessageStatus.QUEUED and message.claimed_at is None:
                 message.status, message.failed_at, message.updated_at = MessageStatus.FAILED, now, now
                 message.error_code, message.error_message = "campaign_cancelled", "the campaign was cancelled"
@@ -577,31 +628,42 @@ class CampaignService:
         lock-free scheduled start, which only queues a (locked) run when the campaign is still due."""
         scope = TenantScope.location(location_id)
         started = time.monotonic()
-        async with self._uow(scope) as uow:
-            campaign = await uow.campaigns.get(campaign_id, lock=True)
-            if campaign is None or campaign.deleted_at is not None:
-                return None
-            if wake:
-                due = campaign.scheduled_at is None or campaign.scheduled_at <= self._clock.now() + timedelta(
-                    seconds=1
-                )
-                if campaign.status is CampaignStatus.SCHEDULED and due:
-                    await uow.jobs.enqueue(run_job(campaign))
+        try:
+            async with self._uow(scope) as uow:
+                campaign = await uow.campaigns.get(campaign_id, lock=True)
+                if campaign is None or campaign.deleted_at is not None:
+                    return None
+                if wake:
+                    due = campaign.scheduled_at is None or (
+                        campaign.scheduled_at <= self._clock.now() + timedelta(seconds=1)
+                    )
+                    # A scheduled start, or a campaign waiting for the location's next day.
+                    if campaign.status in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING) and due:
+                        await uow.jobs.enqueue(run_job(campaign))
+                        await uow.commit()
+                    return campaign.status  # moved, paused or cancelled since: nothing to do
+                if campaign.status is CampaignStatus.SCHEDULED:
+                    if campaign.scheduled_at and campaign.scheduled_at > self._clock.now() + timedelta(
+                        seconds=1
+                    ):
+                        return campaign.status  # moved later: the job for the new time will come
+                    campaign.status = CampaignStatus.SENDING
+                if campaign.status is CampaignStatus.CANCELLED:
+                    # A message whose provider refused it for now while the cancel ran: failed now.
+                    await self._drop_released(uow, campaign.id, self._clock.now())
                     await uow.commit()
-                return campaign.status  # moved, paused, started or cancelled since: nothing to do
-            if campaign.status is CampaignStatus.SCHEDULED:
-                if campaign.scheduled_at and campaign.scheduled_at > self._clock.now() + timedelta(seconds=1):
-                    return campaign.status  # moved later: the job for the new time will come
-                campaign.status = CampaignStatus.SENDING
-            if campaign.status is not CampaignStatus.SENDING:
-                return campaign.status
-            if campaign.started_at is None:
-                await self._freeze(uow, campaign)
-            await uow.campaigns.update(campaign)
-            await uow.commit()
+                if campaign.status is not CampaignStatus.SENDING:
+                    return campaign.status
+                if campaign.started_at is None:
+                    await self._freeze(uow, campaign)
+                campaign.note = None
+                await uow.campaigns.update(campaign)
+                await uow.commit()
+        except PlanLimitReached as exc:  # the audience grew past the plan's largest: nothing was frozen
+            return await self._back_to_draft(scope, campaign_id, exc.detail)
         pace = await self._pace(location_id, campaign.channel)
         lanes = max(1, self._lanes)
-        batch = max(1, min(self._batch, pace // lanes)) if pace else self._batch
+        batch = max(1, min(self._batch, pace // lanes))
         # First what an earlier run left mid-send (messages written, outcome not recorded), alone: the
         # ledger settles each (sent, found at the provider, or sent now) before new batches begin.
         while True:
@@ -612,6 +674,7 @@ class CampaignService:
                 break
         stop = asyncio.Event()
         failures: list[BaseException] = []
+        deferred: list[_DailyLimit] = []
         cursor = _Cursor()  # the highest position any lane has taken: lanes take only beyond it
 
         async def lane() -> CampaignStatus | None:
@@ -630,8 +693,11 @@ class CampaignService:
                         return status
                     if done:
                         return CampaignStatus.COMPLETED
-                    if pace:
-                        await asyncio.sleep(max(0.0, batch * lanes / pace - (time.monotonic() - tick)))
+                    await asyncio.sleep(max(0.0, batch * lanes / pace - (time.monotonic() - tick)))
+                return CampaignStatus.SENDING
+            except _DailyLimit as exc:
+                stop.set()
+                deferred.append(exc)
                 return CampaignStatus.SENDING
             except BaseException as exc:
                 stop.set()
@@ -644,7 +710,15 @@ class CampaignService:
         for outcome in outcomes:
             if outcome in (CampaignStatus.PAUSED, CampaignStatus.CANCELLED):
                 return outcome
-        if all(outcome is CampaignStatus.COMPLETED for outcome in outcomes):
+        if deferred:
+            # A lane found today's allowance spent. Perhaps only for a moment: the others' reservations
+            # held what their batches then did not use (the campaign's last recipients, skipped ones).
+            status = await self._complete(scope, campaign_id)
+            if status is not CampaignStatus.SENDING:
+                return status
+            if not await self._conversations.quota.left_today(self._uow, location_id):
+                return await self._wait_for_tomorrow(scope, campaign_id)
+        elif all(outcome is CampaignStatus.COMPLETED for outcome in outcomes):
             status = await self._complete(scope, campaign_id)
             if status is not CampaignStatus.SENDING:
                 return status
@@ -654,21 +728,75 @@ class CampaignService:
             await uow.commit()
         return CampaignStatus.SENDING
 
-    async def _pace(self, location_id: uuid.UUID, channel: Channel) -> int | None:
+    async def _pace(self, location_id: uuid.UUID, channel: Channel) -> int:
+        """Messages a second: the location's setting for the channel, never above its plan's (the
+        plan's own when there is no setting)."""
         async with self._uow(TenantScope.location(location_id)) as uow:
             settings = await uow.messaging_settings.get(location_id)
-        return settings.sms_per_second if channel is Channel.SMS else settings.email_per_second
+            location = await uow.locations.get(location_id)
+        if location is None:  # pragma: no cover - the campaign's foreign key keeps it
+            raise NotFound(f"location {location_id} not found")
+        most = self._conversations.quota.limits(location).sends_per_second
+        wanted = settings.sms_per_second if channel is Channel.SMS else settings.email_per_second
+        return min(wanted or most, most)
+
+    async def _back_to_draft(self, scope: TenantScope, campaign_id: uuid.UUID, why: str) -> CampaignStatus:
+        """A campaign that may not start as it is (its audience outgrew the plan): editable again, with
+        the reason in its note."""
+        async with self._uow(scope) as uow:
+            campaign = await uow.campaigns.get(campaign_id, lock=True)
+            if campaign is None or campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING):
+                return campaign.status if campaign else CampaignStatus.CANCELLED
+            if campaign.started_at is not None:  # pragma: no cover - frozen meanwhile: it goes on
+                return campaign.status
+            campaign.status, campaign.scheduled_at, campaign.note = (
+                CampaignStatus.DRAFT,
+                None,
+                f"not sent: {why}",
+            )
+            campaign.updated_at = self._clock.now()
+            await uow.campaigns.update(campaign)
+            location = await uow.locations.get(campaign.location_id)
+            if location is not None:
+                await self._record(uow, system_actor(location), "update", campaign)
+            await uow.commit()
+        return CampaignStatus.DRAFT
+
+    async def _wait_for_tomorrow(self, scope: TenantScope, campaign_id: uuid.UUID) -> CampaignStatus:
+        """Today's messages are spent: the campaign stays sending, says why in its note, and a wake-up at
+        the location's next midnight starts the next run."""
+        async with self._uow(scope) as uow:
+            campaign = await uow.campaigns.get(campaign_id, lock=True)
+            location = await uow.locations.get(scope.location_id) if scope.location_id else None
+            if campaign is None or location is None or campaign.status is not CampaignStatus.SENDING:
+                return campaign.status if campaign else CampaignStatus.CANCELLED
+            quota = self._conversations.quota
+            resumes, most = quota.next_day(location), quota.limits(location).messages_per_day
+            campaign.note = (
+                f"waiting: the {location.tier.value} plan sends at most {most} messages a day; "
+                f"the rest go on at {resumes.isoformat()} (the location's next midnight)"
+            )
+            campaign.updated_at = self._clock.now()
+            await uow.campaigns.update(campaign)
+            await uow.jobs.enqueue(run_job(campaign, resumes))
+            await uow.commit()
+        return CampaignStatus.SENDING
 
     async def _freeze(self, uow: UnitOfWork, campaign: Campaign) -> None:
         """The audience as it is now, in search order, into recipient rows (one transaction with the
         switch to sending, so a crash freezes again from scratch)."""
         spec = await self._check_audience(uow, campaign)
+        # Counted again now: contacts added since the send (or its schedule) may have outgrown the plan.
+        allowed = await self._check_size(uow, campaign, spec)
         page = SearchPage(limit=FREEZE_BATCH)
         position = 0
         while True:
             found = await uow.contact_search.search(campaign.location_id, spec, page)
             ids = [c.id for c in found.items if c.deleted_at is None and c.erased_at is None]
             position += await uow.campaigns.add_recipients(campaign.id, campaign.location_id, ids, position)
+            if position > allowed:  # contacts added while freezing: all of it is rolled back
+                location = await uow.locations.get(campaign.location_id)
+                raise _too_large(location, allowed) if location else NotFound("location gone")
             if found.next_cursor is None:
                 break
             from ghl_core.shared.pagination import decode_cursor
@@ -688,17 +816,26 @@ class CampaignService:
         cursor: _Cursor | None = None,
     ) -> tuple[CampaignStatus, bool]:
         """One batch: its messages written through the ledger, then delivered together. Returns the
-        campaign's status and whether nothing was left to do."""
+        campaign's status and whether nothing was left to do. Raises _DailyLimit when today's allowance
+        is spent before the batch begins."""
         assert scope.location_id is not None  # noqa: S101 - a location scope
+        # New messages first take their share of today's allowance (a short transaction of its own, so
+        # lanes do not wait on each other's batches); what the batch does not write goes back below.
+        day, granted = (None, 0) if resume else await self._reserve(scope.location_id, size)
+        size = size if resume else granted
         async with self._uow(scope) as uow:
+            await uow.campaigns.gate(campaign_id, exclusive=False)
             campaign = await uow.campaigns.get(campaign_id)
-            if campaign is None or campaign.status is not CampaignStatus.SENDING:
-                return (campaign.status if campaign else CampaignStatus.CANCELLED), False
             after = cursor.position if cursor else -1
-            taken = await uow.campaigns.take(campaign_id, size, resume=resume, after=after)
+            sending = campaign is not None and campaign.status is CampaignStatus.SENDING
+            taken = await uow.campaigns.take(campaign_id, size, resume=resume, after=after) if sending else []
             if cursor is not None and taken:
                 cursor.position = max(cursor.position, taken[-1].position)
-            if not taken:
+            if campaign is None or not taken:
+                await self._refund(uow, scope.location_id, day, granted)
+                await uow.commit()
+                if campaign is None or not sending:
+                    return (campaign.status if campaign else CampaignStatus.CANCELLED), False
                 return campaign.status, True
             location = await uow.locations.get(campaign.location_id)
             if location is None:  # pragma: no cover - the campaign's foreign key keeps it
@@ -724,7 +861,7 @@ class CampaignService:
                 else:
                     items.append((contact, draft, f"campaign:{campaign.id}:{contact.id}"))
             queued = await self._conversations.enqueue_many(
-                uow, location, items, source=MessageSource.CAMPAIGN, defer=False
+                uow, location, items, source=MessageSource.CAMPAIGN, defer=False, metered=False
             )
             for one in queued:
                 if one.message is None:
@@ -733,9 +870,10 @@ class CampaignService:
                     updates.append((one.contact_id, RecipientStatus.SENDING, one.message.id, None))
                     message_ids.append(one.message.id)
             await uow.campaigns.set_recipients(campaign_id, updates)
+            await self._refund(uow, scope.location_id, day, granted - sum(one.created for one in queued))
             await uow.commit()
         outcome = await self._conversations.deliver_many(
-            scope.location_id, message_ids, final_attempt=False, contacts=contacts
+            scope.location_id, message_ids, final_attempt=False, contacts=contacts, campaign_id=campaign_id
         )
         by_message = {r.message_id: r.contact_id for r in taken if r.message_id is not None}
         by_message.update({m: c for c, s, m, _ in updates if m is not None})
@@ -773,6 +911,18 @@ class CampaignService:
             return await off_loop(render_all, pointer="/body")
         except TemplateError as exc:  # the batch outlasted the wait: its recipients are not sent
             return [f"template: {exc.detail}"[:500]] * len(contacts)
+
+    async def _reserve(self, location_id: uuid.UUID, wanted: int) -> tuple[date, int]:
+        """(day, how many new messages this batch may write): raises _DailyLimit when none."""
+        day, granted = await self._conversations.quota.reserve(self._uow, location_id, wanted)
+        if granted == 0:
+            raise _DailyLimit
+        return day, granted
+
+    @staticmethod
+    async def _refund(uow: UnitOfWork, location_id: uuid.UUID, day: date | None, unused: int) -> None:
+        if day is not None and unused > 0:
+            await uow.messages.release_daily(location_id, day, unused)
 
     def _draft(self, campaign: Campaign, contact: Contact, location: Location) -> Draft:
         context = merge_context(contact, location)

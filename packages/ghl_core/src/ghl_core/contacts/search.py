@@ -75,6 +75,10 @@ class ContactSearch(Protocol):
         """That page and how many contacts match the spec: exact when few do, else an estimate."""
         ...
 
+    async def count_up_to(self, location_id: uuid.UUID, spec: SearchSpec, limit: int) -> int:
+        """How many contacts match, counted exactly but no further than `limit` (a bound to check)."""
+        ...
+
 
 def search_tokens(query: str | None, pointer: str = "/query") -> tuple[str, ...]:
     """Every token must match. A query that looks like a phone number becomes its digits, so

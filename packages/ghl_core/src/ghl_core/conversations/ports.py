@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -147,6 +147,20 @@ class MessageRepository(Protocol):
         ...
 
     async def count_by_status(self, location_id: uuid.UUID) -> dict[MessageStatus, int]: ...
+
+    async def reserve_daily(self, location_id: uuid.UUID, day: date, wanted: int, limit: int) -> int:
+        """Adds up to `wanted` to the location's count of outbound messages for `day` (its local date),
+        without passing `limit`; returns how many it added. Holds the day's count until the transaction
+        ends, so concurrent reservers never pass the limit together."""
+        ...
+
+    async def release_daily(self, location_id: uuid.UUID, day: date, count: int) -> None:
+        """Hands back part of a reservation that was not used."""
+        ...
+
+    async def count_daily(self, location_id: uuid.UUID, day: date) -> int:
+        """The location's outbound messages counted for `day` so far."""
+        ...
 
 
 class MessagingProviderRepository(Protocol):

@@ -17,7 +17,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -70,6 +70,7 @@ from ghl_core.conversations.providers import (
     TwilioConfig,
 )
 from ghl_core.conversations.quiet_hours import resolve_zone
+from ghl_core.conversations.quota import SendQuota
 from ghl_core.conversations.sms import sms_segments
 from ghl_core.conversations.templates import HtmlSanitizer
 from ghl_core.identity.ports import SecretBox
@@ -87,6 +88,7 @@ from ghl_core.shared.validation import normalize_email
 from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
+from ghl_core.tenancy.plans import PlanCatalog
 
 SEND_KIND = "messages.send"
 # A send whose last attempt got no answer: the provider is asked later whether it has the message.
@@ -198,9 +200,12 @@ class ConversationService:
         links: LinkSigner,
         public_url: str,
         platform: Mapping[Channel, ProviderConfig] | None = None,
+        quota: SendQuota | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
+        # Each location's daily allowance (see conversations/quota.py): its plan's, defaults if unset.
+        self.quota = quota or SendQuota(PlanCatalog(), clock)
         self._box = box
         self._gateways = gateways
         self._sanitizer = sanitizer
@@ -334,9 +339,12 @@ class ConversationService:
         created_by: uuid.UUID | None = None,
         compliance: bool = False,
         defer: bool = True,
+        metered: bool = True,
     ) -> list[Queued]:
         """`enqueue` for many contacts at once, in a handful of statements whatever their number: a
-        contact that may not be messaged comes back `skipped` ("contact_dnd", "no_address")."""
+        contact that may not be messaged comes back `skipped` ("contact_dnd", "no_address"). The new
+        messages count toward the location's daily allowance (all or none: DailyLimitReached), except
+        compliance replies and when `metered` is False (a campaign reserves its batches' shares ahead)."""
         now = self._clock.now()
         causes = [cause for _, _, cause in items if cause is not None]
         existing = await uow.messages.by_causes(location.id, causes) if causes else {}
@@ -358,6 +366,9 @@ class ConversationService:
             fresh.append((len(results) - 1, contact, draft, cause))
         if not fresh:
             return results
+        charged: tuple[date, int] | None = None
+        if metered and not compliance:
+            charged = await self.quota.charge(uow, location, len(fresh))
         conversations: dict[tuple[Channel, uuid.UUID], uuid.UUID] = {}
         for channel in {draft.channel for _, _, draft, _ in fresh}:
             ids = [c.id for _, c, d, _ in fresh if d.channel is channel]
@@ -397,6 +408,8 @@ class ConversationService:
             )
             built.append((index, message))
         stored = await uow.messages.add_many([m for _, m in built])
+        if charged is not None and len(stored) < len(built):  # a concurrent caller wrote the same cause
+            await uow.messages.release_daily(location.id, charged[0], len(built) - len(stored))
         lost = [m.cause for _, m in built if m.id not in stored and m.cause is not None]
         winners = await uow.messages.by_causes(location.id, lost) if lost else {}
         written: list[Message] = []
@@ -495,16 +508,21 @@ class ConversationService:
         final_attempt: bool = True,
         concurrency: int = 64,
         contacts: dict[uuid.UUID, Contact] | None = None,
+        campaign_id: uuid.UUID | None = None,
     ) -> DeliveryOutcome:
         """Hands queued messages to their provider, each at most once. The claims are committed before
         the provider calls; a claim found on a later run means a worker died mid-send, and the provider
         is asked whether it has the message before anything is sent again. Messages refused for now
         are released (unclaimed) and named in `retry`. `contacts`: the recipients as the caller just
-        read them (a campaign batch), so they are not read again."""
+        read them (a campaign batch), so they are not read again. `campaign_id`: the batch's campaign,
+        whose send gate the claims hold (see CampaignService): a cancel either comes before them, and
+        they find the campaign cancelled, or after them, with these messages in flight."""
         scope = TenantScope.location(location_id)
         outcome = DeliveryOutcome()
         to_send: list[tuple[Message, ProviderConfig | None, SmsMessage | EmailMessage]] = []
         async with self._uow(scope) as uow:
+            if campaign_id is not None:
+                await uow.campaigns.gate(campaign_id, exclusive=False)
             found = await uow.messages.get_many(message_ids, lock=True)
             if not found:
                 return outcome
@@ -526,7 +544,8 @@ class ConversationService:
                 if refusal is None and message.campaign_id is not None:
                     # A campaign message held for later (quiet hours) does not outlive its campaign.
                     if message.campaign_id not in campaign_status:
-                        held_by = await uow.campaigns.get(message.campaign_id)
+                        # Held shared until the claims commit: a cancel under way is waited for.
+                        held_by = await uow.campaigns.get(message.campaign_id, share=True)
                         campaign_status[message.campaign_id] = (
                             held_by.status.value if held_by else "cancelled"
                         )

@@ -40,6 +40,7 @@ from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import normalize_email
 from ghl_core.tenancy.permissions import Actor, Permission
+from ghl_core.tenancy.plans import PlanCatalog
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
 
 _KINDS = {
@@ -171,10 +172,12 @@ class MessagingSetupService:
         guard: UrlGuard,
         platform: Mapping[Channel, TwilioConfig | SendGridConfig | SmtpConfig] | None = None,
         links: LinkSigner | None = None,
+        plans: PlanCatalog | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._box = box
+        self._plans = plans or PlanCatalog()
         self._guard = guard
         self._platform = dict(platform or {})
         self._links = links
@@ -354,6 +357,18 @@ class MessagingSetupService:
         if errors:
             raise ValidationFailed(errors)
         async with self._uow(actor.scope) as uow:
+            location = await uow.locations.get(location_id)
+            if location is None:  # pragma: no cover - the credential's location
+                raise NotFound(f"location {location_id} not found")
+            most = self._plans.limits(location.tier).sends_per_second
+            faster = [k for k in ("sms_per_second", "email_per_second") if (changes.get(k) or 0) > most]
+            if faster:  # the run never goes faster than the plan anyway; saying so beats a silent cap
+                raise ValidationFailed(
+                    [
+                        FieldError(f"/{k}", f"the {location.tier.value} plan sends at most {most} a second")
+                        for k in faster
+                    ]
+                )
             current = await uow.messaging_settings.get(location_id)
             updated = MessagingSettings(**{**_as_dict(current), **changes})
             await uow.messaging_settings.put(updated, actor.id)

@@ -28,9 +28,7 @@ class RateLimiter(Protocol):
         """Takes one token from `key`'s bucket if it has one. Atomic across concurrent callers."""
         ...
 
-    async def acquire_all(
-        self, buckets: Sequence[tuple[str, RateLimitPolicy]]
-    ) -> list[RateLimitDecision]:
+    async def acquire_all(self, buckets: Sequence[tuple[str, RateLimitPolicy]]) -> list[RateLimitDecision]:
         """Takes one token from every bucket, or from none when any of them is empty (so a request
         refused by one bucket costs the others nothing). One decision per bucket, in order; all allowed
         or all refused. Atomic across concurrent callers."""

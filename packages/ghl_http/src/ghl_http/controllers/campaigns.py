@@ -201,8 +201,10 @@ class CampaignsController(Controller):
         summary="Send now, or schedule with `at`",
         description=(
             "The audience is frozen when sending starts; the worker then sends at the location's pace "
-            "(messaging settings sms_per_second / email_per_second). Sending a scheduled campaign again "
-            "moves it."
+            "(messaging settings sms_per_second / email_per_second, never above the plan's). Sending a "
+            "scheduled campaign again moves it. 409 plan_limit: the audience holds more contacts than the "
+            "location's plan sends one campaign to. Past the plan's messages a day, the rest wait for the "
+            "location's next midnight (see the campaign's note)."
         ),
     )
     async def send_campaign(
@@ -237,6 +239,11 @@ class CampaignsController(Controller):
         "/{campaign_id:uuid}/cancel",
         status_code=200,
         summary="Cancel: recipients not yet reached are marked cancelled",
+        description=(
+            "Always wins over a campaign being sent: it waits for the batch under way to finish writing, "
+            "and once it answers no message of the campaign is handed to a provider (those handed over "
+            "before finish). 409 campaign_state: the campaign already finished."
+        ),
     )
     async def cancel_campaign(
         self,

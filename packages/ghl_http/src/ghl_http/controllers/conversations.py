@@ -172,7 +172,9 @@ class ContactMessagesController(Controller):
         description=(
             "201: queued (or scheduled); a send job hands it to the location's provider. 200: a message "
             "with the same `cause` exists, and is returned instead. 409 contact_dnd: the contact has "
-            "do-not-disturb on for the channel. 422 no_address: no phone (SMS) or email on the contact."
+            "do-not-disturb on for the channel. 422 no_address: no phone (SMS) or email on the contact. "
+            "429 daily_message_limit: the location's plan's messages for today are spent (Retry-After: "
+            "until its next midnight)."
         ),
     )
     async def send(
