@@ -149,6 +149,33 @@ def _open_csv(path: Path) -> Any:
         raise
 
 
+def _import_progress(output: Output) -> Any:
+    """On stderr, for people at a terminal: the share of the file read so far (its size is the total,
+    known before the first row, and bytes read advance it, which rows of any length cannot), the rows
+    processed, and the time spent and left."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        TextColumn("elapsed,"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
+        console=output.err,
+        disable=output.json or not sys.stderr.isatty(),
+    )
+
+
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="The CSV file.", exists=True, dir_okay=False, readable=True)],
@@ -170,8 +197,6 @@ def import_(
 ) -> None:
     """Import contacts from a CSV file (streamed: any size, constant memory). Re-running the same file
     changes nothing."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ghl_adapters.runtime import freeze_heap
 
     output = Output(json=json_output)
@@ -189,24 +214,16 @@ def import_(
         with _open_csv(file) as handle:
             source = CsvSource(handle)
             job = await service.start(actor, source.headers, options)
-            # Rows processed, on stderr; the bar's total is the file's size, advanced by bytes read.
-            progress = Progress(
-                TextColumn("importing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("rows"),
-                TimeElapsedColumn(),
-                console=output.err,
-                disable=output.json or not sys.stderr.isatty(),
-            )
+            progress = _import_progress(output)
             with progress:
-                bar = progress.add_task("import", total=None)
+                bar = progress.add_task("import", total=total, rows=0)
 
                 def report(counters: ImportCounters) -> None:
-                    progress.update(bar, completed=counters.processed)
+                    progress.update(bar, completed=handle.buffer.tell(), rows=counters.processed)
 
                 freeze_heap()
                 finished = await service.run(actor, job.id, source, progress=report)
+                progress.update(bar, completed=total, rows=finished.counters.processed)
         rejected = await service.error_report(actor, job.id) if errors_file else []
         return finished, rejected
 
