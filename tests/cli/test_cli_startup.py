@@ -29,7 +29,16 @@ for args in runs:
 with open(out, "w") as f:
     json.dump(sorted(sys.modules), f)
 """
-HEAVY = ("sqlalchemy", "litestar", "procrastinate", "alembic", "pydantic_settings", "ghl_adapters.container")
+# pydantic too: Typer validates option values with it, which help and completion never need.
+HEAVY = (
+    "sqlalchemy",
+    "litestar",
+    "procrastinate",
+    "alembic",
+    "pydantic",
+    "pydantic_settings",
+    "ghl_adapters.container",
+)
 
 
 def loaded_modules(

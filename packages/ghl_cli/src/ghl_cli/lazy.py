@@ -42,7 +42,7 @@ class LazyCommand:
         found: Any = getattr(importlib.import_module(module_name), attribute)
         if isinstance(found, typer.Typer):
             return get_group_from_info(
-                TyperInfo(found, name=name),
+                TyperInfo(found, name=name, cls=QuickGroup),
                 pretty_exceptions_short=True,
                 suggest_commands=parent.suggest_commands,
                 rich_markup_mode=parent.rich_markup_mode,
@@ -54,7 +54,19 @@ class LazyCommand:
         )
 
 
-class LazyGroup(TyperGroup):
+class QuickGroup(TyperGroup):
+    """A group whose unset flags (its --help, the completion flags) are False rather than None. Typer
+    builds a pydantic validator for any value that is not already a bool, and importing pydantic costs
+    more than all the rest of `ghl --help` or a completion."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        for param in self.get_params(ctx):
+            if getattr(param, "is_flag", False) and param.default is None:
+                param.default = False
+        return super().parse_args(ctx, args)
+
+
+class LazyGroup(QuickGroup):
     """A group whose sub-commands are `lazy_commands`, in that order, loaded on first use."""
 
     lazy_commands: ClassVar[Mapping[str, LazyCommand]] = {}
