@@ -129,3 +129,80 @@ async def test_killing_the_worker_mid_campaign_skips_no_recipient_and_sends_none
         assert counts.n == counts.d == RECIPIENTS
     finally:
         await close_container(container)
+
+
+CANCEL_RECIPIENTS = 150
+
+
+async def test_a_cancel_while_a_worker_sends_wins_and_nothing_is_claimed_after_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A worker process sends (three lanes, provider calls in flight) when the cancel comes: the cancel
+    succeeds, and no message is handed to the provider after it: the ones claimed before it are the
+    only ones that ever go out, each once."""
+    container = make_container(settings)
+    log = tmp_path / "workers.log"
+    try:
+        tenant = await new_tenant(container)
+        actor = Actor.operator_at(tenant.location_id)
+        await container.messaging_setup().set_provider(
+            actor,
+            Channel.SMS,
+            ProviderKind.TWILIO,
+            {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM},
+        )
+        # 30 a second: batches of 10 in each of the three lanes, so the cancel finds a campaign part-way.
+        await container.messaging_setup().update_settings(actor, {"sms_per_second": 30})
+        contacts = container.contacts()
+        gate = asyncio.Semaphore(8)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await contacts.create(actor, {"first_name": f"C{i}", "phone": phone(i), "tags": ["stop"]})
+
+        await asyncio.gather(*(one(i) for i in range(CANCEL_RECIPIENTS)))
+        campaign = await container.campaigns().create(
+            actor, {"name": "Stopped", "channel": "sms", "body": "Hi!", "audience": {"tags": ["stop"]}}
+        )
+
+        async def claimed() -> int:
+            async with container.engines().owner.connect() as conn:
+                found = await conn.execute(
+                    text("SELECT count(*) FROM messages WHERE campaign_id = :c AND claimed_at IS NOT NULL"),
+                    {"c": campaign.id},
+                )
+                return int(found.scalar_one())
+
+        async def idle() -> bool:
+            async with container.engines().owner.connect() as conn:
+                busy = await conn.execute(
+                    text(
+                        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'campaigns.run' "
+                        "AND status IN ('todo', 'doing') AND args->>'campaign_id' = :c"
+                    ),
+                    {"c": str(campaign.id)},
+                )
+                return int(busy.scalar_one()) == 0
+
+        with TwilioDouble() as double:
+            double.answer_latency = 0.05
+            env = worker_env(settings, tmp_path, stalled_after="5", GHL_TWILIO_API_BASE=double.base_url)
+            await container.campaigns().send(actor, campaign.id)
+            worker = start_worker(env, log, queues="campaigns,messages", concurrency=4)
+            try:
+                await wait_until(lambda: len(double.messages) >= 30, "30 sends", within=WAIT_S, poll=0.01)
+                cancelled = await container.campaigns().cancel(actor, campaign.id)
+                handed_over = await claimed()
+                await wait_until(idle, "the run to stop", within=WAIT_S, poll=0.1, log=log)
+            finally:
+                stop(worker)
+            received = Counter(m.to for m in double.messages)
+
+        assert cancelled.status.value == "cancelled"
+        assert await claimed() == handed_over  # none claimed after the cancel committed
+        assert sum(received.values()) <= handed_over < CANCEL_RECIPIENTS
+        assert max(received.values()) == 1
+        stats = await container.campaigns().stats(actor, campaign.id)
+        assert stats.pending == 0
+    finally:
+        await close_container(container)
