@@ -238,6 +238,18 @@ async def test_a_nul_anywhere_in_a_json_body_is_422_with_its_pointer(
     assert await contact_count(api, tenant) == before
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x", None])
+async def test_no_content_type_takes_a_json_body_past_the_guard(
+    api: httpx.AsyncClient, tenant: Tenant, content_type: str | None
+) -> None:
+    # The handler decodes JSON whatever the header says, so the guard checks it whatever the header says.
+    headers = {**tenant.headers, **({"Content-Type": content_type} if content_type else {})}
+
+    response = await api.post(f"{API}/contacts", content=b'{"first_name": "A\\u0000"}', headers=headers)
+
+    assert pointers(assert_problem(response, 422)) == ["/first_name"]
+
+
 async def test_an_escaped_backslash_before_u0000_is_no_nul(api: httpx.AsyncClient, tenant: Tenant) -> None:
     response = await api.post(
         f"{API}/contacts", json={"first_name": "back\\u0000slash"}, headers=tenant.headers

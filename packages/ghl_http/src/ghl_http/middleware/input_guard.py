@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import SerializationException
 from litestar.serialization import decode_json
 
@@ -77,8 +78,14 @@ def checked_json(body: bytes) -> Any:
 
 
 def _takes_json(scope: Scope) -> bool:
+    """The handler takes `data` decoded as JSON (its declared encoding decides, whatever the request's
+    Content-Type says: Litestar decodes it as JSON all the same)."""
     handler = scope.get("route_handler")
-    return handler is not None and getattr(handler, "parsed_data_field", None) is not None
+    field = getattr(handler, "parsed_data_field", None)
+    if field is None:
+        return False
+    media_type = getattr(field.kwarg_definition, "media_type", RequestEncodingType.JSON)
+    return bool(media_type == RequestEncodingType.JSON)
 
 
 class InputGuard:
