@@ -820,58 +820,66 @@ class CampaignService:
         is spent before the batch begins."""
         assert scope.location_id is not None  # noqa: S101 - a location scope
         # New messages first take their share of today's allowance (a short transaction of its own, so
-        # lanes do not wait on each other's batches); what the batch does not write goes back below.
+        # lanes do not wait on each other's batches).
         day, granted = (None, 0) if resume else await self._reserve(scope.location_id, size)
         size = size if resume else granted
-        async with self._uow(scope) as uow:
-            await uow.campaigns.gate(campaign_id, exclusive=False)
-            campaign = await uow.campaigns.get(campaign_id)
-            after = cursor.position if cursor else -1
-            sending = campaign is not None and campaign.status is CampaignStatus.SENDING
-            taken = await uow.campaigns.take(campaign_id, size, resume=resume, after=after) if sending else []
-            if cursor is not None and taken:
-                cursor.position = max(cursor.position, taken[-1].position)
-            if campaign is None or not taken:
-                await self._refund(uow, scope.location_id, day, granted)
+        # What the batch does not write goes back after it (a transaction of its own: the day's count is
+        # never locked while the batch holds its rows), all of it when the batch fails.
+        unused = granted
+        try:
+            async with self._uow(scope) as uow:
+                await uow.campaigns.gate(campaign_id, exclusive=False)
+                campaign = await uow.campaigns.get(campaign_id)
+                after = cursor.position if cursor else -1
+                sending = campaign is not None and campaign.status is CampaignStatus.SENDING
+                taken = (
+                    await uow.campaigns.take(campaign_id, size, resume=resume, after=after) if sending else []
+                )
+                if cursor is not None and taken:
+                    cursor.position = max(cursor.position, taken[-1].position)
+                if campaign is None or not taken:
+                    if campaign is None or not sending:
+                        return (campaign.status if campaign else CampaignStatus.CANCELLED), False
+                    return campaign.status, True
+                location = await uow.locations.get(campaign.location_id)
+                if location is None:  # pragma: no cover - the campaign's foreign key keeps it
+                    raise NotFound("location gone")
+                contacts = await uow.contacts.get_many([r.contact_id for r in taken])
+                updates: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = []
+                message_ids: list[uuid.UUID] = []
+                items: list[tuple[Contact, Draft, str | None]] = []
+                to_render: list[Contact] = []
+                for recipient in taken:
+                    if recipient.status is RecipientStatus.SENDING and recipient.message_id is not None:
+                        message_ids.append(recipient.message_id)  # a run that died mid-batch: finish it
+                        continue
+                    contact = contacts.get(recipient.contact_id)
+                    if contact is None or contact.deleted_at is not None or contact.erased_at is not None:
+                        updates.append(
+                            (recipient.contact_id, RecipientStatus.SKIPPED, None, "contact_deleted")
+                        )
+                        continue
+                    to_render.append(contact)
+                drafts = await self._drafts(campaign, to_render, location)
+                for contact, draft in zip(to_render, drafts, strict=True):
+                    if isinstance(draft, str):  # the template failed for this contact: recorded, not retried
+                        updates.append((contact.id, RecipientStatus.SKIPPED, None, draft))
+                    else:
+                        items.append((contact, draft, f"campaign:{campaign.id}:{contact.id}"))
+                queued = await self._conversations.enqueue_many(
+                    uow, location, items, source=MessageSource.CAMPAIGN, defer=False, metered=False
+                )
+                for one in queued:
+                    if one.message is None:
+                        updates.append((one.contact_id, RecipientStatus.SKIPPED, None, one.skipped))
+                    else:
+                        updates.append((one.contact_id, RecipientStatus.SENDING, one.message.id, None))
+                        message_ids.append(one.message.id)
+                await uow.campaigns.set_recipients(campaign_id, updates)
                 await uow.commit()
-                if campaign is None or not sending:
-                    return (campaign.status if campaign else CampaignStatus.CANCELLED), False
-                return campaign.status, True
-            location = await uow.locations.get(campaign.location_id)
-            if location is None:  # pragma: no cover - the campaign's foreign key keeps it
-                raise NotFound("location gone")
-            contacts = await uow.contacts.get_many([r.contact_id for r in taken])
-            updates: list[tuple[uuid.UUID, RecipientStatus, uuid.UUID | None, str | None]] = []
-            message_ids: list[uuid.UUID] = []
-            items: list[tuple[Contact, Draft, str | None]] = []
-            to_render: list[Contact] = []
-            for recipient in taken:
-                if recipient.status is RecipientStatus.SENDING and recipient.message_id is not None:
-                    message_ids.append(recipient.message_id)  # a run that died mid-batch: finish it
-                    continue
-                contact = contacts.get(recipient.contact_id)
-                if contact is None or contact.deleted_at is not None or contact.erased_at is not None:
-                    updates.append((recipient.contact_id, RecipientStatus.SKIPPED, None, "contact_deleted"))
-                    continue
-                to_render.append(contact)
-            drafts = await self._drafts(campaign, to_render, location)
-            for contact, draft in zip(to_render, drafts, strict=True):
-                if isinstance(draft, str):  # the template failed for this contact: recorded, not retried
-                    updates.append((contact.id, RecipientStatus.SKIPPED, None, draft))
-                else:
-                    items.append((contact, draft, f"campaign:{campaign.id}:{contact.id}"))
-            queued = await self._conversations.enqueue_many(
-                uow, location, items, source=MessageSource.CAMPAIGN, defer=False, metered=False
-            )
-            for one in queued:
-                if one.message is None:
-                    updates.append((one.contact_id, RecipientStatus.SKIPPED, None, one.skipped))
-                else:
-                    updates.append((one.contact_id, RecipientStatus.SENDING, one.message.id, None))
-                    message_ids.append(one.message.id)
-            await uow.campaigns.set_recipients(campaign_id, updates)
-            await self._refund(uow, scope.location_id, day, granted - sum(one.created for one in queued))
-            await uow.commit()
+                unused = granted - sum(one.created for one in queued)
+        finally:
+            await self._refund(scope.location_id, day, unused)
         outcome = await self._conversations.deliver_many(
             scope.location_id, message_ids, final_attempt=False, contacts=contacts, campaign_id=campaign_id
         )
@@ -919,10 +927,11 @@ class CampaignService:
             raise _DailyLimit
         return day, granted
 
-    @staticmethod
-    async def _refund(uow: UnitOfWork, location_id: uuid.UUID, day: date | None, unused: int) -> None:
+    async def _refund(self, location_id: uuid.UUID, day: date | None, unused: int) -> None:
         if day is not None and unused > 0:
-            await uow.messages.release_daily(location_id, day, unused)
+            async with self._uow(TenantScope.location(location_id)) as uow:
+                await uow.messages.release_daily(location_id, day, unused)
+                await uow.commit()
 
     def _draft(self, campaign: Campaign, contact: Contact, location: Location) -> Draft:
         context = merge_context(contact, location)

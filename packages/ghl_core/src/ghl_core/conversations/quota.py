@@ -7,9 +7,11 @@ and HELP confirmations) neither count nor wait: the law wants them sent. What ha
 - a single send (inbox, API, workflow step) is refused with `DailyLimitReached` (429, Retry-After until
   the location's next midnight), and writes nothing;
 - a campaign takes its batches' shares ahead (`reserve`, a short transaction of its own, so its lanes do
-  not queue behind one another's batches) and hands back what a batch did not use when the batch
-  commits; when nothing is left for today its remaining recipients wait, still pending, until the
-  location's next midnight (see CampaignService.run).
+  not queue behind one another's batches) and hands back what a batch did not use after it, again in a
+  transaction of its own (a batch holding its rows never waits for the count: a single send holding the
+  count may wait for those rows). A worker killed in between leaves at most a batch counted but unsent,
+  never the reverse. When nothing is left for today the campaign's remaining recipients wait, still
+  pending, until the location's next midnight (see CampaignService.run).
 The count is kept beside the ledger (`MessageRepository.reserve_daily`), so no send scans a day of
 messages."""
 

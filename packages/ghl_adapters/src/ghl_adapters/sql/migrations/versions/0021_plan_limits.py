@@ -4,7 +4,7 @@ A plan bounds how many messages a location sends a day (ghl_core.tenancy.plans).
 ledger at every send would scan up to a day's messages each time, so the count is kept beside it: one row
 per (location, local day). A send takes its share from the row before its messages are written (a single
 send in its own transaction; a campaign batch in a short transaction of its own, handing back what it did
-not use when it commits), so concurrent senders never pass the limit together. Rows of past days are
+not use after it), so concurrent senders never pass the limit together. Rows of past days are
 small (one a location a day) and kept: they are the location's daily history.
 
 A campaign gains a `note`: why it waits (today's messages are spent: it goes on at the location's next
