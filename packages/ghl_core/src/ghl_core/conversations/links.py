@@ -11,8 +11,16 @@ import uuid
 from dataclasses import dataclass
 
 from ghl_core.shared.errors import NotFound
+from ghl_core.shared.ratelimit import RateLimitPolicy
 
 _MAC_BYTES = 16
+
+# The tracking URLs are fetched by recipients' mail clients and by image proxies that fetch for many
+# recipients at once (Gmail's), so a client address gets a generous bucket: it bounds a flood, not a
+# reader. One link fetched over and over (each genuine fetch locks and writes its message) is someone
+# inflating the statistics, whichever addresses it comes from.
+TRACKING_CLIENT_LIMIT = RateLimitPolicy(per_minute=600, burst=120)
+TRACKING_LINK_LIMIT = RateLimitPolicy(per_minute=30, burst=10)
 
 
 @dataclass(frozen=True, slots=True)

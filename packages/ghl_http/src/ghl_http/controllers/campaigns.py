@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import math
 import uuid
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -18,7 +20,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_
 
 from ghl_adapters.container import Container
 from ghl_core.campaigns.services import CampaignService, TemplateService
-from ghl_core.shared.errors import NotFound
+from ghl_core.conversations.links import TRACKING_CLIENT_LIMIT, TRACKING_LINK_LIMIT
+from ghl_core.shared.errors import NotFound, TooManyRequests
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
 from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_body
@@ -269,9 +272,25 @@ def _not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=NO_STORE)
 
 
+async def _limit_tracking(state: State, request: Request[Any, Any, Any], token: str) -> None:
+    """Per client address, then per link (the token, hashed: a guess may be long). Checked before the
+    token, so guessing costs the same as fetching."""
+    limiter = _container(state).rate_limiter()
+    client = request.client.host if request.client else "unknown"
+    link = hashlib.sha256(token.encode()).hexdigest()[:32]
+    for key, policy, source in (
+        (f"tracking:ip:{client}", TRACKING_CLIENT_LIMIT, "from this address"),
+        (f"tracking:link:{link}", TRACKING_LINK_LIMIT, "for this link"),
+    ):
+        decision = await limiter.acquire(key, policy)
+        if not decision.allowed:
+            retry = max(1, math.ceil(decision.retry_after))
+            raise TooManyRequests(f"too many tracking requests {source}; retry later", retry)
+
+
 class TrackingController(Controller):
     """Reached from recipients' mail clients, with no credential: each link carries its own signature,
-    so a forged or altered one is simply not found."""
+    so a forged or altered one is simply not found. Limited per client address and per link."""
 
     path = TRACKING_PATH
     tags = ["campaigns: tracking"]
@@ -283,7 +302,10 @@ class TrackingController(Controller):
         security=[{}],
         media_type="image/gif",
     )
-    async def open_pixel(self, name: FromPath[str], state: State) -> Response[bytes]:
+    async def open_pixel(
+        self, name: FromPath[str], request: Request[Any, Any, Any], state: State
+    ) -> Response[bytes]:
+        await _limit_tracking(state, request, name)
         token = name.removesuffix(".gif")
         if token != name:
             with contextlib.suppress(NotFound):  # never tell a guesser whether a token was genuine
@@ -303,6 +325,7 @@ class TrackingController(Controller):
         state: State,
         u: Annotated[str, QueryParameter(description="The destination, as the email linked it")] = "",
     ) -> Response[Any]:
+        await _limit_tracking(state, request, token)
         try:
             if _scheme(u) not in ("http", "https"):
                 raise NotFound("link not found")
