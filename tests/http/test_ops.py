@@ -7,15 +7,17 @@ import contextlib
 import importlib.metadata
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 import structlog
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
-from http_kit import API, Tenant, assert_problem, open_api
+from http_kit import API, Tenant, assert_problem, bearer, open_api
 from support import make_container
 
 
@@ -93,6 +95,39 @@ async def test_metrics_in_prometheus_text_by_route_template(api: httpx.AsyncClie
     assert 'route="/api/v1/location",status="200"' in text
     assert "ghl_http_request_duration_seconds_bucket" in text
     assert str(missing) not in text
+
+
+@contextlib.asynccontextmanager
+async def api_with(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    built = make_container(settings.model_copy(update=overrides))
+    try:
+        async with open_api(built) as api:
+            yield api
+    finally:
+        await close_container(built)
+
+
+async def test_metrics_need_the_token_when_one_is_set(settings: Settings) -> None:
+    token = "scrape-" + uuid.uuid4().hex
+    async with api_with(settings, metrics_token=SecretStr(token)) as api:
+        for headers in ({}, bearer("wrong"), {"Authorization": f"Basic {token}"}, bearer(token + "x")):
+            refused = await api.get("/metrics", headers=headers)
+            body = assert_problem(refused, 401, "unauthenticated")
+            assert "GHL_METRICS_TOKEN" in body["detail"]
+            assert refused.headers["www-authenticate"].lower().startswith("bearer")
+            assert "ghl_http_requests_total" not in refused.text
+
+        allowed = await api.get("/metrics", headers=bearer(token))
+
+    assert allowed.status_code == 200, allowed.text
+    assert "# TYPE ghl_http_requests_total counter" in allowed.text
+
+
+async def test_metrics_can_be_turned_off(settings: Settings) -> None:
+    async with api_with(settings, metrics_enabled=False) as api:
+        response = await api.get("/metrics")
+
+    assert_problem(response, 404)
 
 
 async def test_caller_mistakes_are_not_logged_as_server_errors(

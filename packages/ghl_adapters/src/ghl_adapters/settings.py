@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("GHL_TRUSTED_PROXIES")
     )
+    # Prometheus metrics at /metrics: route templates, statuses and durations, never ids or tenant data.
+    # Open by default (Prometheus scrapes without credentials, and the server listens on loopback unless
+    # told otherwise); with a token, a scrape must send `Authorization: Bearer <token>`.
+    metrics_enabled: bool = Field(True, validation_alias=_env("GHL_METRICS_ENABLED"))
+    metrics_token: SecretStr | None = Field(None, validation_alias=_env("GHL_METRICS_TOKEN"))
     # Hot reads (API key look-ups, locations, custom field definitions) are cached this long; 0 turns
     # the cache off. Writes invalidate at once in every process, so this bounds only out-of-band edits.
     cache_ttl_seconds: float = Field(
@@ -225,6 +230,11 @@ class Settings(BaseSettings):
                     f"{entry!r} is not an IP address or a CIDR network (or * alone, for any)"
                 ) from None
         return entries
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None  # empty: no token
 
     @field_validator("clerk_publishable_key")
     @classmethod

@@ -191,6 +191,9 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         plans=container.plans(),
     )
+    # /metrics unless GHL_METRICS_ENABLED is off; behind GHL_METRICS_TOKEN when one is set.
+    scrape_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    scrape = [metrics_route(metrics, token=scrape_token)] if settings.metrics_enabled else []
     app = Litestar(
         route_handlers=[
             api,
@@ -201,7 +204,7 @@ def create_app(
             WorkflowHookController,
             live,
             ready,
-            metrics_route(metrics),
+            *scrape,
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -214,4 +217,4 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    return install_request_context(app, metrics=metrics)
+    return install_request_context(app, metrics=metrics if settings.metrics_enabled else None)

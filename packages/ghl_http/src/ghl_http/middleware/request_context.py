@@ -7,6 +7,7 @@ ASGI handler, the same place Litestar puts its CORS and OpenTelemetry middleware
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 import uuid
@@ -14,13 +15,13 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
 import structlog
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 
 from ghl_adapters.observability import HttpMetrics, get_logger
 from ghl_adapters.sql.availability import database_unavailable
-from ghl_core.shared.errors import DomainError
+from ghl_core.shared.errors import DomainError, Unauthenticated
 from ghl_core.shared.masking import mask_value
 from ghl_http.problems import BAD_INPUT_ERRORS
 
@@ -142,12 +143,22 @@ def install_request_context(
     return app
 
 
-def metrics_route(metrics: HttpMetrics, path: str = "/metrics") -> HTTPRouteHandler:
-    """A ``GET`` handler exposing ``metrics`` for Prometheus to scrape."""
+def metrics_route(metrics: HttpMetrics, path: str = "/metrics", token: str | None = None) -> HTTPRouteHandler:
+    """A ``GET`` handler exposing ``metrics`` for Prometheus to scrape; with ``token``, only to a scrape
+    that sends ``Authorization: Bearer <token>`` (GHL_METRICS_TOKEN)."""
 
     @get(path, include_in_schema=False, sync_to_thread=False, name="ghl_metrics")
-    def scrape() -> Response[bytes]:
+    def scrape(request: Request[Any, Any, Any]) -> Response[bytes]:
+        if token is not None and not bearer_matches(request.headers.get("authorization", ""), token):
+            raise Unauthenticated("send 'Authorization: Bearer <GHL_METRICS_TOKEN>' to read the metrics")
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
     return scrape
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an Authorization header carries this bearer token, compared in constant time."""
+    scheme, _, presented = authorization.partition(" ")
+    same = hmac.compare_digest(presented.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and same
