@@ -6,11 +6,10 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from ghl_adapters.container import Container
 from ghl_adapters.settings import Settings
 from ghl_adapters.sql import migrate
 from ghl_adapters.sql.embedded import EmbeddedPostgres
@@ -18,6 +17,11 @@ from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.models import PlanTier
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.services import NewLocation
+
+if TYPE_CHECKING:
+    # Only named here: `ghl db` and the embedded start need no container, and importing it imports
+    # every adapter.
+    from ghl_adapters.container import Container
 
 
 @dataclass
