@@ -51,6 +51,7 @@ from ghl_http.deps import DEPENDENCIES
 from ghl_http.gate import API_PREFIX, ApiGate
 from ghl_http.middleware.input_guard import InputGuard
 from ghl_http.middleware.request_context import install_request_context, metrics_route
+from ghl_http.openapi import ApiDocsConfig
 from ghl_http.problems import EXCEPTION_HANDLERS
 
 VERSION = version()  # the installed packages' (ghl_core.version), as `ghl --version` says
@@ -72,7 +73,7 @@ async def ready(state: State) -> Response[dict[str, Any]]:
 
 
 def _openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(
+    return ApiDocsConfig(
         title="GHL-style CRM platform API",
         version=VERSION,
         description=(

@@ -24,7 +24,7 @@ from ghl_core.notes.services import NoteService
 from ghl_core.pipelines.opportunities import OpportunityService
 from ghl_core.pipelines.services import PipelineService
 from ghl_core.shared.errors import Unauthenticated
-from ghl_core.shared.pagination import MAX_LIMIT, MAX_OFFSET, PageRequest
+from ghl_core.shared.pagination import CURSOR_PATTERN, MAX_CURSOR, MAX_LIMIT, MAX_OFFSET, PageRequest
 from ghl_core.smart_lists.services import SmartListService
 from ghl_core.tags.services import TagService
 from ghl_core.tasks.services import TaskService
@@ -114,12 +114,25 @@ def provide_jobs(state: State) -> JobService:
 
 def provide_page(
     limit: Annotated[
-        int | None, QueryParameter(description=f"Items per page (1 to {MAX_LIMIT}, default 20)")
+        int | None,
+        QueryParameter(ge=1, le=MAX_LIMIT, description=f"Items per page (1 to {MAX_LIMIT}, default 20)"),
     ] = None,
-    cursor: Annotated[str | None, QueryParameter(description="The next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=CURSOR_PATTERN,
+            max_length=MAX_CURSOR,
+            description="The next_cursor of the previous page (never with offset)",
+        ),
+    ] = None,
     offset: Annotated[
         int | None,
-        QueryParameter(description=f"Items to skip (0 to {MAX_OFFSET:,}; a fallback, prefer cursor)"),
+        QueryParameter(
+            ge=0,
+            le=MAX_OFFSET,
+            schema_extra={"minimum": 0},  # Litestar leaves a bound of 0 out of the schema
+            description=f"Items to skip (0 to {MAX_OFFSET:,}; a fallback, prefer cursor)",
+        ),
     ] = None,
 ) -> PageRequest:
     return PageRequest.parse(limit, cursor, offset)

@@ -122,8 +122,9 @@ class OutboxOut(BaseModel):
 
 
 class SendIn(Body):
-    # Above the core's limits, so the core's own messages report a long body or subject.
-    model_config = ConfigDict(str_max_length=1_100_000)
+    # Above the core's limits, so the core's own messages report a long body or subject. Titled apart
+    # from the campaigns' SendIn: a generated client names its classes after the titles.
+    model_config = ConfigDict(str_max_length=1_100_000, title="MessageSendIn")
 
     channel: str | None = Field(None, description="sms or email")
     body: str | None = Field(None, description="The SMS text, or the email's text part")

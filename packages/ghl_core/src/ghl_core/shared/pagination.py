@@ -16,6 +16,9 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 # Beyond any table; the database's OFFSET is a bigint, so 10**30 failed there as a server error.
 MAX_OFFSET = 1_000_000_000
+# What `encode_cursor` writes (URL-safe base64 without padding), so the API can document it.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+MAX_CURSOR = 1024
 
 
 @dataclass(frozen=True, slots=True)

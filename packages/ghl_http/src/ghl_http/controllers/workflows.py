@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import BodyKwarg, FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from pydantic import BaseModel
 
 from ghl_adapters.container import Container
 from ghl_core.inbound.models import CLIENT_LIMIT, ENDPOINT_LIMIT, BodyTooLarge
@@ -27,12 +29,23 @@ from ghl_core.workflows.simulation import describe
 from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
 from ghl_http.controllers.inbound import _body, _headers, _limit, receive_problem
 from ghl_http.middleware.input_guard import checked_json
+from ghl_http.schemas_workflows import EnrollIn, SimulateIn, WorkflowDocument
 
 HOOK_PATH = "/hooks/workflows"
 MAX_HOOK_BODY = 65_536  # an inbound-webhook call names a contact and a few fields, nothing bulky
 
 Json = dict[str, Any]
-Document = JSONBody[dict[str, Any]]
+
+
+def _described_by(model: type[BaseModel]) -> BodyKwarg:
+    """A JSON object body the core checks itself (pointing at each mistake), titled after the model that
+    describes it in the OpenAPI document (ghl_http.openapi)."""
+    return BodyKwarg(title=model.__name__, media_type=RequestEncodingType.JSON)
+
+
+Document = Annotated[Json, _described_by(WorkflowDocument)]
+Enrollment = Annotated[Json, _described_by(EnrollIn)]
+SimulationInput = Annotated[Json, _described_by(SimulateIn)]
 
 
 def hook_url(base_url: str, location_id: uuid.UUID, workflow_id: uuid.UUID, secret: str) -> str:
@@ -246,7 +259,7 @@ class WorkflowsController(Controller):
     async def enroll(
         self,
         workflow_id: FromPath[uuid.UUID],
-        data: Document,
+        data: Enrollment,
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
@@ -306,7 +319,7 @@ class WorkflowsController(Controller):
     async def simulate(
         self,
         workflow_id: FromPath[uuid.UUID],
-        data: Document,
+        data: SimulationInput,
         actor: NamedDependency[Actor],
         workflows: NamedDependency[WorkflowService],
     ) -> Json:
