@@ -161,6 +161,19 @@ def test_a_failure_no_command_reports_is_a_short_message(cli_env: Env, tmp_path:
     assert str(out) in doc["error"]["detail"]
 
 
+def test_a_usage_error_with_json_is_a_json_error(cli_env: Env) -> None:
+    env = cli_env | {"GHL_LOCATION_ID": None}
+    doc = invoke_json(env, "pipelines", "list", exit_code=2)
+    assert doc["error"]["code"] == "usage_error"
+    assert "Missing option '--location'" in doc["error"]["detail"]
+    bad = invoke_json(env, "pipelines", "list", "--location", "not-a-uuid", exit_code=2)
+    assert "--location" in bad["error"]["detail"]
+    # Without --json, click's own message: the usage line, then the error.
+    plain = invoke(env, "pipelines", "list")
+    assert (plain.exit_code, plain.stdout) == (2, "")
+    assert "Error: Missing option '--location'" in plain.stderr
+
+
 @pytest.fixture
 def exploding(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> typer.Typer:
     """The real root group with one more command: a bug, as an unexpected exception."""

@@ -171,6 +171,15 @@ def unexpected_document(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def fail_usage(exc: typer.TyperException) -> NoReturn:
+    """A usage error (click's) as the JSON error --json promises, with click's exit code (2)."""
+    from ghl_cli.output import Output
+
+    doc = {"code": "usage_error", "title": "Invalid usage", "detail": exc.format_message()}
+    Output(json=True).document({"error": doc})
+    raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+
+
 def fail(exc: Exception, *, json_output: bool) -> NoReturn:
     """The last word on a failure no command turned into a message; re-raised under GHL_DEBUG=1."""
     from ghl_cli.output import Output

@@ -97,14 +97,21 @@ class Ghl(LazyGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Context) -> Any:
+        json_output = bool(ctx.meta.get("ghl.json"))
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise  # exits, aborts and usage errors: click prints them and sets the exit code
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as exc:  # click's usage errors: a missing option, a bad value
+            if not json_output:
+                raise  # click prints the usage line and the message, exit code 2
+            from ghl_cli.errors import fail_usage
+
+            fail_usage(exc)
         except Exception as exc:
             from ghl_cli.errors import fail
 
-            fail(exc, json_output=bool(ctx.meta.get("ghl.json")))
+            fail(exc, json_output=json_output)
 
 
 def _show_version(value: bool) -> None:
