@@ -212,6 +212,19 @@ def test_an_unexpected_failure_is_one_line_with_a_reference(exploding: typer.Typ
     )
 
 
+def test_the_traceback_is_not_saved_in_a_folder_others_can_read(exploding: typer.Typer) -> None:
+    shared = Path(tempfile.gettempdir()) / "ghl-errors"
+    shared.mkdir()
+    shared.chmod(0o777)
+    result = CliRunner().invoke(
+        exploding, ["explode", "--json"], env={"GHL_DEBUG": None}, catch_exceptions=False
+    )
+    error = json.loads(result.stdout)["error"]
+    assert (result.exit_code, error["traceback_file"]) == (70, None)
+    assert "the traceback could not be saved" in error["detail"]
+    assert list(shared.iterdir()) == []
+
+
 def test_ghl_debug_lets_an_unexpected_failure_through(exploding: typer.Typer) -> None:
     with pytest.raises(LookupError):
         CliRunner().invoke(exploding, ["explode"], env={"GHL_DEBUG": "1"}, catch_exceptions=False)

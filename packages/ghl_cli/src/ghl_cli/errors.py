@@ -8,7 +8,7 @@ private file under the temporary folder with that reference in its name. GHL_DEB
 the terminal instead.
 
 The driver and adapter exception types are imported when a failure is examined, not with this module:
-every command imports it, and `ghl --help` must not pay for SQLAlchemy."""
+every command imports it, and its start-up must not pay for SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -144,12 +144,17 @@ def known_document(exc: BaseException) -> dict[str, Any]:
 
 
 def _save_traceback(reference: str, exc: BaseException) -> Path | None:
-    """The traceback in a file only this user can read (it may quote data); None if it cannot be written."""
+    """The traceback in a file only this user can read (it may quote data); None if it cannot be written.
+    The folder is refused unless it is ours, and the file is new (O_EXCL), so nobody can read it through a
+    folder or a link they made in the shared temporary folder."""
     folder = Path(tempfile.gettempdir()) / "ghl-errors"
     path = folder / f"{reference}.txt"
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        info = folder.lstat()
+        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o077):
+            return None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write("".join(traceback.format_exception(exc)))
     except OSError:
