@@ -41,8 +41,8 @@ def names(actor: Actor) -> set[str]:
 
 
 def test_permission_count_is_what_the_matrix_below_assumes() -> None:
-    assert len(ALL) == 21
-    assert len(LOCATION_ALL) == 18
+    assert len(ALL) == 22  # providers:write, admins only
+    assert len(LOCATION_ALL) == 19
 
 
 @pytest.mark.parametrize(

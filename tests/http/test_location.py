@@ -60,7 +60,8 @@ async def test_a_location_token_stops_working_when_its_location_is_deleted(
     headers = await location_token(api, owner.headers, location["id"])
     await api.delete(f"{API}/locations/{location['id']}", headers=owner.headers)
 
-    assert_problem(await api.get(f"{API}/location", headers=headers), 404)
+    # Refused as a credential (the token's liveness check), before any look-up could answer 404.
+    assert_problem(await api.get(f"{API}/location", headers=headers), 401)
 
 
 # -- API keys ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from dependency_injector import containers, providers
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from ghl_adapters.cache import wiring as cache_wiring
 from ghl_adapters.identity import Argon2PasswordHasher, ClerkJwtVerifier, JwtAccessTokenCodec
@@ -68,13 +68,23 @@ from ghl_core.webhooks.services import WebhookService
 from ghl_core.workflows.engine import StepServices, WorkflowEngine
 from ghl_core.workflows.services import WorkflowService
 
+REDIS_MAX_CONNECTIONS = 100
+
 
 def _redis(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
-    return Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+    # A blocking pool: a burst of more concurrent requests than the pool holds waits (up to 2 s) for a
+    # connection instead of failing with MaxConnectionsError, which the default pool raises at once.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=2,
+        socket_connect_timeout=2,
+        socket_timeout=2,
+        health_check_interval=30,
     )
+    return Redis(connection_pool=pool)
 
 
 def _rate_limiter(redis: Redis | None) -> RateLimiter:
@@ -308,7 +318,7 @@ async def close_container(container: Container) -> None:
         await bus.close()  # its listening task first: it uses the Redis client or its own connection
     client = container.redis()
     if client is not None:
-        await client.aclose()
+        await client.aclose(close_connection_pool=True)  # the pool was built apart from the client
     await container.engines().dispose()
 
 
