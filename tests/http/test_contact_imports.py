@@ -414,11 +414,24 @@ async def test_a_growing_import_refreshes_the_planner_statistics(
     assert await _manual_analyses(container) == before + 1
 
 
-def _rows(prefix: str, n: int, fail_after: int | None = None) -> Iterator[CsvRow]:
-    for i in range(n):
-        if i == fail_after:
-            raise ValueError("the file could not be read past this point")
-        yield CsvRow(line=i + 2, values={"email": f"{prefix}{i}@example.com"})
+class _Rows:
+    """A file of distinct e-mail addresses, which the import reads twice (who is who, then its batches);
+    with `fail_after`, reading it the `failing_read`th time fails at that row."""
+
+    def __init__(self, prefix: str, n: int, fail_after: int | None = None, failing_read: int = 2) -> None:
+        self.prefix, self.n, self.fail_after, self.failing_read = prefix, n, fail_after, failing_read
+        self.reads = 0
+
+    def __iter__(self) -> Iterator[CsvRow]:
+        self.reads += 1
+        for i in range(self.n):
+            if i == self.fail_after and self.reads == self.failing_read:
+                raise ValueError("the file could not be read past this point")
+            yield CsvRow(line=i + 2, values={"email": f"{self.prefix}{i}@example.com"})
+
+
+def _rows(prefix: str, n: int, fail_after: int | None = None) -> _Rows:
+    return _Rows(prefix, n, fail_after)
 
 
 async def _started(container: Container, tenant: Tenant) -> tuple[Actor, ContactImport]:
@@ -441,6 +454,22 @@ async def test_a_file_that_fails_mid_import_keeps_the_batches_written_and_fails_
     assert done.counters.created == done.counters.processed == 6  # two whole batches, none half-written
     found = [c["email"] for c in await all_contacts(api, tenant) if c["email"].startswith(prefix)]
     assert sorted(found) == sorted(f"{prefix}{i}@example.com" for i in range(6))
+
+
+async def test_a_file_that_fails_before_the_first_batch_imports_nothing(
+    api: httpx.AsyncClient, tenant: Tenant, container: Container
+) -> None:
+    """The first read (who is who over the whole file) fails: nothing is written, the import failed."""
+    actor, job = await _started(container, tenant)
+    prefix = f"early{tag()}"
+    with pytest.raises(ValueError, match="could not be read"):
+        await container.contact_imports().run(
+            actor, job.id, _Rows(prefix, 10, 7, failing_read=1), batch_size=3
+        )
+    done = await container.contact_imports().get(actor, job.id)
+    assert (done.status, done.failure) == (ImportStatus.FAILED, "the file could not be read past this point")
+    assert done.counters.processed == 0
+    assert not [c for c in await all_contacts(api, tenant) if c["email"].startswith(prefix)]
 
 
 async def test_a_batch_that_fails_to_write_stops_the_import_after_the_batches_before_it(

@@ -358,18 +358,27 @@ class SqlContactImportRepository:
             {"key": f"contact_import:{location_id}"},
         )
 
-    async def matches(self, emails: Sequence[str], phones: Sequence[str]) -> builtins.list[Contact]:
-        """Live contacts with one of these e-mail addresses or phone numbers, oldest first. One lookup per
-        identifier kind, each an equality its (location, value) index serves, the values bound as one array;
-        sorted here, as asking for the order in SQL invites a walk of the location's contacts in that order.
-        (Without statistics on the location's new contacts the planner walks them instead: the import
-        refreshes the statistics as it grows the location, see `refresh_statistics`.)"""
+    async def matches(
+        self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[uuid.UUID] = ()
+    ) -> builtins.list[Contact]:
+        """Live contacts with one of these e-mail addresses or phone numbers, or one of these ids, oldest
+        first. One lookup per identifier kind, each an equality its (location, value) index serves, the
+        values bound as one array; sorted here, as asking for the order in SQL invites a walk of the
+        location's contacts in that order. (Without statistics on the location's new contacts the planner
+        walks them instead: the import refreshes the statistics as it grows the location, see
+        `refresh_statistics`.)"""
         c = t.contacts.c
         lookups = [
             select(t.contacts).where(col == any_(bindparam(name, list(values), type_=ARRAY(Text))))
             for col, name, values in ((c.email, "emails", emails), (c.phone, "phones", phones))
             if values
         ]
+        if ids:
+            lookups.append(
+                select(t.contacts).where(
+                    c.id == any_(bindparam("ids", list(ids), type_=ARRAY(UUID(as_uuid=True))))
+                )
+            )
         if not lookups:
             return []
         q = union_all(*(lookup.where(c.deleted_at.is_(None)) for lookup in lookups))

@@ -130,8 +130,11 @@ class ContactImportRepository(Protocol):
         """Serialises batch writes of one location until the transaction ends."""
         ...
 
-    async def matches(self, emails: Sequence[str], phones: Sequence[str]) -> builtins.list[Contact]:
-        """Live contacts of the scope's location holding any of these e-mails or phones, oldest first."""
+    async def matches(
+        self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[uuid.UUID] = ()
+    ) -> builtins.list[Contact]:
+        """Live contacts of the scope's location holding any of these e-mails or phones, or having one
+        of these ids, oldest first."""
         ...
 
     async def refresh_statistics(self) -> None:

@@ -1,23 +1,30 @@
-"""Importing contacts from CSV rows: a streaming engine over an iterator of rows, written in batches.
+"""Importing contacts from CSV rows: a streaming engine over rows, written in batches.
 
 Each batch is one transaction: its contacts, their audit rows and events, and the import's counters and
 error report commit together, so a crash loses no accounting and never leaves half a row. A row is
 validated as the API validates a contact; a bad row is rejected with its line number and reason. A row
 matching an existing contact changes it only when a value differs, so running the same file twice
-changes nothing the second time."""
+changes nothing the second time.
+
+Before the first batch, the rows are read once more to find who is who over the whole file
+(ghl_core.contacts.import_identities): rows linked by a shared e-mail address or phone number become one
+contact whatever their order, and a group of rows that links two existing contacts is refused. So the
+rows must be readable twice or three times (a CsvSource, a list), not a one-shot iterator."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from ghl_core.contacts.csv_rows import CsvRow
 from ghl_core.contacts.fields import Memo, clean_contact_fields, clean_tags
+from ghl_core.contacts.import_decisions import BatchDecisions, BatchPlan, update_records
+from ghl_core.contacts.import_identities import Identities, RowIdentifiers, quick_email_key, resolve
 from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, resolve_mapping, row_input
 from ghl_core.contacts.import_models import (
     ERROR_CAP,
@@ -30,7 +37,8 @@ from ghl_core.contacts.import_models import (
     NewContactRows,
     RowError,
 )
-from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
+from ghl_core.contacts.models import Contact, DuplicatePolicy
+from ghl_core.contacts.phones import quick_phone_key
 from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.contacts.services import ContactService
 from ghl_core.custom_fields.cached import cached_definitions
@@ -39,6 +47,7 @@ from ghl_core.custom_fields.values import validate_values
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
+from ghl_core.shared.csv_cells import restore_cell
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
@@ -54,6 +63,8 @@ BATCH_SIZE = 500
 MEMO_CAP = 20_000
 # A running import's process reports in after every batch; silence this long means it stopped.
 STALE_AFTER = timedelta(minutes=2)
+# ... and this often while it reads the file for who is who, before its first batch.
+HEARTBEAT_EVERY = timedelta(seconds=20)
 _ATTEMPTS = 3
 # The import refreshes the planner's statistics for contacts once it has created this many, then each time
 # that number doubles (about ten times for a million rows): a location that grows from nothing by an import
@@ -64,10 +75,10 @@ STATISTICS_FIRST = 2_000
 PREPARE_SLICE = 5
 
 Progress = Callable[[ImportCounters], None]
-# A valid row: its line, its cleaned fields, the contact it becomes if it is created, and that contact's
+# A valid row: its line, its cleaned fields, the contact it becomes if it is created, that contact's
 # rows in the storage's write form (all made while the batch before it is written, so the writer only
-# decides and sends).
-Prepared = tuple[int, dict[str, Any], Contact, NewContactRows]
+# decides and sends), and its identity group of two rows or more (-1 when none).
+Prepared = tuple[int, dict[str, Any], Contact, NewContactRows, int]
 
 
 class _Raced(Exception):
@@ -84,15 +95,8 @@ class _Context:
     statistics_at: int = 0  # created contacts at which to refresh the statistics next
     actor_id: uuid.UUID | None = None  # who creates the contacts
     actor_type: str = "user"
-
-
-@dataclass
-class _BatchPlan:
-    counters: ImportCounters = field(default_factory=ImportCounters)
-    errors: list[RowError] = field(default_factory=list)
-    states: dict[uuid.UUID, Contact] = field(default_factory=dict)  # latest state of each touched contact
-    before: dict[uuid.UUID, Contact] = field(default_factory=dict)  # stored state of updated contacts
-    created: list[uuid.UUID] = field(default_factory=list)
+    identities: Identities | None = None  # the file's groups of rows that are one person
+    group_contacts: dict[int, uuid.UUID] = field(default_factory=dict)  # group -> the contact it made
 
 
 def _reason(exc: ValidationFailed, columns: dict[str, str]) -> str:
@@ -115,11 +119,12 @@ def _reason(exc: ValidationFailed, columns: dict[str, str]) -> str:
     return "; ".join(parts)
 
 
-def _merge_fields(target: Contact, fields: dict[str, Any]) -> dict[str, Any]:
-    """An import adds tags, never removes them."""
-    if "tags" not in fields:
-        return fields
-    return {**fields, "tags": [*target.tags, *(t for t in fields["tags"] if t not in target.tags)]}
+def _cell(values: dict[str, str], header: str | None) -> str | None:
+    """A non-blank cell as `row_input` reads it."""
+    text = values.get(header, "") if header else ""
+    if not text.strip():
+        return None
+    return restore_cell(text) if text[0] == "'" else text
 
 
 class ContactImportService:
@@ -220,8 +225,11 @@ class ContactImportService:
         progress: Progress | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> ContactImport:
-        """Runs a queued import over `rows` (the same file `start` saw the header of)."""
+        """Runs a queued import over `rows` (the same file `start` saw the header of), which it reads
+        more than once."""
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
+        if isinstance(rows, Iterator):
+            raise TypeError("the import reads its rows more than once: pass a CsvSource or a list")
         async with self._uow(actor.scope) as uow:
             job = await uow.contact_imports.get(import_id, 0)
             if job is None:
@@ -268,6 +276,8 @@ class ContactImportService:
         # strictly one after another: each sees what the one before it wrote.
         writing: asyncio.Task[None] | None = None
         try:
+            if not (ctx.policy.allow_duplicates and job.options.duplicates is DuplicateMode.CREATE):
+                ctx.identities = await self._resolve(actor, job, ctx, rows)
             iterator = iter(rows)
             while chunk := list(itertools.islice(iterator, batch_size)):
                 prepared, rejected = await self._prepare_sliced(job, ctx, chunk)
@@ -291,6 +301,63 @@ class ContactImportService:
             await uow.contact_imports.save(job)
             await uow.commit()
         return job
+
+    async def _resolve(
+        self, actor: Actor, job: ContactImport, ctx: _Context, rows: Iterable[CsvRow]
+    ) -> Identities | None:
+        """The file's identity groups (ghl_core.contacts.import_identities), read before any batch."""
+        read = self._row_identifiers(actor, job, ctx)
+        return None if read is None else await resolve(rows, read, ctx.policy)
+
+    def _row_identifiers(self, actor: Actor, job: ContactImport, ctx: _Context) -> RowIdentifiers | None:
+        """How `resolve` reads this import's rows; None when no column holds an e-mail or a phone."""
+        mapping = job.options.mapping
+        email_column = next((h for h, target in mapping.items() if target == "email"), None)
+        phone_column = next((h for h, target in mapping.items() if target == "phone"), None)
+        if email_column is None and phone_column is None:
+            return None
+        region = ctx.location.country
+
+        def exact(kind: str, text: str) -> str | None:
+            try:
+                value = clean_contact_fields({kind: text}, region, memo=ctx.memo).get(kind)
+            except ValidationFailed:
+                return None
+            return str(value) if value else None
+
+        def keys(row: CsvRow) -> tuple[str | None, str | None] | None:
+            """Keys equal to the normalised identifiers; None when one is invalid (the row is rejected)."""
+            email = phone = None
+            if (text := _cell(row.values, email_column)) and not (
+                email := quick_email_key(text) or exact("email", text)
+            ):
+                return None
+            if (text := _cell(row.values, phone_column)) and not (
+                phone := quick_phone_key(text, region) or exact("phone", text)
+            ):
+                return None
+            return email, phone
+
+        def validate(row: CsvRow) -> dict[str, Any] | None:
+            checked = self._validate(job, ctx, row)
+            return checked if isinstance(checked, dict) else None
+
+        async def lookup(emails: Sequence[str], phones: Sequence[str]) -> list[Contact]:
+            async with self._uow(actor.scope) as uow:
+                return await uow.contact_imports.matches(emails, phones)
+
+        async def tick() -> None:
+            await asyncio.sleep(0)
+            if len(ctx.memo) > MEMO_CAP:
+                ctx.memo.clear()
+            now = self._clock.now()
+            if job.heartbeat_at is None or now - job.heartbeat_at >= HEARTBEAT_EVERY:
+                job.heartbeat_at = now
+                async with self._uow(actor.scope) as uow:
+                    await uow.contact_imports.save(job)
+                    await uow.commit()
+
+        return RowIdentifiers(keys, validate, lookup, tick)
 
     async def fail(self, actor: Actor, import_id: uuid.UUID, reason: str) -> None:
         """Marks an import that could not run (its file unreadable) as failed."""
@@ -319,22 +386,13 @@ class ContactImportService:
         errors: list[RowError] = []
         if len(ctx.memo) > MEMO_CAP:
             ctx.memo.clear()
+        identities = ctx.identities
         for row in chunk:
-            if row.problem:
-                errors.append(RowError(row.line, row.problem))
+            fields = self._validate(job, ctx, row)
+            if isinstance(fields, str):
+                errors.append(RowError(row.line, fields))
                 continue
-            data, problems = row_input(row.values, job.options.mapping, job.options.tags)
-            try:
-                if problems:
-                    raise ValidationFailed(problems)
-                fields = clean_contact_fields(data, ctx.location.country, memo=ctx.memo)
-                if "custom_fields" in fields:
-                    fields["custom_fields"] = validate_values(ctx.definitions, fields["custom_fields"])
-                if not any(fields.get(k) for k in ("email", "phone", "first_name", "last_name")):
-                    raise ValidationFailed.one("/", "needs a name, an e-mail address or a phone number")
-            except ValidationFailed as exc:
-                errors.append(RowError(row.line, _reason(exc, ctx.columns)))
-                continue
+            group = identities.group(fields.get("email"), fields.get("phone")) if identities else -1
             now = self._clock.now()
             draft = Contact(
                 id=new_id(),
@@ -345,8 +403,25 @@ class ContactImportService:
                 updated_by=ctx.actor_id,
             )
             contact = ContactService._apply(draft, fields)
-            prepared.append((row.line, fields, contact, self._new_rows(ctx, contact)))
+            prepared.append((row.line, fields, contact, self._new_rows(ctx, contact), group))
         return prepared, errors
+
+    def _validate(self, job: ContactImport, ctx: _Context, row: CsvRow) -> dict[str, Any] | str:
+        """The row's cleaned fields, or why it is rejected."""
+        if row.problem:
+            return row.problem
+        data, problems = row_input(row.values, job.options.mapping, job.options.tags)
+        try:
+            if problems:
+                raise ValidationFailed(problems)
+            fields = clean_contact_fields(data, ctx.location.country, memo=ctx.memo)
+            if "custom_fields" in fields:
+                fields["custom_fields"] = validate_values(ctx.definitions, fields["custom_fields"])
+            if not any(fields.get(k) for k in ("email", "phone", "first_name", "last_name")):
+                raise ValidationFailed.one("/", "needs a name, an e-mail address or a phone number")
+        except ValidationFailed as exc:
+            return _reason(exc, ctx.columns)
+        return fields
 
     def _new_rows(self, ctx: _Context, contact: Contact) -> NewContactRows:
         """The rows creating `contact` writes: the contact, its audit entry and its event."""
@@ -416,6 +491,8 @@ class ContactImportService:
                     await uow.contact_imports.save(saved, plan.errors[:room])
                     await uow.commit()
                 job.counters, job.heartbeat_at = merged, saved.heartbeat_at
+                ctx.group_contacts.update(plan.group_contacts)
+                self._groups_written(ctx, prepared)
                 return
             except (_Raced, DuplicateContact):
                 if attempt + 1 < _ATTEMPTS:
@@ -426,7 +503,17 @@ class ContactImportService:
                     for line, *_ in prepared
                 ]
                 rejected = sorted([*rejected, *lost], key=lambda e: e.line)
+                self._groups_written(ctx, prepared)
                 prepared = []
+
+    @staticmethod
+    def _groups_written(ctx: _Context, prepared: list[Prepared]) -> None:
+        """Forgets the contact a group made once its last row is written (memory stays bounded)."""
+        if ctx.identities is None:
+            return
+        for *_, group in prepared:
+            if group >= 0 and ctx.identities.written(group):
+                ctx.group_contacts.pop(group, None)
 
     async def _write(
         self,
@@ -435,22 +522,38 @@ class ContactImportService:
         job: ContactImport,
         ctx: _Context,
         prepared: list[Prepared],
-    ) -> _BatchPlan:
+    ) -> BatchPlan:
         repo = uow.contact_imports
-        plan = _BatchPlan()
+        decisions = BatchDecisions(
+            ctx.policy,
+            job.options.duplicates,
+            actor.id,
+            self._clock.now(),
+            ctx.identities,
+            ctx.group_contacts,
+        )
+        plan = decisions.plan
         if not prepared:
             return plan
         await repo.lock_location(ctx.location.id)
-        emails = sorted({f["email"] for _, f, _, _ in prepared if f.get("email")})
-        phones = sorted({f["phone"] for _, f, _, _ in prepared if f.get("phone")})
-        index: dict[str, list[uuid.UUID]] = {}
-        for contact in await repo.matches(emails, phones):
-            plan.states[contact.id] = contact
-            self._index(index, contact)
+        emails = sorted({f["email"] for _, f, *_ in prepared if f.get("email")})
+        phones = sorted({f["phone"] for _, f, *_ in prepared if f.get("phone")})
+        # The contacts the rows' groups go to, which need not hold the rows' own identifiers.
+        targets = sorted(
+            {
+                target
+                for *_, group in prepared
+                if group >= 0 and ctx.identities is not None
+                for target in (ctx.identities.existing(group), ctx.group_contacts.get(group))
+                if target is not None
+            }
+        )
+        for contact in await repo.matches(emails, phones, targets):
+            decisions.known(contact)
         drafts: dict[uuid.UUID, tuple[Contact, NewContactRows]] = {}
-        for line, fields, draft, rows in prepared:
+        for line, fields, draft, rows, group in prepared:
             drafts[draft.id] = (draft, rows)
-            self._decide(plan, index, actor, job, ctx, line, fields, draft)
+            decisions.decide(line, fields, draft, group)
         now = self._clock.now()
         creates = [plan.states[i] for i in plan.created]
         updates = [plan.states[i] for i in plan.before]
@@ -467,132 +570,9 @@ class ContactImportService:
             raise _Raced
         if updates:
             await repo.update_contacts(updates, ctx.policy)
-            audit, events = self._records(actor, ctx, plan, now)
+            audit, events = update_records(actor, ctx.location, plan, now)
             await repo.record(audit, events)
         return plan
-
-    @staticmethod
-    def _index(index: dict[str, list[uuid.UUID]], contact: Contact) -> None:
-        for key in (
-            f"e:{contact.email}" if contact.email else "",
-            f"p:{contact.phone}" if contact.phone else "",
-        ):
-            if key and contact.id not in index.setdefault(key, []):
-                index[key].append(contact.id)
-
-    def _decide(
-        self,
-        plan: _BatchPlan,
-        index: dict[str, list[uuid.UUID]],
-        actor: Actor,
-        job: ContactImport,
-        ctx: _Context,
-        line: int,
-        fields: dict[str, Any],
-        draft: Contact,
-    ) -> None:
-        email, phone = fields.get("email"), fields.get("phone")
-        by_email = [plan.states[i] for i in index.get(f"e:{email}", [])] if email else []
-        by_phone = [plan.states[i] for i in index.get(f"p:{phone}", [])] if phone else []
-        policy = ctx.policy
-        if by_email and by_phone and by_email[0].id != by_phone[0].id and not policy.allow_duplicates:
-            plan.errors.append(
-                RowError(
-                    line,
-                    f"the e-mail address belongs to contact {by_email[0].id} and the phone number to "
-                    f"contact {by_phone[0].id}: merge them first",
-                )
-            )
-            return
-        first, second = (
-            (by_email, by_phone) if policy.priority is DuplicatePriority.EMAIL else (by_phone, by_email)
-        )
-        candidates = first + [c for c in second if c not in first]
-        mode = job.options.duplicates
-        if candidates and mode is DuplicateMode.SKIP:
-            plan.counters.skipped += 1
-            return
-        if candidates and mode is DuplicateMode.UPDATE:
-            target = candidates[0]
-            after = ContactService._apply(target, _merge_fields(target, fields))
-            if after.snapshot() == target.snapshot():
-                plan.counters.skipped += 1
-                return
-            after.updated_at, after.updated_by = self._clock.now(), actor.id
-            if target.id not in plan.created:
-                plan.before.setdefault(target.id, target)
-            plan.states[target.id] = after
-            self._index(index, after)
-            plan.counters.updated += 1
-            return
-        if candidates:  # DuplicateMode.CREATE
-            for candidate in candidates:
-                if (
-                    ContactService._apply(candidate, _merge_fields(candidate, fields)).snapshot()
-                    == candidate.snapshot()
-                ):
-                    plan.counters.skipped += 1
-                    return
-            if not policy.allow_duplicates:
-                plan.errors.append(
-                    RowError(
-                        line,
-                        f"contact {candidates[0].id} has this e-mail address or phone number and the "
-                        "location does not allow duplicates (use the update or skip duplicate policy)",
-                    )
-                )
-                return
-        contact = draft
-        plan.states[contact.id] = contact
-        plan.created.append(contact.id)
-        self._index(index, contact)
-        plan.counters.created += 1
-
-    @staticmethod
-    def _records(
-        actor: Actor, ctx: _Context, plan: _BatchPlan, now: Any
-    ) -> tuple[list[AuditEntry], list[DomainEvent]]:
-        agency_id, location_id = ctx.location.agency_id, ctx.location.id
-        audit: list[AuditEntry] = []
-        events: list[DomainEvent] = []
-
-        def entry(action: str, contact_id: uuid.UUID, before: Any, after: Any) -> AuditEntry:
-            return AuditEntry(
-                agency_id=agency_id,
-                location_id=location_id,
-                actor_type=actor.kind.value,
-                actor_id=actor.id,
-                action=action,
-                entity_type="contact",
-                entity_id=contact_id,
-                before=before,
-                after=after,
-                created_at=now,
-            )
-
-        def event(kind: str, contact_id: uuid.UUID, payload: dict[str, Any]) -> DomainEvent:
-            return DomainEvent(kind, agency_id, location_id, contact_id, payload, now)
-
-        for contact_id, stored in plan.before.items():
-            old, new = stored.snapshot(), plan.states[contact_id].snapshot()
-            audit.append(entry("update", contact_id, old, new))
-            added = sorted(set(new["tags"]) - set(old["tags"]))
-            if added:
-                events.append(event("contact.tag_added", contact_id, {"contact": new, "tags": added}))
-            if (old["dnd"], old["dnd_channels"]) != (new["dnd"], new["dnd_channels"]):
-                events.append(
-                    event(
-                        "contact.dnd_changed",
-                        contact_id,
-                        {"contact": new, "dnd": new["dnd"], "dnd_channels": new["dnd_channels"]},
-                    )
-                )
-            other = sorted(
-                k for k in new if old.get(k) != new.get(k) and k not in ("tags", "dnd", "dnd_channels")
-            )
-            if other:
-                events.append(event("contact.updated", contact_id, {"contact": new, "fields": other}))
-        return audit, events
 
 
 def replace_job(job: ContactImport, counters: ImportCounters, now: Any) -> ContactImport:
