@@ -72,7 +72,6 @@ def test_a_quick_phone_key_of_random_digits_never_differs_from_the_parser(
 def test_quick_phone_keys_of_the_usual_spellings() -> None:
     for written in ("+13125550101", "+1 (312) 555-0101", "(312) 555-0101", "312.555.0101", "1-312-555-0101"):
         assert quick_phone_key(written, "US") == "+13125550101"
-    assert quick_phone_key("020 7946 0958", "GB") == "+442079460958"
     assert quick_phone_key("+44 20 7946 0958", "US") == "+442079460958"
     # The parser's work: extensions, letters, a trunk prefix after the country code, rewriting regions.
     for written, region in (
@@ -82,6 +81,7 @@ def test_quick_phone_keys_of_the_usual_spellings() -> None:
         ("+44 020 7946 0958", "GB"),
         ("011 15 2345-6789", "AR"),
         ("06 1234 5678", "IT"),
+        ("020 7946 0958", "GB"),  # Rwanda's 06000000 keeps its 0: national spellings are the parser's
     ):
         assert quick_phone_key(written, region) is None, written
 
@@ -115,10 +115,12 @@ def test_key_counts_tell_keys_seen_twice(keys: list[str]) -> None:
     counts = KeyCounts()
     for key in keys:
         counts.add(key)
-    for key in keys:
-        assert counts.twice(key) is (keys.count(key) > 1)
-    assert counts.repeated == sum(1 for key in set(keys) if keys.count(key) > 1)
-    assert not counts.twice("never added")
+    repeated = {key for key in keys if keys.count(key) > 1}
+    assert all(counts.twice(key) for key in repeated)
+    # Distinct keys pass for repeats only when their 32-bit fingerprints meet (the exact second read
+    # sorts them out): here about one chance in a thousand.
+    assert sum(1 for key in set(keys) - repeated if counts.twice(key)) <= 2
+    assert len(repeated) <= counts.repeated <= len(repeated) + 2
 
 
 def contact(email: str | None = None, phone: str | None = None, age: int = 0) -> Contact:

@@ -19,12 +19,12 @@ Memory stays bounded, in two passes before the import's own:
 1. Every row's e-mail address and phone number are turned into keys equal to their normalised forms
    (without the e-mail and phone parsers for the usual spellings: `quick_email_key`,
    `ghl_core.contacts.phones.quick_phone_key`, property-tested against the parsers; the parsers,
-   memoised, for the rest), and counted by their 64-bit hashes (`KeyCounts`, 9 bytes a slot). A file
-   whose identifiers are all distinct (the common case) stops here, with nothing kept.
-2. Otherwise the file is read again: the rows with an identifier seen twice are validated as the
-   import validates them; their normalised identifiers go into a union-find, keyed by their 64-bit
-   hashes in an open-addressing table of machine integers (about 60 bytes an identifier: 63 MiB for a
-   million), and are looked up among the location's contacts, 500 rows at a time.
+   memoised, for the rest), and counted by 32-bit fingerprints (`KeyCounts`, 4 bytes a slot). A small
+   file whose identifiers are all distinct stops here, with nothing kept.
+2. Otherwise the file is read again: the rows with an identifier seen twice (or sharing a fingerprint)
+   are validated as the import validates them; their normalised identifiers go into a union-find, keyed
+   by their 64-bit hashes in an open-addressing table of machine integers (about 60 bytes an identifier:
+   63 MiB for a million), and are looked up among the location's contacts, 500 rows at a time.
 
 The import then asks, for each row it writes, which group its identifiers belong to. Two identifiers
 with the same 64-bit hash would be taken for one (about one chance in 10^7 for a file of a million
@@ -66,44 +66,43 @@ def quick_email_key(value: str) -> str | None:
 
 
 class KeyCounts:
-    """How often each key was seen (once, or more), by its 64-bit hash: an open-addressing table of
-    machine integers, 9 bytes a slot at most half full (about 36 MiB for a million rows of two keys)."""
+    """Which keys were seen twice, by 32-bit fingerprints in an open-addressing table (30 bits of the key's
+    hash, a used bit and a seen-twice bit; 4 bytes a slot, at most half full: 16 MiB for a million rows of
+    two keys). Two keys with one fingerprint pass for a repeat, which the second read, exact, sorts out
+    (a few hundred rows of a million distinct ones)."""
 
     def __init__(self) -> None:
-        self._slots = array("q", bytes(8 * 1024))
-        self._counts = bytearray(1024)
+        self._slots = array("I", bytes(4 * 1024))
         self._used = 0
-        self.repeated = 0  # keys seen a second time
+        self.repeated = 0  # keys (or fingerprints) seen a second time
 
-    def _slot(self, h: int) -> int:
+    def _slot(self, fingerprint: int) -> int:
         slots, mask = self._slots, len(self._slots) - 1
-        i = h & mask
-        while (k := slots[i]) != h and k:
+        i = (fingerprint >> 2) & mask
+        while (v := slots[i]) and v & ~2 != fingerprint:
             i = (i + 1) & mask
         return i
 
     def add(self, key: str) -> None:
-        h = _key_hash(key)
-        i = self._slot(h)
-        if self._slots[i]:
-            if self._counts[i] == 1:
-                self._counts[i] = 2
+        fingerprint = (hash(key) & 0xFFFFFFFC) | 1
+        i = self._slot(fingerprint)
+        v = self._slots[i]
+        if v:
+            if not v & 2:
+                self._slots[i] = v | 2
                 self.repeated += 1
             return
-        self._slots[i], self._counts[i] = h, 1
+        self._slots[i] = fingerprint
         self._used += 1
         if 2 * self._used > len(self._slots):
-            old_slots, old_counts = self._slots, self._counts
-            self._slots = array("q", bytes(16 * len(old_slots)))
-            self._counts = bytearray(2 * len(old_counts))
-            for j, k in enumerate(old_slots):
-                if k:
-                    n = self._slot(k)
-                    self._slots[n], self._counts[n] = k, old_counts[j]
+            old = self._slots
+            self._slots = array("I", bytes(8 * len(old)))
+            for v in old:
+                if v:
+                    self._slots[self._slot(v & ~2)] = v
 
     def twice(self, key: str) -> bool:
-        i = self._slot(_key_hash(key))
-        return self._counts[i] > 1
+        return bool(self._slots[self._slot((hash(key) & 0xFFFFFFFC) | 1)] & 2)
 
 
 def _key_hash(key: str) -> int:

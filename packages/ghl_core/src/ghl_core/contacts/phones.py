@@ -55,10 +55,10 @@ def _country(digits3: str) -> tuple[str, tuple[str, ...] | None] | None:
 
 def quick_phone_key(value: str, default_region: str) -> str | None:
     """The E.164 form `normalize_phone` gives `value` when it is valid, worked out without the parser for
-    the common ways of writing a number (`+13125550101`, `+44 20 7946 0958`, `(312) 555-0101` in North
-    America, `020 7946 0958` where the trunk prefix is a plain 0); None for anything else, which needs
-    `normalize_phone`. Whether the number is valid is not checked. (About 50 times cheaper than parsing:
-    the import computes it for every row of a file before it imports any.)"""
+    the common ways of writing a number (`+13125550101`, `+44 20 7946 0958`, and `(312) 555-0101` in
+    North America); None for anything else, which needs `normalize_phone`. Whether the number is valid
+    is not checked. (Several times cheaper than parsing: the import computes it for every row of a file
+    before it imports any.)"""
     text = value.strip()
     if not _PLAIN.fullmatch(text) or "(0)" in text:
         return None
@@ -77,12 +77,12 @@ def quick_phone_key(value: str, default_region: str) -> str | None:
     metadata = PhoneMetadata.metadata_for_region(region)
     if prefixes is None or metadata is None:
         return None
-    if metadata.country_code == 1:  # North America: ten digits, or eleven after the trunk 1
-        if len(digits) == 10 and digits[0] not in "01":
-            return "+1" + digits
-        if len(digits) == 11 and digits[0] == "1" and digits[1] not in "01":
-            return "+" + digits
+    # North America: ten digits, or eleven after the trunk 1. (Elsewhere a national number's leading 0
+    # is dropped only when what remains is a number of the region, which only the parser knows.)
+    if metadata.country_code != 1:
         return None
-    if "0" in prefixes and digits[:1] == "0" and digits[1:2] not in ("", "0"):
-        return f"+{metadata.country_code}{digits[1:]}"
+    if len(digits) == 10 and digits[0] not in "01":
+        return "+1" + digits
+    if len(digits) == 11 and digits[0] == "1" and digits[1] not in "01":
+        return "+" + digits
     return None
