@@ -13,7 +13,7 @@ import pytest
 
 from ghl_adapters.container import Container
 from ghl_http.app import create_app
-from http_kit import API, Tenant, assert_problem, open_api
+from http_kit import API, Tenant, assert_problem, open_api, unique_email
 
 METHODS = ("get", "put", "post", "patch", "delete")
 PUBLIC = {f"{API}/auth/{name}" for name in ("signup", "login", "refresh", "logout")}
@@ -188,3 +188,130 @@ async def test_bounds_in_the_schema_are_the_bounds_the_server_keeps(
         body = assert_problem(response, 422)
         assert [e["pointer"] for e in body["errors"]] == [pointer]
     assert (await api.get(f"{API}/contacts?limit=100&offset=0", headers=tenant.headers)).status_code == 200
+
+
+def member(document: dict[str, Any], component: str, name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = document["components"]["schemas"][component]["properties"][name]
+    return schema
+
+
+def takes_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    branches = schema.get("anyOf", []) + schema.get("oneOf", [])
+    return kind == "null" or (isinstance(kind, list) and "null" in kind) or any(map(takes_null, branches))
+
+
+async def post_json(api: httpx.AsyncClient, tenant: Tenant, path: str, body: dict[str, Any]) -> Any:
+    response = await api.post(f"{API}{path}", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_null_is_documented_only_where_the_server_takes_it(
+    document: dict[str, Any], api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    contact = await post_json(api, tenant, "/contacts", {"first_name": "Nora", "email": unique_email()})
+    note = await post_json(api, tenant, f"/contacts/{contact['id']}/notes", {"body": "called"})
+    task = await post_json(api, tenant, f"/contacts/{contact['id']}/tasks", {"title": "call back"})
+    pipeline = await post_json(api, tenant, "/pipelines", {"name": "Sales", "stages": [{"name": "New"}]})
+    deal = {"pipeline_id": pipeline["id"], "contact_id": contact["id"], "name": "Deal"}
+    opportunity = await post_json(api, tenant, "/opportunities", deal)
+    endpoint = await post_json(api, tenant, "/inbound-webhooks", {"name": "Forms"})
+    cases = [
+        ("NotePatch", "body", f"/contacts/{contact['id']}/notes/{note['id']}"),
+        ("NotePatch", "pinned", f"/contacts/{contact['id']}/notes/{note['id']}"),
+        ("TaskPatch", "title", f"/contacts/{contact['id']}/tasks/{task['id']}"),
+        ("TaskPatch", "completed", f"/contacts/{contact['id']}/tasks/{task['id']}"),
+        ("OpportunityPatch", "status", f"/opportunities/{opportunity['id']}"),
+        ("OpportunityPatch", "name", f"/opportunities/{opportunity['id']}"),
+        ("InboundEndpointPatch", "enabled", f"/inbound-webhooks/{endpoint['id']}"),
+    ]
+
+    for component, name, path in cases:
+        assert not takes_null(member(document, component, name)), (component, name)
+        response = await api.patch(f"{API}{path}", json={name: None}, headers=tenant.headers)
+        assert [e["pointer"] for e in assert_problem(response, 422)["errors"]] == [f"/{name}"]
+    # Where null clears a value, the schema says so.
+    assert takes_null(member(document, "TaskPatch", "due_at"))
+    cleared = await api.patch(
+        f"{API}/contacts/{contact['id']}/tasks/{task['id']}", json={"due_at": None}, headers=tenant.headers
+    )
+    assert cleared.status_code == 200, cleared.text
+
+
+async def test_what_a_create_needs_is_required_in_its_schema(
+    document: dict[str, Any], api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    schemas = document["components"]["schemas"]
+
+    assert set(schemas["OpportunityIn"]["required"]) == {"pipeline_id", "contact_id", "name"}
+    assert schemas["NoteIn"]["required"] == ["body"]
+    assert set(schemas["CustomFieldIn"]["required"]) == {"key", "label", "type"}
+    # A contact needs a name, an e-mail address or a phone number: one of them, with a value.
+    assert [alternative["required"] for alternative in schemas["ContactIn"]["allOf"][0]["anyOf"]] == [
+        ["first_name"],
+        ["last_name"],
+        ["email"],
+        ["phone"],
+    ]
+    missing = await api.post(f"{API}/opportunities", json={}, headers=tenant.headers)
+    assert {"/pipeline_id", "/contact_id", "/name"} <= {
+        e["pointer"] for e in assert_problem(missing, 422)["errors"]
+    }
+    nobody = await api.post(f"{API}/contacts", json={"city": "Lyon"}, headers=tenant.headers)
+    assert [e["pointer"] for e in assert_problem(nobody, 422)["errors"]] == ["/"]
+
+
+async def test_a_change_documents_only_the_members_the_server_lets_change(
+    document: dict[str, Any], api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    schemas = document["components"]["schemas"]
+    template = await post_json(api, tenant, "/templates", {"name": "Hi", "channel": "sms", "body": "Hi"})
+
+    for create, change in (("CampaignIn", "CampaignPatch"), ("TemplateIn", "TemplatePatch")):
+        assert "channel" in schemas[create]["properties"]
+        assert "channel" not in schemas[change]["properties"]
+    response = await api.patch(
+        f"{API}/templates/{template['id']}", json={"channel": "sms"}, headers=tenant.headers
+    )
+    assert [e["pointer"] for e in assert_problem(response, 422)["errors"]] == ["/channel"]
+
+
+async def test_filters_in_query_strings_carry_the_formats_the_core_parses(
+    document: dict[str, Any], api: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    opportunities = {
+        p["name"]: p["schema"] for p in document["paths"][f"{API}/opportunities"]["get"]["parameters"]
+    }
+    tasks = {p["name"]: p["schema"] for p in document["paths"][f"{API}/tasks"]["get"]["parameters"]}
+    jobs = {p["name"] for p in document["paths"][f"{API}/jobs/failed"]["get"]["parameters"]}
+
+    assert opportunities["pipeline_id"]["format"] == "uuid"
+    assert opportunities["status"]["enum"] == ["open", "won", "lost", "abandoned"]
+    assert tasks["due_before"]["format"] == "date-time"
+    assert "offset" not in jobs  # failed jobs page by cursor only
+    for query, pointer in (("pipeline_id=nope", "/pipeline_id"), ("status=closed", "/status")):
+        response = await api.get(f"{API}/opportunities?{query}", headers=tenant.headers)
+        assert [e["pointer"] for e in assert_problem(response, 422)["errors"]] == [pointer]
+
+
+async def test_every_pattern_is_one_other_regular_expression_engines_take(document: dict[str, Any]) -> None:
+    """JSON Schema patterns are ECMA-262; a lone surrogate (\\ud800) is no character there, nor in the
+    regular expressions of the Rust and Go validators clients use."""
+    patterns: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("pattern"), str):
+                patterns.append(value["pattern"])
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(document)
+    assert len(patterns) > 20
+    for pattern in patterns:
+        re.compile(pattern)
+        assert not re.search(r"\\u[dD][89a-fA-F]", pattern), pattern

@@ -138,6 +138,24 @@ def provide_page(
     return PageRequest.parse(limit, cursor, offset)
 
 
+def provide_cursor_page(
+    limit: Annotated[
+        int | None,
+        QueryParameter(ge=1, le=MAX_LIMIT, description=f"Items per page (1 to {MAX_LIMIT}, default 20)"),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=CURSOR_PATTERN, max_length=MAX_CURSOR, description="The next_cursor of the previous page"
+        ),
+    ] = None,
+    # Read so the service can refuse it with its reason; no parameter of these lists, so not documented.
+    offset: Annotated[int | None, QueryParameter(include_in_schema=False)] = None,
+) -> PageRequest:
+    """For lists that page by cursor only (no offset in the OpenAPI document)."""
+    return PageRequest.parse(limit, cursor, offset)
+
+
 DEPENDENCIES = {
     "actor": Provide(provide_actor, sync_to_thread=False),
     "tenancy": Provide(provide_tenancy, sync_to_thread=False),

@@ -31,6 +31,7 @@ Litestar's own `400`, whose body is not what the exception handlers send):
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
@@ -44,6 +45,7 @@ from litestar.utils.helpers import unwrap_partial
 
 from ghl_http.gate import API_PREFIX, PUBLIC_PATHS
 from ghl_http.problems import PROBLEM_JSON
+from ghl_http.schema_rules import COMPONENT, contact_filter_schemas
 from ghl_http.schemas import Body
 
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -92,6 +94,15 @@ _HEADERS: dict[int, dict[str, Any]] = {
     503: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
 }
 
+_ZONES = sorted(zoneinfo.available_timezones())
+
+
+def _constant(value: str) -> str:
+    """An enum member's name for a value: Etc/GMT+5 -> ETC_GMT_PLUS_5."""
+    value = re.sub(r"\+(?=\d)", "_plus_", re.sub(r"-(?=\d)", "_minus_", value))
+    return re.sub(r"[^A-Za-z0-9]+", "_", value).strip("_").upper()
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Problem": {
         "type": "object",
@@ -118,6 +129,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "additionalProperties": True,
     },
+    "TimeZone": {
+        "type": "string",
+        "title": "TimeZone",
+        "description": "An IANA time zone name, e.g. America/New_York",
+        "enum": _ZONES,
+        # Names a generated client can give the values: Etc/GMT+5 and Etc/GMT-5 must not both be GMT5.
+        "x-enum-varnames": [_constant(zone) for zone in _ZONES],
+    },
+    **contact_filter_schemas(),
     "FieldProblem": {
         "type": "object",
         "title": "FieldProblem",
@@ -228,8 +248,66 @@ def _request_schemas(schema: dict[str, Any], components: dict[str, Any]) -> None
             continue
         pydantic_schema = model.model_json_schema(mode="validation", ref_template=REF_TEMPLATE)
         for name, definition in pydantic_schema.pop("$defs", {}).items():
-            components.setdefault(name, definition)
-        components[key] = pydantic_schema
+            components.setdefault(name, _without_null_defaults(definition))
+        components[key] = _without_null_defaults(pydantic_schema)
+
+
+def _takes_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    branches = schema.get("anyOf", []) + schema.get("oneOf", [])
+    return kind == "null" or (isinstance(kind, list) and "null" in kind) or any(map(_takes_null, branches))
+
+
+def _without_null_defaults(schema: Any) -> Any:
+    """A field the core requires to be given as a value (`rule(nullable=False)`) keeps pydantic's
+    `default: null`, which the schema itself refuses: dropped. A rule's `x-component` becomes a $ref."""
+    if isinstance(schema, dict):
+        if "default" in schema and schema["default"] is None and not _takes_null(schema):
+            del schema["default"]
+        if COMPONENT in schema:
+            schema["$ref"] = REF_TEMPLATE.format(model=schema.pop(COMPONENT))
+        for value in schema.values():
+            _without_null_defaults(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _without_null_defaults(value)
+    return schema
+
+
+# Handlers that read their body raw (a signed form, a CSV upload) declare no `data`: their bodies, here.
+_RAW_BODIES: dict[str, dict[str, Any]] = {
+    "unsubscribe_unsubscribe": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}},
+                    "required": ["List-Unsubscribe"],
+                }
+            }
+        },
+    },
+    "contact_imports_start_import": {
+        "required": True,
+        "description": "A CSV file with a header row (UTF-8, UTF-16 or UTF-32), as the body or a form's file",
+        "content": {
+            "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "mapping": {"type": "array", "items": {"type": "string"}},
+                        "tag": {"type": "array", "items": {"type": "string"}},
+                        "duplicate_policy": {"type": "string", "enum": ["skip", "update", "create"]},
+                    },
+                    "required": ["file"],
+                }
+            },
+        },
+    },
+}
 
 
 def finish_document(schema: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +319,8 @@ def finish_document(schema: dict[str, Any]) -> dict[str, Any]:
     if ready is not None:  # not a problem: the same report as a 200, saying what is down
         ready["responses"]["503"] = {**ready["responses"]["200"], "description": "A check failed"}
     for path, method, operation in _operations(schema):
+        if operation.get("operationId") in _RAW_BODIES:
+            operation.setdefault("requestBody", _RAW_BODIES[operation["operationId"]])
         responses = operation.setdefault("responses", {})
         # Litestar's own error entries describe its exception shape, which never leaves this app.
         for status in [s for s in responses if s[:1] in "45"]:

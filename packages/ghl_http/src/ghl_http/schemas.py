@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghl_core.identity.models import ApiKey, TokenPair
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.pagination import Page
+from ghl_core.shared.validation import MIN_PASSWORD_LENGTH
 from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationRole, PlanTier, User
+from ghl_core.tenancy.permissions import LOCATION_SCOPES
+from ghl_http.schema_rules import COUNTRY, EMAIL, NAME, TIME_ZONE, rule
 
 T = TypeVar("T")
 
@@ -35,10 +38,10 @@ def page_of(page: Page[Any], convert: Any) -> dict[str, Any]:
 
 # -- auth ------------------------------------------------------------------------------------------
 class SignUpIn(Body):
-    agency_name: str = Field(min_length=1, max_length=200)
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=256)
-    name: str = Field(min_length=1, max_length=200)
+    agency_name: Annotated[str, rule(pattern=NAME)] = Field(min_length=1, max_length=200)
+    email: Annotated[str, rule(pattern=EMAIL, format="email")] = Field(max_length=320)
+    password: Annotated[str, rule(minLength=MIN_PASSWORD_LENGTH)] = Field(max_length=256)
+    name: Annotated[str, rule(pattern=NAME)] = Field(min_length=1, max_length=200)
 
 
 class LoginIn(Body):
@@ -86,17 +89,21 @@ class AgencyOut(BaseModel):
 
 # -- locations -------------------------------------------------------------------------------------
 class LocationIn(Body):
-    name: str = Field(min_length=1, max_length=200)
-    timezone: str = Field("UTC", description="IANA time zone, e.g. America/New_York")
-    country: str = Field("US", description="ISO 3166-1 alpha-2 code")
+    name: Annotated[str, rule(pattern=NAME)] = Field(min_length=1, max_length=200)
+    timezone: Annotated[str, rule(**TIME_ZONE)] = Field(
+        "UTC", description="IANA time zone, e.g. America/New_York"
+    )
+    country: Annotated[str, rule(pattern=COUNTRY)] = Field("US", description="ISO 3166-1 alpha-2 code")
     tier: PlanTier = PlanTier.FREE
 
 
 class LocationPatch(Body):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    timezone: str | None = None
-    country: str | None = None
-    tier: PlanTier | None = None
+    name: Annotated[str | None, rule(nullable=False, pattern=NAME)] = Field(
+        None, min_length=1, max_length=200
+    )
+    timezone: Annotated[str | None, rule(nullable=False, **TIME_ZONE)] = None
+    country: Annotated[str | None, rule(nullable=False, pattern=COUNTRY)] = None
+    tier: Annotated[PlanTier | None, rule(nullable=False)] = None
 
 
 class LocationOut(BaseModel):
@@ -134,10 +141,10 @@ class GrantRoleIn(Body):
 
 
 class UserIn(Body):
-    email: str = Field(max_length=320)
-    name: str = Field(min_length=1, max_length=200)
+    email: Annotated[str, rule(pattern=EMAIL, format="email")] = Field(max_length=320)
+    name: Annotated[str, rule(pattern=NAME)] = Field(min_length=1, max_length=200)
     role: AgencyRole = AgencyRole.USER
-    password: str | None = Field(
+    password: Annotated[str | None, rule(minLength=MIN_PASSWORD_LENGTH)] = Field(
         None, max_length=256, description="Leave out for users who sign in with Clerk"
     )
     clerk_user_id: str | None = Field(None, max_length=200)
@@ -145,8 +152,10 @@ class UserIn(Body):
 
 
 class UserPatch(Body):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    role: AgencyRole | None = None
+    name: Annotated[str | None, rule(nullable=False, pattern=NAME)] = Field(
+        None, min_length=1, max_length=200
+    )
+    role: Annotated[AgencyRole | None, rule(nullable=False)] = None
 
 
 class GrantOut(BaseModel):
@@ -184,8 +193,11 @@ class SignUpOut(BaseModel):
 
 # -- API keys and audit ----------------------------------------------------------------------------
 class ApiKeyIn(Body):
-    name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] | None = Field(None, max_length=100, description="Leave out for every location scope")
+    name: Annotated[str, rule(pattern=NAME)] = Field(min_length=1, max_length=200)
+    scopes: Annotated[
+        list[str] | None,
+        rule(minItems=1, items={"type": "string", "enum": sorted(s.value for s in LOCATION_SCOPES)}),
+    ] = Field(None, max_length=100, description="Leave out for every location scope")
 
 
 class ApiKeyOut(BaseModel):

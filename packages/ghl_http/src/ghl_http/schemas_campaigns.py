@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghl_core.campaigns.models import Campaign, CampaignStats, MessageTemplate
+from ghl_core.contacts.search import MAX_QUERY
+from ghl_core.shared.validation import MAX_NAME_LENGTH
+from ghl_http.schema_rules import BY_CHANNEL, CONTACT_FILTER, INSTANT, NAME, TAGS, UUID, rule
 from ghl_http.schemas import Body
 from ghl_http.schemas_contact_search import FILTER_HELP
 
@@ -30,9 +33,18 @@ class _Content(Body):
     html: str | None = Field(None, description="Email only; sanitised before it is stored. " + MERGE_HELP)
 
 
-class TemplateIn(_Content):
-    name: str | None = Field(None, description="1 to 200 characters; required on create")
-    channel: str | None = Field(None, description="sms or email; set on create, fixed after")
+_NAME = rule(nullable=False, pattern=NAME, maxLength=MAX_NAME_LENGTH)
+_CHANNEL = rule(nullable=False, enum=["sms", "email"])
+
+
+class TemplatePatch(_Content):
+    name: Annotated[str | None, _NAME] = Field(None, description="1 to 200 characters; required on create")
+
+
+class TemplateIn(TemplatePatch):
+    model_config = ConfigDict(json_schema_extra={"required": ["name", "channel"], "allOf": [BY_CHANNEL]})
+
+    channel: Annotated[str | None, _CHANNEL] = Field(None, description="sms or email; fixed once created")
 
 
 class TemplateOut(BaseModel):
@@ -72,23 +84,38 @@ class PreviewOut(BaseModel):
 class AudienceIn(Body):
     """Chosen like a contact search; the parts combine with AND. None at all means every contact."""
 
-    query: str | None = Field(None, description="Words matched in names, e-mail, company and phone")
-    filter: dict[str, Any] | None = Field(None, description=FILTER_HELP)
-    tags: list[str] | None = Field(None, description="Tags a contact must all have")
-    smart_list_id: str | None = Field(None, description="A saved smart list of this location")
+    query: Annotated[str | None, rule(maxLength=MAX_QUERY)] = Field(
+        None, description="Words matched in names, e-mail, company and phone"
+    )
+    filter: Annotated[dict[str, Any] | None, rule(**CONTACT_FILTER)] = Field(None, description=FILTER_HELP)
+    tags: Annotated[list[str] | None, TAGS] = Field(None, description="Tags a contact must all have")
+    smart_list_id: Annotated[str | None, rule(**UUID)] = Field(
+        None, description="A saved smart list of this location"
+    )
 
 
-class CampaignIn(_Content):
-    name: str | None = Field(None, description="1 to 200 characters; required on create")
-    channel: str | None = Field(None, description="sms or email; set on create, fixed after")
-    template_id: str | None = Field(
+class CampaignPatch(_Content):
+    name: Annotated[str | None, _NAME] = Field(None, description="1 to 200 characters; required on create")
+    template_id: Annotated[str | None, rule(**UUID)] = Field(
         None, description="Copy subject, body and html from this template (of the same channel)"
     )
     audience: AudienceIn | None = Field(None, description="Who receives it, frozen when sending starts")
 
 
+class CampaignIn(CampaignPatch):
+    # Without a template to copy, the content is the channel's.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "required": ["name", "channel"],
+            "allOf": [{"if": {"not": {"required": ["template_id"]}}, "then": BY_CHANNEL}],
+        }
+    )
+
+    channel: Annotated[str | None, _CHANNEL] = Field(None, description="sms or email; fixed once created")
+
+
 class SendIn(Body):
-    at: datetime | None = Field(
+    at: Annotated[datetime | None, rule(**INSTANT)] = Field(
         None, description="Schedule for this instant (ISO 8601 with an offset); absent sends now"
     )
 

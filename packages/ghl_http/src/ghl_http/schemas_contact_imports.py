@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ghl_core.contacts.import_models import ContactImport
+from ghl_core.contacts.search import MAX_QUERY
+from ghl_http.schema_rules import CONTACT_FILTER, TAGS, rule
 from ghl_http.schemas import Body
 from ghl_http.schemas_contact_search import FILTER_HELP
 
@@ -61,7 +63,9 @@ class ContactImportOut(BaseModel):
 class ExportIn(Body):
     """What to export: combined with AND; an empty body exports every contact."""
 
-    query: str | None = Field(None, description="Words matched in names, e-mail, company and phone")
-    filter: dict[str, Any] | None = Field(None, description=FILTER_HELP)
-    tags: list[str] | None = Field(None, description="Tags a contact must all have")
+    query: Annotated[str | None, rule(maxLength=MAX_QUERY)] = Field(
+        None, description="Words matched in names, e-mail, company and phone"
+    )
+    filter: Annotated[dict[str, Any] | None, rule(**CONTACT_FILTER)] = Field(None, description=FILTER_HELP)
+    tags: Annotated[list[str] | None, TAGS] = Field(None, description="Tags a contact must all have")
     smart_list_id: uuid.UUID | None = Field(None, description="Only the contacts of this smart list")

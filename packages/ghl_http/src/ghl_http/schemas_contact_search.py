@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from ghl_core.contacts.search import SearchResult
+from ghl_core.contacts.search import MAX_QUERY, SearchResult
+from ghl_core.shared.pagination import CURSOR_PATTERN, MAX_CURSOR, MAX_LIMIT
 from ghl_core.smart_lists.models import SmartList
+from ghl_http.schema_rules import CONTACT_FILTER, NAME, contact_sort, requires, rule
 from ghl_http.schemas import Body
 from ghl_http.schemas_contacts import ContactOut
 
@@ -24,12 +26,22 @@ SORT_HELP = (
 )
 
 
+_QUERY = rule(maxLength=MAX_QUERY)
+_FILTER = rule(**CONTACT_FILTER)
+
+
 class SearchIn(Body):
-    query: str | None = Field(None, description="Words matched in names, e-mail, company and phone")
-    filter: dict[str, Any] | None = Field(None, description=FILTER_HELP)
-    sort: list[dict[str, Any]] | None = Field(None, description=SORT_HELP)
-    limit: int | None = Field(None, description="Items per page (1 to 100, default 20)")
-    cursor: str | None = Field(None, description="The next_cursor of the previous page (same sort)")
+    query: Annotated[str | None, _QUERY] = Field(
+        None, description="Words matched in names, e-mail, company and phone"
+    )
+    filter: Annotated[dict[str, Any] | None, _FILTER] = Field(None, description=FILTER_HELP)
+    sort: Annotated[list[dict[str, Any]] | None, contact_sort()] = Field(None, description=SORT_HELP)
+    limit: Annotated[int | None, rule(minimum=1, maximum=MAX_LIMIT)] = Field(
+        None, description="Items per page (1 to 100, default 20)"
+    )
+    cursor: Annotated[str | None, rule(pattern=CURSOR_PATTERN, maxLength=MAX_CURSOR)] = Field(
+        None, description="The next_cursor of the previous page (same sort)"
+    )
     total: bool = Field(
         True,
         description="false leaves the total out (total_estimate and total_is_exact are null), saving the "
@@ -56,11 +68,15 @@ class SearchOut(BaseModel):
         )
 
 
-class SmartListIn(Body):
-    name: str | None = Field(None, max_length=200)
-    query: str | None = None
-    filter: dict[str, Any] | None = Field(None, description=FILTER_HELP)
-    sort: list[dict[str, Any]] | None = Field(None, description=SORT_HELP)
+class SmartListPatch(Body):
+    name: Annotated[str | None, rule(nullable=False, pattern=NAME)] = Field(None, max_length=200)
+    query: Annotated[str | None, _QUERY] = None
+    filter: Annotated[dict[str, Any] | None, _FILTER] = Field(None, description=FILTER_HELP)
+    sort: Annotated[list[dict[str, Any]] | None, contact_sort()] = Field(None, description=SORT_HELP)
+
+
+class SmartListIn(SmartListPatch):
+    model_config = ConfigDict(json_schema_extra=requires("name"))
 
 
 class SmartListOut(BaseModel):

@@ -5,40 +5,105 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
+from ghl_core.contacts.fields import MAX_TAG
+from ghl_core.contacts.models import ATTRIBUTION_KEYS, Contact, DndChannel, DuplicatePolicy, DuplicatePriority
+from ghl_core.custom_fields.definitions import KEY_PATTERN
+from ghl_core.shared.validation import MAX_TEXT_LENGTH
+from ghl_http.schema_rules import (
+    BIRTH_DATE,
+    COUNTRY,
+    EMAIL,
+    NOT_BLANK,
+    TAG,
+    TEXT,
+    TIME_ZONE,
+    UUID,
+    WEB_URL,
+    JsonSchema,
+    rule,
+)
 from ghl_http.schemas import Body
 
+_TEXT = rule(pattern=TEXT, maxLength=MAX_TEXT_LENGTH)
+_TOUCH: JsonSchema = {
+    "type": "object",
+    "properties": {key: {"type": ["string", "null"], "pattern": TEXT} for key in ATTRIBUTION_KEYS},
+    "additionalProperties": False,
+}
 
-class ContactIn(Body):
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
+
+class ContactPatch(Body):
+    """A contact's fields; on a change, null (or an empty string) clears one."""
+
+    first_name: Annotated[str | None, _TEXT] = None
+    last_name: Annotated[str | None, _TEXT] = None
+    email: Annotated[str | None, rule(pattern=f"{EMAIL}|^$", format="email", maxLength=254)] = None
     phone: str | None = Field(
         None, description="Any format; stored in E.164 (the location's country by default)"
     )
-    company_name: str | None = None
-    address1: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-    website: str | None = None
-    timezone: str | None = Field(None, description="IANA time zone")
-    date_of_birth: str | None = Field(None, description="YYYY-MM-DD")
-    gender: str | None = None
-    source: str | None = None
-    attribution: dict[str, Any] | None = Field(
-        None, description='{"first": {...}, "last": {...}} or flat UTM keys taken as the latest touch'
+    company_name: Annotated[str | None, _TEXT] = None
+    address1: Annotated[str | None, _TEXT] = None
+    city: Annotated[str | None, _TEXT] = None
+    state: Annotated[str | None, _TEXT] = None
+    postal_code: Annotated[str | None, _TEXT] = None
+    country: Annotated[str | None, rule(pattern=COUNTRY)] = Field(None, description="ISO 3166-1 alpha-2")
+    website: Annotated[str | None, rule(pattern=WEB_URL, maxLength=MAX_TEXT_LENGTH)] = None
+    timezone: Annotated[str | None, rule(**TIME_ZONE)] = Field(None, description="IANA time zone")
+    date_of_birth: Annotated[str | None, rule(pattern=BIRTH_DATE, format="date")] = Field(
+        None, description="YYYY-MM-DD"
     )
-    assigned_user_id: str | None = None
-    dnd: bool | None = None
-    dnd_channels: dict[str, bool] | None = Field(None, description='e.g. {"sms": true, "email": false}')
-    tags: list[str] | None = Field(None, max_length=200)
-    custom_fields: dict[str, Any] | None = Field(None, description="Values keyed by custom field key")
+    gender: Annotated[str | None, _TEXT] = None
+    source: Annotated[str | None, _TEXT] = None
+    attribution: Annotated[
+        dict[str, Any] | None,
+        rule(
+            nullable=False,
+            anyOf=[
+                {
+                    "properties": {"first": _TOUCH, "last": _TOUCH},
+                    "additionalProperties": False,
+                },
+                _TOUCH,
+            ],
+        ),
+    ] = Field(None, description='{"first": {...}, "last": {...}} or flat UTM keys taken as the latest touch')
+    assigned_user_id: Annotated[str | None, rule(**UUID)] = None
+    dnd: Annotated[bool | None, rule(nullable=False)] = None
+    dnd_channels: Annotated[
+        dict[str, bool] | None,
+        rule(nullable=False, propertyNames={"enum": [c.value for c in DndChannel]}),
+    ] = Field(None, description='e.g. {"sms": true, "email": false}')
+    tags: Annotated[
+        list[str] | None, rule(nullable=False, items={"type": "string", "pattern": TAG, "maxLength": MAX_TAG})
+    ] = Field(None, max_length=200)
+    custom_fields: Annotated[
+        dict[str, Any] | None, rule(nullable=False, propertyNames={"pattern": KEY_PATTERN.pattern})
+    ] = Field(None, description="Values keyed by custom field key (of the location's custom fields)")
+
+
+def _one_of_given(*names: str) -> JsonSchema:
+    """At least one of these members, with a value (inside allOf: a generated client then keeps one
+    class for the body rather than one per alternative)."""
+    alternatives = [
+        {"required": [name], "properties": {name: {"type": "string", "pattern": NOT_BLANK}}} for name in names
+    ]
+    return {"allOf": [{"anyOf": alternatives}]}
+
+
+class ContactIn(ContactPatch):
+    """A new contact: at least a name, an e-mail address or a phone number."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of_given("first_name", "last_name", "email", "phone"))
+
+
+class ContactUpsertIn(ContactPatch):
+    """Found by e-mail address or phone number (the location's duplicate rule): one of them is needed."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of_given("email", "phone"))
 
 
 class ContactOut(BaseModel):

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghl_core.conversations.callbacks import callback_urls
-from ghl_core.conversations.models import Conversation, Message, MessagingSettings
+from ghl_core.conversations.models import (
+    Conversation,
+    Message,
+    MessagingSettings,
+)
 from ghl_core.conversations.providers import ProviderKind
 from ghl_core.conversations.setup import ProviderView
+from ghl_http.schema_rules import BY_CHANNEL, CLOCK, INSTANT, NOT_BLANK, rule
 from ghl_http.schemas import Body
 
 UNSUBSCRIBE_PATH = "/unsubscribe"
@@ -124,17 +129,25 @@ class OutboxOut(BaseModel):
 class SendIn(Body):
     # Above the core's limits, so the core's own messages report a long body or subject. Titled apart
     # from the campaigns' SendIn: a generated client names its classes after the titles.
-    model_config = ConfigDict(str_max_length=1_100_000, title="MessageSendIn")
+    model_config = ConfigDict(
+        str_max_length=1_100_000,
+        title="MessageSendIn",
+        json_schema_extra={"required": ["channel"], "allOf": [BY_CHANNEL]},
+    )
 
-    channel: str | None = Field(None, description="sms or email")
+    channel: Annotated[str | None, rule(nullable=False, enum=["sms", "email"])] = Field(
+        None, description="sms or email"
+    )
     body: str | None = Field(None, description="The SMS text, or the email's text part")
     subject: str | None = Field(None, description="Email only; one line")
     html: str | None = Field(None, description="Email only; sanitised before it is stored or sent")
-    send_at: datetime | None = Field(None, description="Schedule it (ISO 8601 with an offset)")
-    marketing: bool | None = Field(
+    send_at: Annotated[datetime | None, rule(**INSTANT)] = Field(
+        None, description="Schedule it (ISO 8601 with an offset)"
+    )
+    marketing: Annotated[bool | None, rule(nullable=False)] = Field(
         None, description="Marketing SMS waits out quiet hours; marketing email gets one-click unsubscribe"
     )
-    cause: str | None = Field(
+    cause: Annotated[str | None, rule(minLength=1, maxLength=200)] = Field(
         None, description="Your key for this send: a repeat with the same cause returns the first message"
     )
 
@@ -144,7 +157,9 @@ class AssignIn(Body):
 
 
 class ProviderIn(Body):
-    kind: str = Field(description="sms: twilio; email: sendgrid or smtp")
+    kind: Annotated[str, rule(enum=[k.value for k in ProviderKind if k is not ProviderKind.OUTBOX])] = Field(
+        description="sms: twilio; email: sendgrid or smtp"
+    )
     config: dict[str, Any] = Field(
         description=(
             "twilio: account_sid, auth_token, from_number or messaging_service_sid. sendgrid: api_key, "
@@ -208,12 +223,34 @@ class MessagingSettingsOut(BaseModel):
         )
 
 
+_REPLY = rule(pattern=NOT_BLANK, maxLength=320)
+_PER_SECOND = rule(minimum=1, maximum=10_000)
+
+
 class MessagingSettingsPatch(Body):
-    quiet_hours: dict[str, Any] | None = Field(
-        None, description="{start: 'HH:MM', end: 'HH:MM'} (may wrap midnight); null: none"
+    quiet_hours: Annotated[
+        dict[str, Any] | None,
+        rule(
+            properties={
+                "start": {"type": "string", "pattern": CLOCK},
+                "end": {"type": "string", "pattern": CLOCK},
+            },
+            required=["start", "end"],
+            additionalProperties=False,
+        ),
+    ] = Field(None, description="{start: 'HH:MM', end: 'HH:MM'} (may wrap midnight, must differ); null: none")
+    help_text: Annotated[str | None, _REPLY] = Field(
+        None, description="The answer to HELP; null: the default"
     )
-    help_text: str | None = Field(None, description="The answer to HELP; null: the default")
-    stop_text: str | None = Field(None, description="The confirmation of STOP; null: the default")
-    start_text: str | None = Field(None, description="The confirmation of START; null: the default")
-    sms_per_second: int | None = None
-    email_per_second: int | None = None
+    stop_text: Annotated[str | None, _REPLY] = Field(
+        None, description="The confirmation of STOP; null: the default"
+    )
+    start_text: Annotated[str | None, _REPLY] = Field(
+        None, description="The confirmation of START; null: the default"
+    )
+    sms_per_second: Annotated[int | None, _PER_SECOND] = Field(
+        None, description="At most the plan's pace (GHL_PLAN_LIMITS)"
+    )
+    email_per_second: Annotated[int | None, _PER_SECOND] = Field(
+        None, description="At most the plan's pace (GHL_PLAN_LIMITS)"
+    )

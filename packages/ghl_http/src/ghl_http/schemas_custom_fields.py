@@ -4,20 +4,54 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict, JsonValue
 
+from ghl_core.custom_fields.definitions import KEY_PATTERN, MAX_OPTION, MAX_OPTIONS
 from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
+from ghl_core.shared.validation import MAX_NAME_LENGTH
+from ghl_http.schema_rules import NAME, TAG, rule
 from ghl_http.schemas import Body
 
+_WITH_OPTIONS: list[JsonValue] = [t.value for t in FieldType if t.has_options]
+# Option types need options; the others take none (an empty list or null).
+_OPTIONS_BY_TYPE: JsonDict = {
+    "if": {"required": ["type"], "properties": {"type": {"enum": _WITH_OPTIONS}}},
+    "then": {"properties": {"options": {"minItems": 1}}},
+    "else": {"properties": {"options": {"anyOf": [{"maxItems": 0}, {"type": "null"}]}}},
+}
 
-class CustomFieldIn(Body):
-    key: Any = Field(None, description="Slug ^[a-z][a-z0-9_]{0,63}$, unique in the location; never changes")
-    label: Any = None
-    type: Any = Field(None, description=", ".join(t.value for t in FieldType))
-    options: Any = Field(
-        None, description="Required (non-empty, distinct) for single_option/multiple_options"
+
+class CustomFieldPatch(Body):
+    """A change: label, type or options; the key never changes (give it unchanged or leave it out)."""
+
+    key: Annotated[Any, rule(nullable=False, type="string", pattern=KEY_PATTERN.pattern)] = Field(
+        None, description="Slug ^[a-z][a-z0-9_]{0,63}$, unique in the location; never changes"
+    )
+    label: Annotated[Any, rule(nullable=False, type="string", pattern=NAME, maxLength=MAX_NAME_LENGTH)] = (
+        Field(None)
+    )
+    type: Annotated[Any, rule(nullable=False, type="string", enum=[t.value for t in FieldType])] = Field(
+        None, description=", ".join(t.value for t in FieldType)
+    )
+    options: Annotated[
+        Any,
+        rule(
+            type=["array", "null"],
+            maxItems=MAX_OPTIONS,
+            uniqueItems=True,
+            items={"type": "string", "pattern": TAG, "maxLength": MAX_OPTION},
+        ),
+    ] = Field(None, description="Required (non-empty, distinct) for single_option/multiple_options")
+
+
+class CustomFieldIn(CustomFieldPatch):
+    """A new field: key, label and type; options exactly when the type takes them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"required": ["key", "label", "type"], "allOf": [_OPTIONS_BY_TYPE]}
     )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from ghl_core.inbound.models import EventStatus, InboundEndpoint, InboundEvent, InboundReceipt
+from ghl_http.schema_rules import TAG, rule
 from ghl_http.schemas import Body
 
 RECEIVE_PATH = "/webhooks/inbound"
@@ -18,14 +19,17 @@ def receive_url(base_url: str, endpoint_id: uuid.UUID) -> str:
     return f"{base_url}{RECEIVE_PATH}/{endpoint_id}"
 
 
+_NAME = rule(nullable=False, pattern=TAG)  # 1 to 200 printable characters
+
+
 class InboundEndpointIn(Body):
-    name: str = Field(max_length=200, description="A label to tell endpoints apart")
+    name: Annotated[str, _NAME] = Field(max_length=200, description="A label to tell endpoints apart")
     enabled: bool = Field(True, description="A disabled endpoint answers 404 and stores nothing")
 
 
 class InboundEndpointPatch(Body):
-    name: str | None = Field(None, max_length=200)
-    enabled: bool | None = None
+    name: Annotated[str | None, _NAME] = Field(None, max_length=200)
+    enabled: Annotated[bool | None, rule(nullable=False)] = Field(None)
 
 
 class InboundEndpointOut(BaseModel):

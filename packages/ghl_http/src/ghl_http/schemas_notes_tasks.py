@@ -6,20 +6,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghl_core.notes.models import Note
-from ghl_core.tasks.models import Task
+from ghl_core.notes.models import MAX_NOTE_BODY, Note
+from ghl_core.tasks.models import MAX_TASK_BODY, MAX_TASK_TITLE, Task
+from ghl_http.schema_rules import INSTANT, NOT_BLANK, UUID, requires, rule
 from ghl_http.schemas import Body
 
 
-class NoteIn(Body):
+class NotePatch(Body):
     # Above the core's 50,000-character limit, so the core's own message reports a long body.
     model_config = ConfigDict(str_max_length=60_000)
 
-    body: str | None = Field(None, description="1 to 50,000 characters; required on create")
-    pinned: bool | None = Field(None, description="Pinned notes list first")
+    body: Annotated[str | None, rule(nullable=False, maxLength=MAX_NOTE_BODY, pattern=NOT_BLANK)] = Field(
+        None, description="1 to 50,000 characters; required on create"
+    )
+    pinned: Annotated[bool | None, rule(nullable=False)] = Field(None, description="Pinned notes list first")
+
+
+class NoteIn(NotePatch):
+    model_config = ConfigDict(json_schema_extra=requires("body"))
 
 
 class NoteOut(BaseModel):
@@ -46,18 +54,26 @@ class NoteOut(BaseModel):
         )
 
 
-class TaskIn(Body):
+class TaskPatch(Body):
     model_config = ConfigDict(str_max_length=60_000)
 
-    title: str | None = Field(None, description="1 to 500 characters; required on create")
-    body: str | None = Field(None, description="Up to 50,000 characters; null clears it")
-    due_at: str | None = Field(
+    title: Annotated[str | None, rule(nullable=False, maxLength=MAX_TASK_TITLE, pattern=NOT_BLANK)] = Field(
+        None, description="1 to 500 characters; required on create"
+    )
+    body: Annotated[str | None, rule(maxLength=MAX_TASK_BODY, pattern=NOT_BLANK)] = Field(
+        None, description="Up to 50,000 characters; null clears it"
+    )
+    due_at: Annotated[str | None, rule(**INSTANT)] = Field(
         None, description="ISO 8601 with an offset, e.g. 2026-03-01T09:00:00-05:00; null clears it"
     )
-    assignee_id: str | None = Field(
+    assignee_id: Annotated[str | None, rule(**UUID)] = Field(
         None, description="A user of the agency with access to this location; null unassigns"
     )
-    completed: bool | None = None
+    completed: Annotated[bool | None, rule(nullable=False)] = Field(None)
+
+
+class TaskIn(TaskPatch):
+    model_config = ConfigDict(json_schema_extra=requires("title"))
 
 
 class TaskOut(BaseModel):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from ghl_core.custom_fields.definitions import KEY_PATTERN
+from ghl_core.pipelines.fields import MAX_STAGES
 from ghl_core.pipelines.models import (
     Board,
     BoardColumn,
@@ -19,55 +21,99 @@ from ghl_core.pipelines.models import (
     Pipeline,
     Stage,
 )
+from ghl_core.shared.validation import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+from ghl_http.schema_rules import NAME, TEXT, UUID, money, requires, rule
 from ghl_http.schemas import Body
 
+_STATUSES = [s.value for s in OpportunityStatus]
 _VALUE = 'e.g. {"amount": 150000, "currency": "USD"}: minor units (cents) and an ISO 4217 code; null clears'
 
 
+_NAME = rule(nullable=False, type="string", pattern=NAME, maxLength=MAX_NAME_LENGTH)
+_STAGES = rule(
+    nullable=False,
+    type="array",
+    minItems=1,
+    maxItems=MAX_STAGES,
+    items={
+        "type": "object",
+        "properties": {"name": {"type": "string", "pattern": NAME, "maxLength": MAX_NAME_LENGTH}},
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+)
+_CUSTOM_FIELDS = rule(nullable=False, propertyNames={"pattern": KEY_PATTERN.pattern})
+
+
 class StageNameIn(Body):
-    name: Any = None
+    model_config = ConfigDict(json_schema_extra=requires("name"))
+
+    name: Annotated[Any, _NAME] = Field(None)
 
 
 class PipelineIn(Body):
-    name: Any = None
-    stages: list[Any] | None = Field(None, description='In order, e.g. [{"name": "New"}, {"name": "Won"}]')
+    model_config = ConfigDict(json_schema_extra=requires("name"))
+
+    name: Annotated[Any, _NAME] = Field(None)
+    stages: Annotated[list[Any] | None, _STAGES] = Field(
+        None, description='In order, e.g. [{"name": "New"}, {"name": "Won"}]'
+    )
 
 
 class PipelinePatch(Body):
-    name: Any = None
+    name: Annotated[Any, _NAME] = Field(None)
 
 
 class StageIn(Body):
-    name: Any = None
-    position: Any = Field(None, description="0 for the first; left out: at the end")
+    model_config = ConfigDict(json_schema_extra=requires("name"))
+
+    name: Annotated[Any, _NAME] = Field(None)
+    position: Annotated[Any, rule(nullable=False, type="integer", minimum=0)] = Field(
+        None, description="0 for the first; left out: at the end"
+    )
 
 
 class StageOrderIn(Body):
-    stage_ids: list[Any] | None = Field(None, description="Every stage of the pipeline, in the new order")
+    model_config = ConfigDict(json_schema_extra=requires("stage_ids"))
+
+    stage_ids: Annotated[
+        list[Any] | None,
+        rule(nullable=False, type="array", minItems=1, uniqueItems=True, items={"type": "string", **UUID}),
+    ] = Field(None, description="Every stage of the pipeline, in the new order")
 
 
 class OpportunityPatch(Body):
-    stage_id: str | None = Field(None, description="A stage of the same pipeline (recorded as a move)")
-    contact_id: str | None = None
-    name: str | None = None
-    value: dict[str, Any] | None = Field(None, description=_VALUE)
-    status: str | None = Field(None, description="open, won, lost or abandoned (recorded as a move)")
-    lost_reason: str | None = Field(None, description="Only with status lost")
-    assigned_user_id: str | None = None
-    source: str | None = None
-    custom_fields: dict[str, Any] | None = Field(
+    stage_id: Annotated[str | None, rule(nullable=False, **UUID)] = Field(
+        None, description="A stage of the same pipeline (recorded as a move)"
+    )
+    contact_id: Annotated[str | None, rule(nullable=False, **UUID)] = Field(None)
+    name: Annotated[str | None, rule(nullable=False, pattern=NAME, maxLength=MAX_NAME_LENGTH)] = Field(None)
+    value: Annotated[dict[str, Any] | None, money()] = Field(None, description=_VALUE)
+    status: Annotated[str | None, rule(nullable=False, enum=_STATUSES)] = Field(
+        None, description="open, won, lost or abandoned (recorded as a move)"
+    )
+    lost_reason: Annotated[str | None, rule(pattern=TEXT, maxLength=MAX_TEXT_LENGTH)] = Field(
+        None, description="Only with status lost"
+    )
+    assigned_user_id: Annotated[str | None, rule(**UUID)] = Field(None)
+    source: Annotated[str | None, rule(pattern=TEXT, maxLength=MAX_TEXT_LENGTH)] = Field(None)
+    custom_fields: Annotated[dict[str, Any] | None, _CUSTOM_FIELDS] = Field(
         None, description="Values keyed by field key; null clears one"
     )
 
 
 class OpportunityIn(OpportunityPatch):
-    pipeline_id: str | None = None
+    model_config = ConfigDict(json_schema_extra=requires("pipeline_id", "contact_id", "name"))
+
+    pipeline_id: Annotated[str | None, rule(nullable=False, **UUID)] = Field(None)
 
 
 class MoveIn(Body):
-    stage_id: str | None = None
-    status: str | None = None
-    lost_reason: str | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    stage_id: Annotated[str | None, rule(nullable=False, **UUID)] = Field(None)
+    status: Annotated[str | None, rule(nullable=False, enum=_STATUSES)] = Field(None)
+    lost_reason: Annotated[str | None, rule(pattern=TEXT, maxLength=MAX_TEXT_LENGTH)] = Field(None)
 
 
 class StageOut(BaseModel):

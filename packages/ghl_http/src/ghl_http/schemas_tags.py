@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from ghl_core.contacts.fields import MAX_TAG
 from ghl_core.tags.models import BulkTagResult, Tag
+from ghl_core.tags.services import MAX_BULK_CONTACTS
+from ghl_http.schema_rules import TAG, UUID, rule
 from ghl_http.schemas import Body
 
 
 class TagIn(Body):
-    name: str = Field(description="Compared case-insensitively; stored lower-cased with single spaces")
+    name: Annotated[str, rule(pattern=TAG, maxLength=MAX_TAG)] = Field(
+        description="Compared case-insensitively; stored lower-cased with single spaces"
+    )
 
 
 class TagOut(BaseModel):
@@ -26,8 +32,11 @@ class TagOut(BaseModel):
         return cls(id=tag.id, name=tag.name, created_at=tag.created_at, updated_at=tag.updated_at)
 
 
+_TAGS = rule(minItems=1, items={"type": "string", "pattern": TAG, "maxLength": MAX_TAG})
+
+
 class ContactTagsIn(Body):
-    tags: list[str] = Field(max_length=200)
+    tags: Annotated[list[str], _TAGS] = Field(max_length=200)
 
 
 class ContactTagsOut(BaseModel):
@@ -36,9 +45,11 @@ class ContactTagsOut(BaseModel):
 
 
 class BulkTagsIn(Body):
-    contact_ids: list[str] = Field(description="At most 1,000 contacts; all must exist, or nothing changes")
-    add: list[str] | None = Field(None, max_length=200)
-    remove: list[str] | None = Field(None, max_length=200)
+    contact_ids: Annotated[
+        list[str], rule(minItems=1, maxItems=MAX_BULK_CONTACTS, items={"type": "string", **UUID})
+    ] = Field(description="At most 1,000 contacts; all must exist, or nothing changes")
+    add: Annotated[list[str] | None, _TAGS] = Field(None, max_length=200)
+    remove: Annotated[list[str] | None, _TAGS] = Field(None, max_length=200)
 
 
 class BulkTagsOut(BaseModel):

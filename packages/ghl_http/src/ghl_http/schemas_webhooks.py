@@ -5,30 +5,43 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from ghl_core.webhooks.addresses import MAX_URL_LENGTH
+from ghl_core.webhooks.event_types import EVENT_TYPES
 from ghl_core.webhooks.models import Attempt, Delivery, DeliveryDetail, DeliveryStatus, Subscription
+from ghl_core.webhooks.services import MAX_DESCRIPTION
+from ghl_http.schema_rules import rule
 from ghl_http.schemas import Body
 
 URL_HELP = "Where to POST events: https (http only where the operator allows private receivers)"
 TYPES_HELP = "Event types to receive, e.g. ContactCreate (see GET /api/v1/webhooks/event-types)"
 
 
+# The address is checked when saved (scheme, and where its host resolves): the schema says its shape.
+_URL = rule(nullable=False, format="uri", pattern="^[Hh][Tt][Tt][Pp][Ss]?://", maxLength=MAX_URL_LENGTH)
+_TYPES = rule(nullable=False, minItems=1, items={"type": "string", "enum": sorted(EVENT_TYPES)})
+_DESCRIPTION = rule(maxLength=MAX_DESCRIPTION)
+
+
 class WebhookIn(Body):
-    url: str = Field(description=URL_HELP)
-    event_types: list[str] = Field(description=TYPES_HELP)
+    url: Annotated[str, _URL] = Field(description=URL_HELP)
+    event_types: Annotated[list[str], _TYPES] = Field(description=TYPES_HELP)
     active: bool = True
-    description: str | None = Field(None, description="A note to tell subscriptions apart")
+    description: Annotated[str | None, _DESCRIPTION] = Field(
+        None, description="A note to tell subscriptions apart"
+    )
 
 
 class WebhookPatch(Body):
-    url: str | None = Field(None, description=URL_HELP)
-    event_types: list[str] | None = Field(None, description=TYPES_HELP)
-    active: bool | None = Field(
+    url: Annotated[str | None, _URL] = Field(None, description=URL_HELP)
+    event_types: Annotated[list[str] | None, _TYPES] = Field(None, description=TYPES_HELP)
+    active: Annotated[bool | None, rule(nullable=False)] = Field(
         None, description="false pauses deliveries; true turns a disabled subscription on again"
     )
-    description: str | None = None
+    description: Annotated[str | None, _DESCRIPTION] = Field(None)
 
 
 class WebhookOut(BaseModel):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from ghl_core.contacts.search import MAX_QUERY
 from ghl_core.shared.validation import MAX_NAME_LENGTH
 from ghl_core.workflows.definition import (
     MAX_STEPS,
@@ -27,6 +28,7 @@ from ghl_core.workflows.definition import (
     ZONES,
 )
 from ghl_core.workflows.services import MAX_BULK, MAX_VERSION
+from ghl_http.schema_rules import CONTACT_FILTER, INSTANT, NOT_BLANK, TAGS, rule
 from ghl_http.schemas import Body
 
 CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -79,25 +81,53 @@ class WorkflowDocument(Body):
     steps: list[WorkflowStep] = Field(min_length=1, max_length=MAX_STEPS)
 
 
+_AUDIENCE = ("tags", "smart_list_id", "query", "filter")
+
+
 class EnrollIn(Body):
     """`contact_ids`, or an audience (`tags`, `smart_list_id`, `query`, `filter`), not both."""
 
-    contact_ids: list[uuid.UUID] | None = Field(None, min_length=1, max_length=MAX_BULK)
-    tags: list[str] | None = None
-    smart_list_id: uuid.UUID | None = None
-    query: str | None = None
-    filter: dict[str, Any] | None = Field(None, description="A condition group, as in a contact search")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "oneOf": [
+                        {
+                            "required": ["contact_ids"],
+                            "not": {"anyOf": [{"required": [k]} for k in _AUDIENCE]},
+                        },
+                        {
+                            "anyOf": [{"required": [k]} for k in _AUDIENCE],
+                            "not": {"required": ["contact_ids"]},
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    contact_ids: Annotated[list[uuid.UUID] | None, rule(nullable=False)] = Field(
+        None, min_length=1, max_length=MAX_BULK
+    )
+    tags: Annotated[list[str] | None, rule(nullable=False, minItems=1, **TAGS.keywords)] = None
+    smart_list_id: Annotated[uuid.UUID | None, rule(nullable=False)] = None
+    query: Annotated[str | None, rule(nullable=False, pattern=NOT_BLANK, maxLength=MAX_QUERY)] = None
+    filter: Annotated[dict[str, Any] | None, rule(nullable=False, **CONTACT_FILTER)] = Field(
+        None, description="A condition group, as in a contact search"
+    )
 
 
 class SimulatedEventIn(Body):
-    at: datetime = Field(description="ISO 8601 with an offset")
+    at: Annotated[datetime, rule(**INSTANT)] = Field(description="ISO 8601 with an offset")
     event: str = Field(description="contact.replied, tag.added or opportunity.stage_reached")
     data: dict[str, Any] | None = Field(None, description="{channel}, {tag} or {stage_id}")
 
 
 class SimulateIn(Body):
     contact_id: uuid.UUID
-    start: datetime | None = Field(None, description="ISO 8601 with an offset; default now")
+    start: Annotated[datetime | None, rule(**INSTANT)] = Field(
+        None, description="ISO 8601 with an offset; default now"
+    )
     events: list[SimulatedEventIn] | None = Field(None, max_length=100)
     version: int | None = Field(
         None, ge=1, le=MAX_VERSION, description="A published version; default the draft"

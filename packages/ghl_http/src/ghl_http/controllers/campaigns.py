@@ -30,12 +30,14 @@ from ghl_http.schemas_campaigns import (
     TRACKING_PATH,
     CampaignIn,
     CampaignOut,
+    CampaignPatch,
     CampaignStatsOut,
     PreviewIn,
     PreviewOut,
     SendIn,
     TemplateIn,
     TemplateOut,
+    TemplatePatch,
 )
 
 # A 1x1 transparent GIF: what mail clients expect an image URL to answer.
@@ -105,7 +107,7 @@ class TemplatesController(Controller):
     async def update_template(
         self,
         template_id: FromPath[uuid.UUID],
-        data: JSONBody[TemplateIn],
+        data: JSONBody[TemplatePatch],
         actor: NamedDependency[Actor],
         templates: NamedDependency[TemplateService],
     ) -> TemplateOut:
@@ -178,7 +180,7 @@ class CampaignsController(Controller):
     async def update_campaign(
         self,
         campaign_id: FromPath[uuid.UUID],
-        data: JSONBody[CampaignIn],
+        data: JSONBody[CampaignPatch],
         actor: NamedDependency[Actor],
         campaigns: NamedDependency[CampaignService],
     ) -> CampaignOut:

@@ -29,6 +29,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from ghl_adapters.uploads import SpooledUpload, UploadSpool
 from ghl_core.contacts.csv_rows import CsvSource, text_stream
 from ghl_core.contacts.exports import ContactExportService
+from ghl_core.contacts.fields import MAX_TAG
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
 from ghl_core.contacts.import_models import DuplicateMode, ImportOptions
 from ghl_core.contacts.imports import ContactImportService
@@ -37,6 +38,7 @@ from ghl_core.shared.csv_cells import neutralize_cell
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_http.gate import API_PREFIX
+from ghl_http.schema_rules import TAG
 from ghl_http.schemas_contact_imports import ContactImportOut, ExportIn
 
 log = logging.getLogger(__name__)
@@ -112,9 +114,18 @@ class ContactImportsController(Controller):
         upload_spool: NamedDependency[UploadSpool],
         mapping: Annotated[
             list[str] | None,
-            QueryParameter(description="Header=field (repeatable); Header= ignores a column"),
+            QueryParameter(
+                description="Header=field (repeatable); Header= ignores a column",
+                schema_extra={"items": {"type": "string", "pattern": "^[^=]*[^=\\s][^=]*=[^=]*$"}},
+            ),
         ] = None,
-        tag: Annotated[list[str] | None, QueryParameter(description="Tag every row (repeatable)")] = None,
+        tag: Annotated[
+            list[str] | None,
+            QueryParameter(
+                description="Tag every row (repeatable)",
+                schema_extra={"items": {"type": "string", "pattern": TAG, "maxLength": MAX_TAG}},
+            ),
+        ] = None,
         duplicate_policy: Annotated[
             DuplicateMode | None,
             QueryParameter(description="A row matching a contact: skip, update or create"),
@@ -215,7 +226,11 @@ class ContactExportController(Controller):
         actor: NamedDependency[Actor],
         contact_exports: NamedDependency[ContactExportService],
         tag: Annotated[
-            list[str] | None, QueryParameter(description="Only contacts with this tag (repeatable: all)")
+            list[str] | None,
+            QueryParameter(
+                description="Only contacts with this tag (repeatable: all)",
+                schema_extra={"items": {"type": "string", "pattern": TAG, "maxLength": MAX_TAG}},
+            ),
         ] = None,
         smart_list_id: Annotated[
             uuid.UUID | None, QueryParameter(description="Only the contacts of this smart list")

@@ -14,7 +14,15 @@ from ghl_core.contacts.services import ContactService
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
 from ghl_http.schemas import ListOf, page_of
-from ghl_http.schemas_contacts import ContactIn, ContactOut, ContactSettingsIO, MergeIn, UpsertOut
+from ghl_http.schemas_contacts import (
+    ContactIn,
+    ContactOut,
+    ContactPatch,
+    ContactSettingsIO,
+    ContactUpsertIn,
+    MergeIn,
+    UpsertOut,
+)
 
 
 class ContactsController(Controller):
@@ -42,7 +50,7 @@ class ContactsController(Controller):
     @post("/upsert", summary="Create or update by e-mail/phone, following the location's duplicate rule")
     async def upsert_contact(
         self,
-        data: JSONBody[ContactIn],
+        data: JSONBody[ContactUpsertIn],
         actor: NamedDependency[Actor],
         contacts: NamedDependency[ContactService],
     ) -> Response[UpsertOut]:
@@ -88,7 +96,7 @@ class ContactsController(Controller):
     async def update_contact(
         self,
         contact_id: FromPath[uuid.UUID],
-        data: JSONBody[ContactIn],
+        data: JSONBody[ContactPatch],
         actor: NamedDependency[Actor],
         contacts: NamedDependency[ContactService],
     ) -> ContactOut:

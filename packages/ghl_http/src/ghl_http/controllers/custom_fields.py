@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from ghl_core.custom_fields.services import CustomFieldService
 from ghl_core.tenancy.permissions import Actor
-from ghl_http.schemas_custom_fields import CustomFieldIn, CustomFieldOut
+from ghl_http.schemas_custom_fields import CustomFieldIn, CustomFieldOut, CustomFieldPatch
 
 
 class CustomFieldsController(Controller):
@@ -48,7 +48,7 @@ class CustomFieldsController(Controller):
     async def update_custom_field(
         self,
         field_id: FromPath[uuid.UUID],
-        data: JSONBody[CustomFieldIn],
+        data: JSONBody[CustomFieldPatch],
         actor: NamedDependency[Actor],
         custom_field_service: NamedDependency[CustomFieldService],
     ) -> CustomFieldOut:

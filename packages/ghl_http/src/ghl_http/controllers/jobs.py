@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_202_ACCEPTED
 from pydantic import BaseModel, Field
@@ -15,6 +15,7 @@ from ghl_core.jobs.models import FailedJob
 from ghl_core.jobs.services import JobService
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
+from ghl_http.deps import provide_cursor_page
 from ghl_http.schemas import ListOf, page_of
 
 
@@ -45,6 +46,8 @@ class FailedJobOut(BaseModel):
 class JobsController(Controller):
     path = "/jobs"
     tags = ["location: jobs"]
+    # Failed jobs page by cursor only: an offset is no parameter of theirs.
+    dependencies = {"page": Provide(provide_cursor_page, sync_to_thread=False)}
 
     @get("/failed", summary="The location's jobs that used up their retries, newest first")
     async def failed(

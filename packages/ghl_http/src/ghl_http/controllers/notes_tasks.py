@@ -15,8 +15,9 @@ from ghl_core.shared.pagination import PageRequest
 from ghl_core.tasks.fields import parse_task_filter
 from ghl_core.tasks.services import TaskService
 from ghl_core.tenancy.permissions import Actor
+from ghl_http.schema_rules import BOOLEAN_TEXT, INSTANT, UUID
 from ghl_http.schemas import ListOf, page_of
-from ghl_http.schemas_notes_tasks import NoteIn, NoteOut, TaskIn, TaskOut
+from ghl_http.schemas_notes_tasks import NoteIn, NoteOut, NotePatch, TaskIn, TaskOut, TaskPatch
 
 
 class ContactNotesController(Controller):
@@ -58,7 +59,7 @@ class ContactNotesController(Controller):
         self,
         contact_id: FromPath[uuid.UUID],
         note_id: FromPath[uuid.UUID],
-        data: JSONBody[NoteIn],
+        data: JSONBody[NotePatch],
         actor: NamedDependency[Actor],
         notes: NamedDependency[NoteService],
     ) -> NoteOut:
@@ -116,7 +117,7 @@ class ContactTasksController(Controller):
         self,
         contact_id: FromPath[uuid.UUID],
         task_id: FromPath[uuid.UUID],
-        data: JSONBody[TaskIn],
+        data: JSONBody[TaskPatch],
         actor: NamedDependency[Actor],
         tasks: NamedDependency[TaskService],
     ) -> TaskOut:
@@ -144,13 +145,24 @@ class TasksController(Controller):
         actor: NamedDependency[Actor],
         tasks: NamedDependency[TaskService],
         page: NamedDependency[PageRequest],
-        assignee_id: Annotated[str | None, QueryParameter(description="Only this user's tasks")] = None,
-        completed: Annotated[str | None, QueryParameter(description="true or false")] = None,
+        assignee_id: Annotated[
+            str | None, QueryParameter(description="Only this user's tasks", schema_extra=UUID)
+        ] = None,
+        completed: Annotated[
+            str | None,
+            QueryParameter(description="true or false", schema_extra=BOOLEAN_TEXT),
+        ] = None,
         due_before: Annotated[
-            str | None, QueryParameter(description="Due strictly before this instant (ISO 8601 with offset)")
+            str | None,
+            QueryParameter(
+                description="Due strictly before this instant (ISO 8601 with offset)", schema_extra=INSTANT
+            ),
         ] = None,
         due_after: Annotated[
-            str | None, QueryParameter(description="Due at or after this instant (ISO 8601 with offset)")
+            str | None,
+            QueryParameter(
+                description="Due at or after this instant (ISO 8601 with offset)", schema_extra=INSTANT
+            ),
         ] = None,
     ) -> ListOf[TaskOut]:
         found = parse_task_filter(assignee_id, completed, due_before, due_after)

@@ -11,12 +11,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from ghl_core.contacts.fields import MAX_TAG
 from ghl_core.pipelines.fields import board_filter, parse_filters
+from ghl_core.pipelines.models import OpportunityStatus
 from ghl_core.pipelines.opportunities import OpportunityService
 from ghl_core.pipelines.services import PipelineService
 from ghl_core.shared.ids import parse_id
-from ghl_core.shared.pagination import PageRequest
+from ghl_core.shared.pagination import MAX_LIMIT, PageRequest
 from ghl_core.tenancy.permissions import Actor
+from ghl_http.schema_rules import TAG, UUID
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_pipelines import (
     BoardOut,
@@ -33,12 +36,28 @@ from ghl_http.schemas_pipelines import (
     StageOrderIn,
 )
 
-Query = Annotated[str | None, QueryParameter()]
-AssigneeQuery = Annotated[str | None, QueryParameter(description="Only this user's opportunities")]
-StatusQuery = Annotated[str | None, QueryParameter(description="open, won, lost or abandoned")]
-TagQuery = Annotated[str | None, QueryParameter(description="Only opportunities whose contact has this tag")]
+# Parsed by the core (one problem for every bad filter); the schemas say what it takes.
+Query = Annotated[str | None, QueryParameter(schema_extra=UUID)]
+AssigneeQuery = Annotated[
+    str | None, QueryParameter(description="Only this user's opportunities", schema_extra=UUID)
+]
+StatusQuery = Annotated[
+    str | None,
+    QueryParameter(
+        description="open, won, lost or abandoned",
+        schema_extra={"enum": [s.value for s in OpportunityStatus]},
+    ),
+]
+TagQuery = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only opportunities whose contact has this tag",
+        schema_extra={"pattern": TAG, "maxLength": MAX_TAG},
+    ),
+]
 BoardLimit = Annotated[
-    int | None, QueryParameter(description="Opportunities per stage (1 to 100, default 20)")
+    int | None,
+    QueryParameter(ge=1, le=MAX_LIMIT, description="Opportunities per stage (1 to 100, default 20)"),
 ]
 
 
@@ -149,7 +168,7 @@ class PipelinesController(Controller):
         actor: NamedDependency[Actor],
         pipelines: NamedDependency[PipelineService],
         move_to: Annotated[
-            str | None, QueryParameter(description="The stage its opportunities move to")
+            str | None, QueryParameter(description="The stage its opportunities move to", schema_extra=UUID)
         ] = None,
     ) -> PipelineOut:
         target = parse_id(move_to, "/move_to") if move_to is not None else None

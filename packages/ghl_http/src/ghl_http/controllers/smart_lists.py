@@ -10,11 +10,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from ghl_core.shared.pagination import PageRequest
+from ghl_core.shared.pagination import CURSOR_PATTERN, MAX_CURSOR, MAX_LIMIT, PageRequest
 from ghl_core.smart_lists.services import SmartListService
 from ghl_core.tenancy.permissions import Actor
 from ghl_http.schemas import ListOf, page_of
-from ghl_http.schemas_contact_search import SearchOut, SmartListIn, SmartListOut
+from ghl_http.schemas_contact_search import SearchOut, SmartListIn, SmartListOut, SmartListPatch
 
 
 class SmartListsController(Controller):
@@ -53,7 +53,7 @@ class SmartListsController(Controller):
     async def update_smart_list(
         self,
         smart_list_id: FromPath[uuid.UUID],
-        data: JSONBody[SmartListIn],
+        data: JSONBody[SmartListPatch],
         actor: NamedDependency[Actor],
         smart_lists: NamedDependency[SmartListService],
     ) -> SmartListOut:
@@ -75,9 +75,16 @@ class SmartListsController(Controller):
         smart_list_id: FromPath[uuid.UUID],
         actor: NamedDependency[Actor],
         smart_lists: NamedDependency[SmartListService],
-        limit: Annotated[int | None, QueryParameter(description="Items per page (1 to 100)")] = None,
+        limit: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_LIMIT, description="Items per page (1 to 100)")
+        ] = None,
         cursor: Annotated[
-            str | None, QueryParameter(description="The next_cursor of the previous page")
+            str | None,
+            QueryParameter(
+                pattern=CURSOR_PATTERN,
+                max_length=MAX_CURSOR,
+                description="The next_cursor of the previous page",
+            ),
         ] = None,
     ) -> SearchOut:
         return SearchOut.of(await smart_lists.contacts(actor, smart_list_id, limit, cursor))

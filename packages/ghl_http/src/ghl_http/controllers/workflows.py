@@ -24,6 +24,7 @@ from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.idempotency import MAX_KEY_LENGTH
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.tenancy.permissions import Actor
+from ghl_core.workflows.models import EnrollmentStatus
 from ghl_core.workflows.services import MAX_VERSION, BulkEnrollment, WorkflowService
 from ghl_core.workflows.simulation import describe
 from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
@@ -274,7 +275,10 @@ class WorkflowsController(Controller):
         page: NamedDependency[PageRequest],
         status: Annotated[
             str | None,
-            QueryParameter(description="active, waiting, completed, goal, stopped or failed"),
+            QueryParameter(
+                description="active, waiting, completed, goal, stopped or failed",
+                schema_extra={"enum": [s.value for s in EnrollmentStatus]},
+            ),
         ] = None,
         contact_id: Annotated[uuid.UUID | None, QueryParameter(description="One contact's")] = None,
     ) -> Json:
