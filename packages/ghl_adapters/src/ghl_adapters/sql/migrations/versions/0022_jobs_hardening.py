@@ -10,15 +10,15 @@ with the same error id. The application's role keeps reading the other columns a
 Rows written before keep their text as `detail`; their `error` becomes the generic sentence with the
 error id a worker would write now (`job id`-`attempt`, see ghl_core/jobs/errors.py).
 
-Revision ID: 0023_jobs_hardening
-Revises: 0022_import_hardening
+Revision ID: 0022_jobs_hardening
+Revises: 0021_plan_limits
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0023_jobs_hardening"
-down_revision = "0022_import_hardening"
+revision = "0022_jobs_hardening"
+down_revision = "0021_plan_limits"
 branch_labels = None
 depends_on = None
 
