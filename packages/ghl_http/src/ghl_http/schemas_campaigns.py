@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ghl_core.campaigns.models import Campaign, CampaignStats, MessageTemplate
 from ghl_core.contacts.search import MAX_QUERY
 from ghl_core.shared.validation import MAX_NAME_LENGTH
-from ghl_http.schema_rules import BY_CHANNEL, CONTACT_FILTER, INSTANT, NAME, TAGS, UUID, rule
+from ghl_http.schema_rules import BY_CHANNEL, CONTACT_FILTER, INSTANT, NAME, TAGS, UUID, JsonSchema, rule
 from ghl_http.schemas import Body
 from ghl_http.schemas_contact_search import FILTER_HELP
 
@@ -102,12 +102,18 @@ class CampaignPatch(_Content):
     audience: AudienceIn | None = Field(None, description="Who receives it, frozen when sending starts")
 
 
+_COPIES_A_TEMPLATE: JsonSchema = {
+    "required": ["template_id"],
+    "properties": {"template_id": {"type": "string"}},
+}
+
+
 class CampaignIn(CampaignPatch):
     # Without a template to copy, the content is the channel's.
     model_config = ConfigDict(
         json_schema_extra={
             "required": ["name", "channel"],
-            "allOf": [{"if": {"not": {"required": ["template_id"]}}, "then": BY_CHANNEL}],
+            "allOf": [{"if": {"not": _COPIES_A_TEMPLATE}, "then": BY_CHANNEL}],
         }
     )
 

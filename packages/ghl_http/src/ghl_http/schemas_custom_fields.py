@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict, JsonValue
+from pydantic.json_schema import SkipJsonSchema
 
 from ghl_core.custom_fields.definitions import KEY_PATTERN, MAX_OPTION, MAX_OPTIONS
 from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
@@ -24,12 +25,15 @@ _OPTIONS_BY_TYPE: JsonDict = {
 }
 
 
-class CustomFieldPatch(Body):
-    """A change: label, type or options; the key never changes (give it unchanged or leave it out)."""
+_KEY = rule(nullable=False, type="string", pattern=KEY_PATTERN.pattern)
+_KEY_HELP = "Slug ^[a-z][a-z0-9_]{0,63}$, unique in the location; never changes"
 
-    key: Annotated[Any, rule(nullable=False, type="string", pattern=KEY_PATTERN.pattern)] = Field(
-        None, description="Slug ^[a-z][a-z0-9_]{0,63}$, unique in the location; never changes"
-    )
+
+class CustomFieldPatch(Body):
+    """A change: label, type or options. The key never changes: the server takes it unchanged (what a
+    whole definition sent back holds), so it is no member of this schema."""
+
+    key: SkipJsonSchema[Any] = None
     label: Annotated[Any, rule(nullable=False, type="string", pattern=NAME, maxLength=MAX_NAME_LENGTH)] = (
         Field(None)
     )
@@ -53,6 +57,8 @@ class CustomFieldIn(CustomFieldPatch):
     model_config = ConfigDict(
         json_schema_extra={"required": ["key", "label", "type"], "allOf": [_OPTIONS_BY_TYPE]}
     )
+
+    key: Annotated[Any, _KEY] = Field(None, description=_KEY_HELP)
 
 
 class CustomFieldOut(BaseModel):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ghl_core.contacts.fields import MAX_TAG
 from ghl_core.tags.models import BulkTagResult, Tag
@@ -45,6 +45,20 @@ class ContactTagsOut(BaseModel):
 
 
 class BulkTagsIn(Body):
+    # Tags to add, to remove, or both.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}
+                        for name in ("add", "remove")
+                    ]
+                }
+            ]
+        }
+    )
+
     contact_ids: Annotated[
         list[str], rule(minItems=1, maxItems=MAX_BULK_CONTACTS, items={"type": "string", **UUID})
     ] = Field(description="At most 1,000 contacts; all must exist, or nothing changes")
