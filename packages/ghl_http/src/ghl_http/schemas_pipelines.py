@@ -42,7 +42,15 @@ _STAGES = rule(
         "additionalProperties": False,
     },
 )
-_CUSTOM_FIELDS = rule(nullable=False, propertyNames={"pattern": KEY_PATTERN.pattern})
+# Values keyed by a custom field key of the location: a string, number, boolean, list of strings or null.
+_CUSTOM_FIELDS = rule(
+    nullable=False,
+    propertyNames={"pattern": KEY_PATTERN.pattern},
+    additionalProperties={
+        "type": ["string", "number", "boolean", "array", "null"],
+        "items": {"type": "string"},
+    },
+)
 
 
 class StageNameIn(Body):
