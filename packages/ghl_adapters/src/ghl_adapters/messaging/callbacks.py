@@ -18,7 +18,7 @@ from .sendgrid import parse_inbound_parse, parse_sendgrid_events, read_form
 from .twilio import parse_twilio_callback
 
 if TYPE_CHECKING:
-    from ghl_core.shared.uow import UnitOfWork
+    from ghl_core.legacy_uow import UnitOfWork
 
 
 class TwilioCallbackProcessor:

@@ -63,13 +63,13 @@ from ghl_core.conversations.templates import (
     off_loop,
 )
 from ghl_core.jobs.ports import JobRequest, RetryLater
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.tenancy.plans import PlanLimitReached

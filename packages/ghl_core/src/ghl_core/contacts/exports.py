@@ -21,11 +21,11 @@ from ghl_core.contacts.models import ATTRIBUTION_KEYS, Contact, DndChannel
 from ghl_core.contacts.search import SearchPage, SearchSpec
 from ghl_core.contacts.selection import ContactFinder, ContactSelection, oldest_first, tag_filter
 from ghl_core.custom_fields.cached import cached_definitions
+from ghl_core.legacy_uow import UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.csv_cells import neutralize_row
 from ghl_core.shared.pagination import decode_cursor
-from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 EXPORT_BATCH = 1000

@@ -44,6 +44,7 @@ from ghl_core.contacts.services import ContactService
 from ghl_core.custom_fields.cached import cached_definitions
 from ghl_core.custom_fields.models import CustomFieldDefinition
 from ghl_core.custom_fields.values import validate_values
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
@@ -52,7 +53,6 @@ from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission

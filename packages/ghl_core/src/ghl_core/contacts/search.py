@@ -20,7 +20,7 @@ from ghl_core.shared.pagination import MAX_LIMIT, Page, decode_cursor
 from ghl_core.tenancy.permissions import Actor, Permission
 
 if TYPE_CHECKING:  # the unit of work names this module's port: import it for types only
-    from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+    from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 
 SORT_FIELDS = ("created_at", "updated_at", "last_activity_at", "first_name", "last_name", "email")
 MAX_QUERY = 200

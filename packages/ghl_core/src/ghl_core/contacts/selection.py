@@ -17,7 +17,7 @@ from ghl_core.smart_lists.services import SmartListService
 from ghl_core.tenancy.permissions import Actor, Permission
 
 if TYPE_CHECKING:
-    from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+    from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 
 
 @dataclass(frozen=True, slots=True)

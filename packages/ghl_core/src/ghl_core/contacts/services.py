@@ -10,13 +10,13 @@ from ghl_core.contacts.fields import clean_contact_fields
 from ghl_core.contacts.models import PII_FIELDS, Contact, DuplicatePolicy, DuplicatePriority
 from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.custom_fields.values import validate_values
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location

@@ -22,10 +22,10 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 from ghl_core.conversations.quiet_hours import resolve_zone
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.plans import DailyLimitReached, PlanCatalog, PlanLimits
 

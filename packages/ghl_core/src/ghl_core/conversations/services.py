@@ -76,6 +76,7 @@ from ghl_core.conversations.templates import HtmlSanitizer
 from ghl_core.identity.ports import SecretBox
 from ghl_core.inbound.models import InboundTarget
 from ghl_core.jobs.ports import JobRequest, RetryLater
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
@@ -83,7 +84,6 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import normalize_email
 from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.models import Location

@@ -32,12 +32,12 @@ from ghl_core.conversations.providers import (
 from ghl_core.conversations.quiet_hours import QuietHours
 from ghl_core.conversations.services import provider_config, seal_config
 from ghl_core.identity.ports import SecretBox
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import normalize_email
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.tenancy.plans import PlanCatalog

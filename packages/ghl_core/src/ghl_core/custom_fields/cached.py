@@ -11,7 +11,7 @@ from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
 from ghl_core.shared.cache import ReadCache, custom_fields_cache_key
 
 if TYPE_CHECKING:  # the unit of work imports the contacts context, which reads through this module
-    from ghl_core.shared.uow import UnitOfWork
+    from ghl_core.legacy_uow import UnitOfWork
 
 
 def _definition_to_json(d: CustomFieldDefinition) -> dict[str, Any]:

@@ -13,12 +13,12 @@ from ghl_core.custom_fields.definitions import check_options, check_type, clean_
 from ghl_core.custom_fields.errors import StoredValuesBlockChange
 from ghl_core.custom_fields.models import CustomFieldDefinition
 from ghl_core.custom_fields.values import normalize_value
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache, custom_fields_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import check_name
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission

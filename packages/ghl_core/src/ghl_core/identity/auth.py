@@ -24,6 +24,7 @@ from ghl_core.identity.models import (
 )
 from ghl_core.identity.ports import AccessTokenCodec, ExternalTokenVerifier, FailureCounter, PasswordHasher
 from ghl_core.identity.secrets import new_refresh_token, secret_hash
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache, api_key_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import (
@@ -37,7 +38,6 @@ from ghl_core.shared.errors import (
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import check_email, check_name, check_password, normalize_email
 from ghl_core.tenancy.models import Agency, AgencyRole, LocationRole, PlanTier, User
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission

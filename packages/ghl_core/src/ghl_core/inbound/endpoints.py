@@ -12,13 +12,13 @@ from typing import Any
 
 from ghl_core.identity.ports import SecretBox
 from ghl_core.inbound.models import ENDPOINT_PROVIDER, InboundEndpoint, InboundEvent, InboundTarget
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 

@@ -18,7 +18,7 @@ from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.tenancy.models import Location
 
 if TYPE_CHECKING:
-    from ghl_core.shared.uow import UnitOfWork
+    from ghl_core.legacy_uow import UnitOfWork
 
 
 class InboundVerifier(Protocol):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ghl_core.jobs.models import FailedJob
+from ghl_core.legacy_uow import UnitOfWorkFactory
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
-from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from ghl_core.contacts.models import Contact
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.notes.fields import clean_note_fields
 from ghl_core.notes.models import Note
 from ghl_core.shared.clock import Clock
@@ -14,7 +15,6 @@ from ghl_core.shared.errors import Conflict, NotFound
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.pipelines.fields import MOVE_FIELDS, OPPORTUNITY_FIELDS, clean_opportunity_fields, raise_if
 from ghl_core.pipelines.models import Opportunity, OpportunityMove, OpportunityStatus, Pipeline
 from ghl_core.pipelines.recording import record_opportunity
@@ -19,7 +20,6 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.assignees import may_be_assigned, not_assignable
 from ghl_core.tenancy.permissions import Actor, Permission
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ghl_core.legacy_uow import UnitOfWork
 from ghl_core.pipelines.models import Opportunity, OpportunityMove
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork
 from ghl_core.tenancy.permissions import Actor
 
 # Fields whose change has an event of its own; any other change is `opportunity.updated`.

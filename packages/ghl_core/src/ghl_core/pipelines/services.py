@@ -10,6 +10,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.pipelines.fields import MAX_STAGES, clean_name, clean_stage_names, clean_uuid, raise_if
 from ghl_core.pipelines.models import (
     Board,
@@ -26,7 +27,6 @@ from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFai
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 

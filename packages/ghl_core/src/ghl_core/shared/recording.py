@@ -1,21 +1,70 @@
-"""Writes the audit row and the domain event of a change, inside the change's own unit of work."""
+"""Writes the audit row and the domain event of a change, inside the change's own unit of work.
+
+The audit trail and the event outbox are ports every context writes to, so they are declared here, on
+the floor; the audit context adds reading the trail. An actor is known here only by what the audit row
+keeps of it (its kind and id), so `shared/` needs no tenancy type.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.events import DomainEvent
-from ghl_core.shared.uow import UnitOfWork
-from ghl_core.tenancy.permissions import Actor
+from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.uow import Transaction
+
+
+class AuditLog(Protocol):
+    async def record(self, entry: AuditEntry) -> None: ...
+
+    async def list(
+        self,
+        location_id: uuid.UUID,
+        page: PageRequest,
+        entity_type: str | None = None,
+        entity_id: uuid.UUID | None = None,
+        since: datetime | None = None,
+    ) -> Page[AuditEntry]: ...
+
+
+class EventOutbox(Protocol):
+    async def add(self, event: DomainEvent) -> None: ...
+
+    async def add_many(self, events: list[DomainEvent]) -> None:
+        """Several events in one statement (bulk work: a campaign batch)."""
+        ...
+
+
+class Recording(Transaction, Protocol):
+    """A unit of work that can record a change: its audit row and its domain events."""
+
+    audit: AuditLog
+    events: EventOutbox
+
+
+class _Kind(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class ActorRef(Protocol):
+    """What an audit row keeps of who acted (tenancy's `Actor` is one)."""
+
+    @property
+    def kind(self) -> _Kind: ...
+
+    @property
+    def id(self) -> uuid.UUID | None: ...
 
 
 async def record_change(
-    uow: UnitOfWork,
+    uow: Recording,
     clock: Clock,
-    actor: Actor,
+    actor: ActorRef,
     *,
     action: str,
     entity_type: str,

@@ -1,72 +1,26 @@
-"""The unit of work: one transaction in one tenant scope, holding every repository."""
+"""The transaction every unit of work is: one tenant scope, committed explicitly, rolled back otherwise.
+
+`shared/` knows no context, so it declares only the base. Each context declares, in its own `ports.py`,
+the narrow unit of work it needs (a protocol deriving from `Transaction` that lists just the repositories
+its services touch), and its services take a `UnitOfWorkFactory[ThatProtocol]`. The SQL and in-memory
+units of work hold every repository, so they satisfy all of those protocols at once: a workflow step and
+a contact change can still share one transaction.
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self, TypeVar
 
-from ghl_core.audit.ports import AuditLog, EventOutbox
-from ghl_core.campaigns.ports import CampaignRepository, TemplateRepository
-from ghl_core.contacts.import_models import ContactImportRepository
-from ghl_core.contacts.ports import ContactRepository
-from ghl_core.contacts.search import ContactSearch
-from ghl_core.conversations.ports import (
-    ConversationRepository,
-    MessageRepository,
-    MessagingProviderRepository,
-    MessagingSettingsRepository,
-)
-from ghl_core.custom_fields.ports import CustomFieldRepository
-from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
-from ghl_core.inbound.ports import InboundEndpointRepository, InboundEventRepository
-from ghl_core.jobs.models import FailedJobRepository
-from ghl_core.jobs.ports import JobQueue
-from ghl_core.notes.ports import NoteRepository
-from ghl_core.pipelines.ports import OpportunityRepository, PipelineRepository
 from ghl_core.shared.scope import TenantScope
-from ghl_core.smart_lists.ports import SmartListRepository
-from ghl_core.tags.ports import TagRepository
-from ghl_core.tasks.ports import TaskRepository
-from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
-from ghl_core.webhooks.ports import WebhookRepository
-from ghl_core.workflows.ports import EnrollmentRepository, WorkflowRepository
 
 
-class UnitOfWork(Protocol):
+class Transaction(Protocol):
+    """One transaction in one tenant scope. Leaving it without `commit()` rolls back."""
+
     scope: TenantScope
-    agencies: AgencyRepository
-    locations: LocationRepository
-    users: UserRepository
-    api_keys: ApiKeyRepository
-    refresh_tokens: RefreshTokenRepository
-    credentials: CredentialLookup
-    audit: AuditLog
-    events: EventOutbox
-    jobs: JobQueue
-    failed_jobs: FailedJobRepository
-    contacts: ContactRepository
-    contact_imports: ContactImportRepository
-    tags: TagRepository
-    custom_fields: CustomFieldRepository
-    contact_search: ContactSearch
-    smart_lists: SmartListRepository
-    notes: NoteRepository
-    tasks: TaskRepository
-    pipelines: PipelineRepository
-    opportunities: OpportunityRepository
-    webhooks: WebhookRepository
-    inbound_endpoints: InboundEndpointRepository
-    inbound_events: InboundEventRepository
-    conversations: ConversationRepository
-    messages: MessageRepository
-    messaging_providers: MessagingProviderRepository
-    messaging_settings: MessagingSettingsRepository
-    templates: TemplateRepository
-    campaigns: CampaignRepository
-    workflows: WorkflowRepository
-    enrollments: EnrollmentRepository
 
-    async def __aenter__(self) -> UnitOfWork: ...
+    async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -77,5 +31,10 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
 
-class UnitOfWorkFactory(Protocol):
-    def __call__(self, scope: TenantScope) -> UnitOfWork: ...
+U_co = TypeVar("U_co", bound=Transaction, covariant=True)
+
+
+class UnitOfWorkFactory(Protocol[U_co]):
+    """Opens a unit of work of the kind `U_co` for one tenant scope."""
+
+    def __call__(self, scope: TenantScope) -> U_co: ...

@@ -7,13 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 from ghl_core.contacts.search import ContactSearchService, SearchResult, SearchSpec
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.smart_lists.models import SmartList
 from ghl_core.tenancy.permissions import Actor, Permission
 

@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from ghl_core.contacts.ports import ContactRepository
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import Recording
 from ghl_core.tags.models import Tag, TagChange
+from ghl_core.tenancy.ports import LocationRepository
 
 
 class TagRepository(Protocol):
@@ -57,3 +60,11 @@ class TagRepository(Protocol):
         carrying the tag `having`: renames, appends `add` (skipping tags a contact has), drops `remove`.
         Returns the contacts whose tags changed, locked until the end of the transaction."""
         ...
+
+
+class TagsUnitOfWork(Recording, Protocol):
+    """What the tags context touches in one transaction."""
+
+    locations: LocationRepository
+    contacts: ContactRepository
+    tags: TagRepository

@@ -16,8 +16,9 @@ from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tags.models import BulkTagResult, Tag, TagChange
+from ghl_core.tags.ports import TagsUnitOfWork
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -41,24 +42,24 @@ def _tag_list(values: object, pointer: str, errors: list[FieldError]) -> list[st
 
 
 class TagService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[TagsUnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
-    async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
+    async def _location(self, uow: TagsUnitOfWork, location_id: uuid.UUID) -> Location:
         location = await uow.locations.get(location_id)
         if location is None or location.deleted_at is not None:
             raise NotFound(f"location {location_id} not found")
         return location
 
-    async def _tag(self, uow: UnitOfWork, location_id: uuid.UUID, tag_id: uuid.UUID) -> Tag:
+    async def _tag(self, uow: TagsUnitOfWork, location_id: uuid.UUID, tag_id: uuid.UUID) -> Tag:
         tag = await uow.tags.get(tag_id)
         if tag is None or tag.location_id != location_id:
             raise NotFound(f"tag {tag_id} not found")
         return tag
 
     async def _record_contacts(
-        self, uow: UnitOfWork, actor: Actor, location: Location, changes: Sequence[TagChange]
+        self, uow: TagsUnitOfWork, actor: Actor, location: Location, changes: Sequence[TagChange]
     ) -> None:
         """Per contact: one audit row, and one event per direction, as a contact update writes them."""
         for change in changes:
@@ -97,7 +98,7 @@ class TagService:
 
     async def _retag(
         self,
-        uow: UnitOfWork,
+        uow: TagsUnitOfWork,
         actor: Actor,
         location: Location,
         contact_ids: builtins.list[uuid.UUID],
@@ -246,7 +247,7 @@ class TagService:
 
     async def tag_contact_in(
         self,
-        uow: UnitOfWork,
+        uow: TagsUnitOfWork,
         actor: Actor,
         contact_id: uuid.UUID,
         add: object = None,
@@ -268,7 +269,7 @@ class TagService:
 
     async def _tag_one(
         self,
-        uow: UnitOfWork,
+        uow: TagsUnitOfWork,
         actor: Actor,
         location_id: uuid.UUID,
         contact_id: uuid.UUID,

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.notes.services import agency_of, live_contact
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, NotFound
@@ -13,7 +14,6 @@ from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tasks.fields import clean_task_fields
 from ghl_core.tasks.models import Task, TaskFilter
 from ghl_core.tenancy.assignees import check_assignee

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from ghl_core.legacy_uow import UnitOfWork
 from ghl_core.shared.errors import FieldError, ValidationFailed
-from ghl_core.shared.uow import UnitOfWork
 from ghl_core.tenancy.models import AgencyRole
 
 

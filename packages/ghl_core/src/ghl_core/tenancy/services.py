@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from ghl_core.identity.ports import PasswordHasher
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache, api_key_cache_key, location_cache_key, user_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
@@ -14,7 +15,6 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import MAX_LIMIT, Page, PageRequest, decode_cursor
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.validation import check_country, check_email, check_name, check_password, check_timezone
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant, LocationRole, PlanTier, User

@@ -11,6 +11,7 @@ from typing import Any
 
 from ghl_core.identity.ports import SecretBox
 from ghl_core.jobs.ports import JobContext, JobRequest, RetryLater
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
@@ -18,7 +19,6 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
 from ghl_core.webhooks.event_types import EVENT_TYPES, describe, public_type

@@ -48,6 +48,7 @@ from ghl_core.conversations.ports import InboxFilter
 from ghl_core.conversations.services import ConversationService, Draft
 from ghl_core.conversations.templates import TemplateError, TemplateRenderer, merge_context, off_loop
 from ghl_core.jobs.ports import JobRequest
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.notes.services import NoteService
 from ghl_core.pipelines.opportunities import OpportunityService
 from ghl_core.shared.clock import Clock
@@ -56,7 +57,6 @@ from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tags.services import TagService
 from ghl_core.tasks.services import TaskService
 from ghl_core.tenancy.models import Location

@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 
 from ghl_core.conversations.templates import TemplateError, TemplateRenderer
 from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
+from ghl_core.legacy_uow import UnitOfWork
 from ghl_core.pipelines.models import Pipeline
 from ghl_core.shared.errors import FieldError
 from ghl_core.shared.pagination import PageRequest
-from ghl_core.shared.uow import UnitOfWork
 from ghl_core.tenancy.assignees import may_be_assigned, not_assignable
 from ghl_core.tenancy.models import Location
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from ghl_core.contacts.search import SearchPage
 from ghl_core.contacts.selection import ContactFinder, ContactSelection
 from ghl_core.conversations.templates import merge_context, off_loop
+from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
@@ -30,7 +31,6 @@ from ghl_core.shared.instants import OUTSIDE_CALENDAR, in_utc
 from ghl_core.shared.pagination import Page, PageRequest, decode_cursor
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.untrusted import nul_errors
-from ghl_core.shared.uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.workflows.definition import Definition, parse_definition
