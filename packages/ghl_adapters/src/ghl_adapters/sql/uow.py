@@ -17,16 +17,13 @@ from .campaigns import SqlCampaignRepository, SqlTemplateRepository
 from .contact_imports import SqlContactImportRepository
 from .contact_search import SqlContactSearch
 from .contacts import SqlContactRepository
-from .conversations import (
-    SqlConversationRepository,
-    SqlMessageRepository,
-    SqlMessagingProviderRepository,
-    SqlMessagingSettingsRepository,
-)
+from .conversations import SqlConversationRepository
 from .custom_fields import SqlCustomFieldRepository
 from .engines import Engines
 from .inbound import SqlInboundEndpointRepository, SqlInboundEventRepository
 from .jobs import SqlFailedJobRepository
+from .messages import SqlMessageRepository
+from .messaging import SqlMessagingProviderRepository, SqlMessagingSettingsRepository
 from .notes_tasks import SqlNoteRepository, SqlTaskRepository
 from .pipelines import SqlOpportunityRepository, SqlPipelineRepository
 from .repositories import (
