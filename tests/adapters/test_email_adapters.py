@@ -14,9 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ghl_adapters.messaging.factory import SdkGatewayFactory
-from ghl_adapters.messaging.sendgrid import (
-    INBOUND_PROVIDER,
-    SendGridEmailGateway,
+from ghl_adapters.messaging.sendgrid import INBOUND_PROVIDER, SendGridEmailGateway
+from ghl_adapters.messaging.sendgrid_webhooks import (
     SendGridEventVerifier,
     SendGridInboundParseVerifier,
     parse_inbound_parse,

@@ -13,7 +13,7 @@ from ghl_adapters.messaging.sendgrid import (
 from ghl_adapters.messaging.sendgrid import (
     PROVIDER as SENDGRID,
 )
-from ghl_adapters.messaging.sendgrid import (
+from ghl_adapters.messaging.sendgrid_webhooks import (
     SendGridEventVerifier,
     SendGridInboundParseVerifier,
 )

@@ -14,7 +14,7 @@ from ghl_core.conversations.services import ConversationService
 from ghl_core.inbound.models import InboundEvent, UnusableEvent
 from ghl_core.tenancy.models import Location
 
-from .sendgrid import parse_inbound_parse, parse_sendgrid_events, read_form
+from .sendgrid_webhooks import parse_inbound_parse, parse_sendgrid_events, read_form
 from .twilio import parse_twilio_callback
 
 if TYPE_CHECKING:
