@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from ghl_core.contacts.fields import clean_contact_fields, clean_tags, normalize_tag
 from ghl_core.contacts.models import Contact, DndChannel
-from ghl_core.contacts.phones import normalize_phone
 from ghl_core.contacts.services import merge_contacts
 from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.shared.phones import normalize_phone
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from ghl_core.contacts.import_identities import Identities, KeyCounts, quick_email_key
 from ghl_core.contacts.models import Contact, DuplicatePolicy, DuplicatePriority
-from ghl_core.contacts.phones import normalize_phone, quick_phone_key
+from ghl_core.shared.phones import normalize_phone, quick_phone_key
 from ghl_core.shared.validation import normalize_email
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)

@@ -9,8 +9,8 @@ from datetime import date
 from typing import Any
 
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, TEXT_FIELDS, DndChannel
-from ghl_core.contacts.phones import normalize_phone
 from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.shared.phones import normalize_phone
 from ghl_core.shared.validation import (
     check_country,
     check_timezone,

@@ -18,7 +18,7 @@ Memory stays bounded, in two passes before the import's own:
 
 1. Every row's e-mail address and phone number are turned into keys equal to their normalised forms
    (without the e-mail and phone parsers for the usual spellings: `quick_email_key`,
-   `ghl_core.contacts.phones.quick_phone_key`, property-tested against the parsers; the parsers,
+   `ghl_core.shared.phones.quick_phone_key`, property-tested against the parsers; the parsers,
    memoised, for the rest), and counted by 32-bit fingerprints (`KeyCounts`, 4 bytes a slot). A small
    file whose identifiers are all distinct stops here, with nothing kept.
 2. Otherwise the file is read again: the rows with an identifier seen twice (or sharing a fingerprint)

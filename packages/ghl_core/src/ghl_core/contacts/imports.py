@@ -38,7 +38,6 @@ from ghl_core.contacts.import_models import (
     RowError,
 )
 from ghl_core.contacts.models import Contact, DuplicatePolicy
-from ghl_core.contacts.phones import quick_phone_key
 from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.contacts.services import ContactService
 from ghl_core.custom_fields.cached import cached_definitions
@@ -52,6 +51,7 @@ from ghl_core.shared.csv_cells import restore_cell
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
+from ghl_core.shared.phones import quick_phone_key
 from ghl_core.shared.recording import record_change
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
+from ghl_core.custom_fields.ports import DefinitionsUnitOfWork
 from ghl_core.shared.cache import ReadCache, custom_fields_cache_key
-
-if TYPE_CHECKING:  # the unit of work imports the contacts context, which reads through this module
-    from ghl_core.legacy_uow import UnitOfWork
 
 
 def _definition_to_json(d: CustomFieldDefinition) -> dict[str, Any]:
@@ -57,7 +55,7 @@ def definitions_from_json(data: Any) -> list[CustomFieldDefinition]:
 
 
 async def cached_definitions(
-    cache: ReadCache, uow: UnitOfWork, location_id: uuid.UUID
+    cache: ReadCache, uow: DefinitionsUnitOfWork, location_id: uuid.UUID
 ) -> list[CustomFieldDefinition]:
     """What `uow.custom_fields.definitions` answers, from the cache when it holds it."""
 

@@ -8,6 +8,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ghl_core.custom_fields.models import CustomFieldDefinition
+from ghl_core.shared.recording import Recording
+from ghl_core.shared.uow import Transaction
+from ghl_core.tenancy.ports import LocationRepository
 
 
 class CustomFieldRepository(Protocol):
@@ -48,3 +51,15 @@ class CustomFieldRepository(Protocol):
     ) -> int:
         """Writes `values[contact_id]` as the value of `key` on those contacts."""
         ...
+
+
+class DefinitionsUnitOfWork(Transaction, Protocol):
+    """What reading a location's definitions needs: contacts, search, import and export read them too."""
+
+    custom_fields: CustomFieldRepository
+
+
+class CustomFieldsUnitOfWork(DefinitionsUnitOfWork, Recording, Protocol):
+    """What the custom fields context touches in one transaction."""
+
+    locations: LocationRepository

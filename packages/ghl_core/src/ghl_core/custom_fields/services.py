@@ -12,13 +12,14 @@ from ghl_core.custom_fields.cached import cached_definitions
 from ghl_core.custom_fields.definitions import check_options, check_type, clean_new_definition
 from ghl_core.custom_fields.errors import StoredValuesBlockChange
 from ghl_core.custom_fields.models import CustomFieldDefinition
+from ghl_core.custom_fields.ports import CustomFieldsUnitOfWork
 from ghl_core.custom_fields.values import normalize_value
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache, custom_fields_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import check_name
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
@@ -27,19 +28,26 @@ EXAMPLES = 5
 
 
 class CustomFieldService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[CustomFieldsUnitOfWork], clock: Clock, cache: ReadCache | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache or ReadCache()
 
-    async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
+    async def _location(self, uow: CustomFieldsUnitOfWork, location_id: uuid.UUID) -> Location:
         location = await uow.locations.get(location_id)
         if location is None or location.deleted_at is not None:
             raise NotFound(f"location {location_id} not found")
         return location
 
     async def _definition(
-        self, uow: UnitOfWork, location_id: uuid.UUID, definition_id: uuid.UUID, *, for_update: bool = False
+        self,
+        uow: CustomFieldsUnitOfWork,
+        location_id: uuid.UUID,
+        definition_id: uuid.UUID,
+        *,
+        for_update: bool = False,
     ) -> CustomFieldDefinition:
         found = await uow.custom_fields.get(definition_id, for_update=for_update)
         if found is None or found.location_id != location_id or found.deleted_at is not None:
@@ -48,7 +56,7 @@ class CustomFieldService:
 
     async def _record(
         self,
-        uow: UnitOfWork,
+        uow: CustomFieldsUnitOfWork,
         actor: Actor,
         location: Location,
         action: str,
@@ -167,7 +175,11 @@ class CustomFieldService:
         return replace(before, label=label, type=kind, options=options)
 
     async def _convert(
-        self, uow: UnitOfWork, location: Location, before: CustomFieldDefinition, after: CustomFieldDefinition
+        self,
+        uow: CustomFieldsUnitOfWork,
+        location: Location,
+        before: CustomFieldDefinition,
+        after: CustomFieldDefinition,
     ) -> int:
         stored = await uow.custom_fields.stored_values(location.id, before.key)
         rewrites: dict[uuid.UUID, Any] = {}

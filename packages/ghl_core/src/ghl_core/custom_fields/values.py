@@ -12,10 +12,10 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ghl_core.contacts.phones import normalize_phone
 from ghl_core.custom_fields.currencies import CURRENCIES
 from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
 from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.shared.phones import normalize_phone
 from ghl_core.shared.validation import normalize_email
 
 MAX_TEXT = 500
