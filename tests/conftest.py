@@ -69,7 +69,7 @@ def settings(migrated_url: str, redis_url: str | None, tmp_path_factory: pytest.
         redis_url=redis_url,
         secret_key=TEST_SECRET,
         data_dir=tmp_path_factory.mktemp("ghl-data"),
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
 
 

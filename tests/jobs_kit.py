@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from procrastinate.app import WorkerOptions
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
@@ -50,10 +51,15 @@ async def run_jobs(
                     await conn.execute(_DUE_NOW, {"queues": queues, "due_by": due_by})
             if not await waiting_jobs(container, queues):
                 return
-            options = {"queues": queues} if queues else {}
-            await app.run_worker_async(
-                wait=False, install_signal_handlers=False, listen_notify=False, concurrency=4, **options
-            )
+            options: WorkerOptions = {
+                "wait": False,
+                "install_signal_handlers": False,
+                "listen_notify": False,
+                "concurrency": 4,
+            }
+            if queues:
+                options["queues"] = queues
+            await app.run_worker_async(**options)
     async with container.engines().owner.connect() as conn:
         rows = (
             await conn.execute(

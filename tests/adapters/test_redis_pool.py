@@ -25,7 +25,7 @@ async def test_a_burst_beyond_the_pool_waits_for_a_connection(
         redis_url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
         secret_key="x" * 32,
         data_dir=tmp_path,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     client = _redis(settings)
     assert client is not None

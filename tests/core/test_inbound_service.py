@@ -44,7 +44,7 @@ def store(clock: FixedClock) -> InboundStore:  # overrides the core conftest's: 
 
 
 @pytest.fixture
-def verifier() -> FakeVerifier:  # type: ignore[override]
+def verifier() -> FakeVerifier:
     return FakeVerifier(PROVIDER)
 
 
@@ -78,7 +78,10 @@ def _target(world: World, secret: str = "s3cret") -> InboundTarget:  # noqa: S10
 
 
 def _request(
-    event_id: str = "evt_1", signature: str = "s3cret", body: bytes = b'{"a": 1}', **headers: str
+    event_id: str = "evt_1",
+    signature: str = "s3cret",
+    body: bytes = b'{"a": 1}',
+    headers: dict[str, str] | None = None,
 ) -> InboundRequest:
     sent = {
         "x-signature": signature,
@@ -87,7 +90,7 @@ def _request(
         "authorization": "Basic c2VjcmV0",
         "x-upstream-token": "tok",
         "content-type": "application/json",
-        **headers,
+        **(headers or {}),
     }
     return InboundRequest(method="POST", url="https://crm.example/hooks", headers=sent, body=body)
 
@@ -203,7 +206,7 @@ async def test_a_failing_processor_records_its_error_and_raises_for_a_retry(
 async def test_an_event_no_processor_handles_is_ignored(
     inbound: InboundService, store: InboundStore, world: World, processor: RecordingProcessor
 ) -> None:
-    receipt = await inbound.receive(_target(world), _request(**{"x-event-type": "order.refunded"}))
+    receipt = await inbound.receive(_target(world), _request(headers={"x-event-type": "order.refunded"}))
     assert receipt.event_id is not None
     assert await inbound.process(world.loc_a.id, receipt.event_id) is EventStatus.IGNORED
     assert processor.seen == []
@@ -359,7 +362,7 @@ async def test_a_body_that_is_not_json_reaches_the_event_raw(
     endpoint, secret = await endpoints.create(_admin(world), {"name": "Hook"})
     target = await endpoints.target(endpoint.id)
     receipt = await inbound.receive(
-        target, _request(signature=secret, body=b"name=Ann&x=\xff", **{"content-type": "text/plain"})
+        target, _request(signature=secret, body=b"name=Ann&x=\xff", headers={"content-type": "text/plain"})
     )
     assert receipt.event_id is not None
     await inbound.process(world.loc_a.id, receipt.event_id)

@@ -374,7 +374,7 @@ async def test_erase_removes_personal_data_everywhere(
         note_body = (await conn.execute(text("SELECT body FROM notes WHERE id = :n"), scrubbed)).scalar_one()
     assert row["erased_at"] is not None
     assert (row["email"], row["first_name"], row["last_name"]) == (None, None, None)
-    leftovers = str([list(a) for a in audit + note_audit]) + str(events) + note_body
+    leftovers = str([list(a) for a in [*audit, *note_audit]]) + str(events) + note_body
     assert not [pii for pii in (email.lower(), "Erin", "Secret", "Hidden Rd") if pii in leftovers]
     assert len(audit) == 3
     # The address is free for a new contact.

@@ -162,7 +162,7 @@ async def test_a_server_error_is_not_stored(container: Container, tenant: Tenant
         idempotency=container.idempotency(),
         max_body_bytes=container.settings().max_body_bytes,
     )
-    transport = httpx.ASGITransport(app=gate)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=gate)
     key = uuid.uuid4().hex
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
         failed = await client.post(f"{API}/anything", json={"a": 1}, headers=with_key(tenant, key))

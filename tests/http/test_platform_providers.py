@@ -66,8 +66,9 @@ def test_incomplete_settings_configure_nothing_and_smtp_is_the_email_fallback(se
     found = platform_providers(
         settings.model_copy(update={"smtp_host": "relay.example", "smtp_from_email": "a@relay.example"})
     )
-    assert isinstance(found[Channel.EMAIL], SmtpConfig)
-    assert found[Channel.EMAIL].port == 587
+    email = found[Channel.EMAIL]
+    assert isinstance(email, SmtpConfig)
+    assert email.port == 587
 
 
 async def test_a_location_without_a_provider_sends_through_the_environments(

@@ -199,7 +199,7 @@ async def test_bulk_tags_500_contacts(api: httpx.AsyncClient, tenant: Tenant, co
         audits = (
             await conn.execute(text("SELECT count(*) FROM audit_log WHERE entity_id = ANY(:i)"), {"i": ids})
         ).scalar_one()
-        events = dict(
+        events: dict[str, int] = dict(
             (
                 await conn.execute(
                     text("SELECT type, count(*) FROM domain_events WHERE entity_id = ANY(:i) GROUP BY type"),

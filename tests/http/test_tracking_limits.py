@@ -51,7 +51,8 @@ async def clients(container: Container, count: int) -> AsyncIterator[list[httpx.
     app = create_app(container, close_container_on_shutdown=False)
     made = [
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=(unique_ip(), 50000)),
+            # Litestar's ASGI types are TypedDicts, httpx's plain mappings: see support.open_api.
+            transport=httpx.ASGITransport(app=app, client=(unique_ip(), 50000)),  # type: ignore[arg-type]
             base_url="http://testserver.local",
         )
         for _ in range(count)

@@ -86,8 +86,12 @@ async def test_killing_the_worker_mid_campaign_skips_no_recipient_and_sends_none
             try:
                 for k in range(1, KILLS + 1):
                     target = k * RECIPIENTS // (KILLS + 2)
+
+                    def reached(t: int = target) -> bool:
+                        return len(double.messages) >= t
+
                     await wait_until(
-                        lambda t=target: len(double.messages) >= t,
+                        reached,
                         f"{target} sends",
                         within=WAIT_S,
                         poll=0.02,

@@ -67,7 +67,7 @@ class Receiver:
 
 @contextmanager
 def receiving(port: int = 0, state: Receiver | None = None) -> Iterator[Receiver]:
-    state = state or Receiver(port)
+    receiver = state or Receiver(port)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -77,12 +77,12 @@ def receiving(port: int = 0, state: Receiver | None = None) -> Iterator[Receiver
                 return  # the sender died mid-request (the killed worker): not a delivery
             headers = dict(self.headers.items())
             try:
-                Webhook(state.secret).verify(body, headers)
+                Webhook(receiver.secret).verify(body, headers)
                 verified = True
             except Exception:
                 verified = False
-            with state.lock:
-                state.arrivals.append(Arrival(headers.get("webhook-id", ""), time.time(), verified))
+            with receiver.lock:
+                receiver.arrivals.append(Arrival(headers.get("webhook-id", ""), time.time(), verified))
             self.send_response(204)
             self.end_headers()
 
@@ -90,11 +90,11 @@ def receiving(port: int = 0, state: Receiver | None = None) -> Iterator[Receiver
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    state.port = server.server_address[1]
+    receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state
+        yield receiver
     finally:
         server.shutdown()
         server.server_close()

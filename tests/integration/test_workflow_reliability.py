@@ -73,7 +73,7 @@ def own_settings(
             redis_url=redis_url,
             secret_key=TEST_SECRET,
             data_dir=tmp_path_factory.mktemp("ghl-reliability"),
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
         )
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
