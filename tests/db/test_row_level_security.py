@@ -9,8 +9,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from ghl_adapters.container import Container
+from ghl_adapters.sql.audit import SqlAuditLog
 from ghl_adapters.sql.engines import APP_ROLE
-from ghl_adapters.sql.repositories import SqlApiKeyRepository, SqlAuditLog, SqlLocationRepository
+from ghl_adapters.sql.identity import SqlApiKeyRepository
+from ghl_adapters.sql.repositories import SqlLocationRepository
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.shared.scope import TenantScope
 from support import Tenant

@@ -53,8 +53,8 @@ from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.events import DomainEvent
 
 from . import tables as t
+from .audit import SqlEventOutbox
 from .contacts import _COLUMNS, _from_row, _values
-from .repositories import SqlEventOutbox
 from .request_context import current_request_id
 
 metadata = MetaData()

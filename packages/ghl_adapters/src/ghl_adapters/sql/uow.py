@@ -13,6 +13,7 @@ from ghl_adapters.jobs.events import consume_jobs, write_outbox
 from ghl_adapters.jobs.queue import ProcrastinateJobQueue
 from ghl_core.shared.scope import ScopeKind, TenantScope
 
+from .audit import SqlAuditLog, SqlEventOutbox
 from .campaigns import SqlCampaignRepository, SqlTemplateRepository
 from .contact_imports import SqlContactImportRepository
 from .contact_search import SqlContactSearch
@@ -20,22 +21,14 @@ from .contacts import SqlContactRepository
 from .conversations import SqlConversationRepository
 from .custom_fields import SqlCustomFieldRepository
 from .engines import Engines
+from .identity import SqlApiKeyRepository, SqlCredentialLookup, SqlRefreshTokenRepository
 from .inbound import SqlInboundEndpointRepository, SqlInboundEventRepository
 from .jobs import SqlFailedJobRepository
 from .messages import SqlMessageRepository
 from .messaging import SqlMessagingProviderRepository, SqlMessagingSettingsRepository
 from .notes_tasks import SqlNoteRepository, SqlTaskRepository
 from .pipelines import SqlOpportunityRepository, SqlPipelineRepository
-from .repositories import (
-    SqlAgencyRepository,
-    SqlApiKeyRepository,
-    SqlAuditLog,
-    SqlCredentialLookup,
-    SqlEventOutbox,
-    SqlLocationRepository,
-    SqlRefreshTokenRepository,
-    SqlUserRepository,
-)
+from .repositories import SqlAgencyRepository, SqlLocationRepository, SqlUserRepository
 from .request_context import current_request_id
 from .smart_lists import SqlSmartListRepository
 from .tags import SqlTagRepository
