@@ -27,10 +27,11 @@ from ghl_adapters.identity import (
     is_our_token,
 )
 from ghl_core.identity.models import AccessClaims
-from ghl_core.identity.ports import AccessTokenCodec, ExternalTokenVerifier, PasswordHasher, SecretBox
+from ghl_core.identity.ports import AccessTokenCodec, ExternalTokenVerifier, SecretBox
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.errors import Unauthenticated
 from ghl_core.tenancy.models import AgencyRole, LocationRole, PlanTier
+from ghl_core.tenancy.ports import PasswordHasher
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 

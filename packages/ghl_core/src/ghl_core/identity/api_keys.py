@@ -11,14 +11,15 @@ import uuid
 from dataclasses import replace
 
 from ghl_core.identity.models import ApiKey
+from ghl_core.identity.ports import IdentityUnitOfWork
 from ghl_core.identity.secrets import DISPLAY_PREFIX_LENGTH, new_api_key, secret_hash
-from ghl_core.legacy_uow import UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache, api_key_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import check_name
 from ghl_core.tenancy.permissions import LOCATION_SCOPES, Actor, Permission
 from ghl_core.tenancy.plans import PlanCatalog, PlanLimitReached
@@ -51,7 +52,7 @@ def parse_scopes(values: list[str] | None, pointer: str = "/scopes") -> frozense
 class ApiKeyService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[IdentityUnitOfWork],
         clock: Clock,
         cache: ReadCache | None = None,
         plans: PlanCatalog | None = None,

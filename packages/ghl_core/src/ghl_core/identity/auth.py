@@ -22,9 +22,13 @@ from ghl_core.identity.models import (
     TokenPair,
     UserCredential,
 )
-from ghl_core.identity.ports import AccessTokenCodec, ExternalTokenVerifier, FailureCounter, PasswordHasher
+from ghl_core.identity.ports import (
+    AccessTokenCodec,
+    ExternalTokenVerifier,
+    FailureCounter,
+    IdentityUnitOfWork,
+)
 from ghl_core.identity.secrets import new_refresh_token, secret_hash
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache, api_key_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import (
@@ -38,9 +42,11 @@ from ghl_core.shared.errors import (
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import check_email, check_name, check_password, normalize_email
 from ghl_core.tenancy.models import Agency, AgencyRole, LocationRole, PlanTier, User
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
+from ghl_core.tenancy.ports import PasswordHasher
 
 LOGIN_MAX_FAILURES = 5
 LOGIN_WINDOW = timedelta(minutes=15)
@@ -93,7 +99,7 @@ class SignUpResult:
 class AuthService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[IdentityUnitOfWork],
         clock: Clock,
         hasher: PasswordHasher,
         tokens: AccessTokenCodec,
@@ -191,7 +197,7 @@ class AuthService:
         return tokens
 
     async def _issue_pair(
-        self, uow: UnitOfWork, user: User | UserCredential, family_id: uuid.UUID
+        self, uow: IdentityUnitOfWork, user: User | UserCredential, family_id: uuid.UUID
     ) -> TokenPair:
         """Role and token version come from one read of the user, so a token never pairs a new version
         with an old role."""

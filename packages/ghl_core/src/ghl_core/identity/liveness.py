@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ghl_core.identity.models import AccessClaims
-from ghl_core.legacy_uow import UnitOfWorkFactory
+from ghl_core.identity.ports import IdentityUnitOfWork
 from ghl_core.shared.cache import ReadCache, user_cache_key
 from ghl_core.shared.errors import Unauthenticated
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location, PlanTier
 
@@ -52,7 +53,7 @@ def _user_from_json(data: Any) -> _LiveUser:
 
 
 class TokenLiveness:
-    def __init__(self, uow: UnitOfWorkFactory, cache: ReadCache) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[IdentityUnitOfWork], cache: ReadCache) -> None:
         self._uow = uow
         self._cache = cache
 

@@ -1,4 +1,5 @@
-"""Ports the identity context needs from the outside world."""
+"""Ports the identity context needs from the outside world. (The password hasher is tenancy's port:
+tenancy hashes a new user's password, and sits below identity.)"""
 
 from __future__ import annotations
 
@@ -6,16 +7,9 @@ from datetime import timedelta
 from typing import Protocol
 
 from ghl_core.identity.models import AccessClaims, ExternalIdentity
-
-
-class PasswordHasher(Protocol):
-    def hash(self, password: str) -> str: ...
-
-    def verify(self, password_hash: str, password: str) -> bool:
-        """False for a wrong password; never raises for a mismatch."""
-        ...
-
-    def needs_rehash(self, password_hash: str) -> bool: ...
+from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
+from ghl_core.shared.recording import Recording
+from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
 
 
 class AccessTokenCodec(Protocol):
@@ -62,3 +56,25 @@ class FailureCounter(Protocol):
         ...
 
     async def clear(self, key: str) -> None: ...
+
+
+class IdentityUnitOfWork(Recording, Protocol):
+    """What the identity context touches in one transaction."""
+
+    @property
+    def agencies(self) -> AgencyRepository: ...
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository: ...
+
+    @property
+    def credentials(self) -> CredentialLookup: ...

@@ -1,4 +1,5 @@
-"""Repositories of the identity context."""
+"""Repositories of the identity context. Each extends what tenancy declares it needs of it
+(`ghl_core.tenancy.ports`), so tenancy never imports identity."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Protocol
 
 from ghl_core.identity.models import ApiKey, ApiKeyCredential, RefreshToken, UserCredential
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.tenancy.ports import AssigneeLookup, LocationKeys, UserSessions
 
 
-class ApiKeyRepository(Protocol):
+class ApiKeyRepository(LocationKeys, Protocol):
     async def add(self, key: ApiKey) -> None: ...
 
     async def get(self, key_id: uuid.UUID) -> ApiKey | None: ...
@@ -27,7 +29,7 @@ class ApiKeyRepository(Protocol):
         ...
 
 
-class RefreshTokenRepository(Protocol):
+class RefreshTokenRepository(UserSessions, Protocol):
     async def add(self, token: RefreshToken) -> None: ...
 
     async def mark_rotated(self, token_id: uuid.UUID, at: datetime) -> bool:
@@ -39,7 +41,7 @@ class RefreshTokenRepository(Protocol):
     async def revoke_for_user(self, user_id: uuid.UUID, at: datetime) -> None: ...
 
 
-class CredentialLookup(Protocol):
+class CredentialLookup(AssigneeLookup, Protocol):
     """Look-ups made before the tenant is known. The database answers them through narrow
     security-definer functions, so the anonymous scope still cannot read any table."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from ghl_core.legacy_uow import UnitOfWork
 from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.tenancy.models import AgencyRole
+from ghl_core.tenancy.ports import AssigneesUnitOfWork
 
 
 async def may_be_assigned(
-    uow: UnitOfWork, agency_id: uuid.UUID, location_id: uuid.UUID, user_id: uuid.UUID
+    uow: AssigneesUnitOfWork, agency_id: uuid.UUID, location_id: uuid.UUID, user_id: uuid.UUID
 ) -> bool:
     """A live user of the location's agency who may use the location: agency owners and admins reach
     every location, agency users only those granted. Asked through the narrow security-definer look-ups,
@@ -29,7 +29,7 @@ def not_assignable(user_id: uuid.UUID, pointer: str) -> FieldError:
 
 
 async def check_assignee(
-    uow: UnitOfWork,
+    uow: AssigneesUnitOfWork,
     agency_id: uuid.UUID,
     location_id: uuid.UUID,
     user_id: uuid.UUID,

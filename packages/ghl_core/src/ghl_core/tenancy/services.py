@@ -6,8 +6,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from ghl_core.identity.ports import PasswordHasher
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache, api_key_cache_key, location_cache_key, user_cache_key
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
@@ -15,10 +13,12 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import MAX_LIMIT, Page, PageRequest, decode_cursor
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import check_country, check_email, check_name, check_password, check_timezone
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant, LocationRole, PlanTier, User
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
+from ghl_core.tenancy.ports import PasswordHasher, TenancyUnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,11 @@ def _validate_location(name: str | None, timezone: str | None, country: str | No
 
 class TenancyService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, hasher: PasswordHasher, cache: ReadCache | None = None
+        self,
+        uow: UnitOfWorkFactory[TenancyUnitOfWork],
+        clock: Clock,
+        hasher: PasswordHasher,
+        cache: ReadCache | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -100,7 +104,9 @@ class TenancyService:
         async with self._uow(actor.scope) as uow:
             return await uow.agencies.list(page)
 
-    async def _resolve_agency(self, uow: UnitOfWork, actor: Actor, agency_id: uuid.UUID | None) -> uuid.UUID:
+    async def _resolve_agency(
+        self, uow: TenancyUnitOfWork, actor: Actor, agency_id: uuid.UUID | None
+    ) -> uuid.UUID:
         if not actor.is_operator:
             return actor.require_agency(Permission.LOCATIONS_WRITE)
         if agency_id is not None:
@@ -152,7 +158,9 @@ class TenancyService:
             await uow.commit()
         return location
 
-    async def _visible_location(self, uow: UnitOfWork, actor: Actor, location_id: uuid.UUID) -> Location:
+    async def _visible_location(
+        self, uow: TenancyUnitOfWork, actor: Actor, location_id: uuid.UUID
+    ) -> Location:
         location = await uow.locations.get(location_id)
         if location is None or location.deleted_at is not None:
             raise NotFound(f"location {location_id} not found")
@@ -354,7 +362,7 @@ class TenancyService:
             await uow.commit()
         return user
 
-    async def _visible_user(self, uow: UnitOfWork, actor: Actor, user_id: uuid.UUID) -> User:
+    async def _visible_user(self, uow: TenancyUnitOfWork, actor: Actor, user_id: uuid.UUID) -> User:
         user = await uow.users.get(user_id)
         if user is None or user.deleted_at is not None:
             raise NotFound(f"user {user_id} not found")
@@ -378,7 +386,7 @@ class TenancyService:
         actor: Actor,
         user_id: uuid.UUID,
         change: str,
-        mutate: Callable[[UnitOfWork, User], Awaitable[User]],
+        mutate: Callable[[TenancyUnitOfWork, User], Awaitable[User]],
     ) -> User:
         """A removal, or a change to what the user's tokens may carry (role, a grant taken away or
         changed), bumps their token version: every access token issued before stops at its next request
@@ -429,7 +437,7 @@ class TenancyService:
         if errors:
             raise ValidationFailed(errors)
 
-        async def mutate(uow: UnitOfWork, user: User) -> User:
+        async def mutate(uow: TenancyUnitOfWork, user: User) -> User:
             if user.role is AgencyRole.OWNER and role not in (None, AgencyRole.OWNER):
                 self._check_can_manage(actor, AgencyRole.OWNER)
                 await self._keep_an_owner(uow, user)
@@ -438,7 +446,7 @@ class TenancyService:
         return await self._save_user(actor, user_id, "update", mutate)
 
     @staticmethod
-    async def _keep_an_owner(uow: UnitOfWork, owner: User) -> None:
+    async def _keep_an_owner(uow: TenancyUnitOfWork, owner: User) -> None:
         if await uow.users.count_owners(owner.agency_id) <= 1:
             raise Conflict("an agency keeps at least one owner: make another user owner first")
 
@@ -447,7 +455,7 @@ class TenancyService:
         if actor.id == user_id:
             raise Conflict("you cannot delete yourself")
 
-        async def mutate(uow: UnitOfWork, user: User) -> User:
+        async def mutate(uow: TenancyUnitOfWork, user: User) -> User:
             if user.role is AgencyRole.OWNER:
                 self._check_can_manage(actor, AgencyRole.OWNER)
                 await self._keep_an_owner(uow, user)
@@ -460,7 +468,7 @@ class TenancyService:
     ) -> User:
         self._check_can_manage(actor, AgencyRole.USER)
 
-        async def mutate(uow: UnitOfWork, user: User) -> User:
+        async def mutate(uow: TenancyUnitOfWork, user: User) -> User:
             location = await uow.locations.get(location_id)
             if location is None or location.agency_id != user.agency_id or location.deleted_at is not None:
                 raise NotFound(f"location {location_id} not found")
@@ -473,7 +481,7 @@ class TenancyService:
     async def revoke_location(self, actor: Actor, user_id: uuid.UUID, location_id: uuid.UUID) -> User:
         self._check_can_manage(actor, AgencyRole.USER)
 
-        async def mutate(_uow: UnitOfWork, user: User) -> User:
+        async def mutate(_uow: TenancyUnitOfWork, user: User) -> User:
             if user.grant_for(location_id) is None:
                 raise NotFound(f"user {user_id} has no grant on location {location_id}")
             return replace(user, grants=[g for g in user.grants if g.location_id != location_id])
