@@ -78,7 +78,7 @@ def run_send_jobs(settings: Settings, **overrides: Any) -> None:
     async def work() -> None:
         container = make_container(settings.model_copy(update=overrides))
         try:
-            await run_jobs(container)
+            await run_jobs(container, queues=["messages"])
         finally:
             await close_container(container)
 
