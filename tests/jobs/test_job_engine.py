@@ -180,7 +180,7 @@ async def test_a_commit_that_found_a_job_waiting_is_still_consumed_by_it(
     async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
         await uow.events.add(event)
         assert await write_outbox(uow.connection, [event]) == []  # a job is waiting: none queued
-        uow.events.recorded.clear()
+        uow.recorded_events.clear()
         running = asyncio.create_task(run_jobs(container, queues=["events"]))
         await asyncio.sleep(1.0)
         assert not running.done(), "the consumer job must wait for this open transaction"
@@ -200,7 +200,7 @@ async def test_a_commits_events_reach_each_consumer_in_their_order(
     ]
     async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
         await uow.events.add_many(events)
-        uow.events.recorded.clear()
+        uow.recorded_events.clear()
         needed = await write_outbox(uow.connection, events)
         assert sorted(needed) == [("webhooks", tenant.location_id), ("workflows", tenant.location_id)]
         await uow.jobs.enqueue(*consume_jobs(needed))
@@ -223,7 +223,7 @@ async def test_an_event_no_consumer_reads_gets_no_outbox_row_and_queues_no_job(
     reply = DomainEvent("message.inbound", tenant.agency_id, tenant.location_id, uuid.uuid4(), {}, now)
     async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
         await uow.events.add(sent)
-        uow.events.recorded.clear()
+        uow.recorded_events.clear()
         assert await write_outbox(uow.connection, [sent]) == []
         await uow.connection.commit()
     assert await outbox_of(container, tenant) == []
@@ -234,7 +234,7 @@ async def test_an_event_no_consumer_reads_gets_no_outbox_row_and_queues_no_job(
     # An event one consumer reads (a reply starts workflows; no webhook type) reaches that one only.
     async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
         await uow.events.add(reply)
-        uow.events.recorded.clear()
+        uow.recorded_events.clear()
         assert await write_outbox(uow.connection, [reply]) == [("workflows", tenant.location_id)]
         await uow.connection.commit()
     assert [(r.consumer, r.type) for r in await outbox_of(container, tenant)] == [

@@ -11,7 +11,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ghl_adapters.jobs.events import consume_jobs, write_outbox
 from ghl_adapters.jobs.queue import ProcrastinateJobQueue
+from ghl_core.audit.ports import AuditLog, EventOutbox
+from ghl_core.campaigns.ports import CampaignRepository, TemplateRepository
+from ghl_core.contacts.import_models import ContactImportRepository
+from ghl_core.contacts.ports import ContactRepository
+from ghl_core.contacts.search import ContactSearch
+from ghl_core.conversations.ports import (
+    ConversationRepository,
+    MessageRepository,
+    MessagingProviderRepository,
+    MessagingSettingsRepository,
+)
+from ghl_core.custom_fields.ports import CustomFieldRepository
+from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
+from ghl_core.inbound.ports import InboundEndpointRepository, InboundEventRepository
+from ghl_core.jobs.models import FailedJobRepository
+from ghl_core.jobs.ports import JobQueue
+from ghl_core.notes.ports import NoteRepository
+from ghl_core.pipelines.ports import OpportunityRepository, PipelineRepository
+from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.scope import ScopeKind, TenantScope
+from ghl_core.smart_lists.ports import SmartListRepository
+from ghl_core.tags.ports import TagRepository
+from ghl_core.tasks.ports import TaskRepository
+from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
+from ghl_core.webhooks.ports import WebhookRepository
+from ghl_core.workflows.ports import EnrollmentRepository, WorkflowRepository
 
 from .audit import SqlAuditLog, SqlEventOutbox
 from .campaigns import SqlCampaignRepository, SqlTemplateRepository
@@ -59,6 +84,42 @@ def scope_statement(scope: TenantScope) -> str:
 
 
 class SqlUnitOfWork:
+    # Each repository is typed by its port, not by its SQL class: a protocol's attribute is invariant, so
+    # only these types let this unit of work satisfy every context's narrow unit of work protocol (and mypy
+    # checks here that each SQL repository implements its port).
+    agencies: AgencyRepository
+    locations: LocationRepository
+    users: UserRepository
+    api_keys: ApiKeyRepository
+    refresh_tokens: RefreshTokenRepository
+    credentials: CredentialLookup
+    audit: AuditLog
+    events: EventOutbox
+    jobs: JobQueue
+    failed_jobs: FailedJobRepository
+    contacts: ContactRepository
+    contact_imports: ContactImportRepository
+    tags: TagRepository
+    custom_fields: CustomFieldRepository
+    contact_search: ContactSearch
+    smart_lists: SmartListRepository
+    notes: NoteRepository
+    tasks: TaskRepository
+    pipelines: PipelineRepository
+    opportunities: OpportunityRepository
+    webhooks: WebhookRepository
+    inbound_endpoints: InboundEndpointRepository
+    inbound_events: InboundEventRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    messaging_providers: MessagingProviderRepository
+    messaging_settings: MessagingSettingsRepository
+    templates: TemplateRepository
+    campaigns: CampaignRepository
+    workflows: WorkflowRepository
+    enrollments: EnrollmentRepository
+    _outbox: SqlEventOutbox  # the events, as the SQL class that holds what commit() writes out
+
     def __init__(self, engines: Engines, scope: TenantScope, jobs: App) -> None:
         self.scope = scope
         self._engines = engines
@@ -76,7 +137,8 @@ class SqlUnitOfWork:
         self.refresh_tokens = SqlRefreshTokenRepository(conn)
         self.credentials = SqlCredentialLookup(conn)
         self.audit = SqlAuditLog(conn, current_request_id())
-        self.events = SqlEventOutbox(conn)
+        self._outbox = SqlEventOutbox(conn)
+        self.events = self._outbox
         self.jobs = ProcrastinateJobQueue(conn, self._jobs_app)
         self.failed_jobs = SqlFailedJobRepository(conn)
         self.contacts = SqlContactRepository(conn)
@@ -143,6 +205,11 @@ class SqlUnitOfWork:
             await conn.close()
 
     @property
+    def recorded_events(self) -> list[DomainEvent]:
+        """The events recorded in this unit and not written out yet: what commit() hands to the outbox."""
+        return self._outbox.recorded
+
+    @property
     def connection(self) -> AsyncConnection:
         if self._conn is None:
             raise RuntimeError("the unit of work is not open")
@@ -151,10 +218,10 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         # The events recorded here leave through jobs enqueued in this same transaction: both exist, or
         # (rolled back) neither does.
-        if self.events.recorded:
-            needed = await write_outbox(self.connection, self.events.recorded)
+        if self._outbox.recorded:
+            needed = await write_outbox(self.connection, self._outbox.recorded)
             await self.jobs.enqueue(*consume_jobs(needed))
-            self.events.recorded.clear()
+            self._outbox.recorded.clear()
         # The tenant settings were SET LOCAL: they end with this transaction, so the unit of work ends too.
         await self.connection.commit()
 
