@@ -21,6 +21,7 @@ from datetime import datetime
 
 from ghl_core.conversations.models import Channel, MessagingSettings
 from ghl_core.conversations.ports import ProviderRecord, ResolvedProvider
+from ghl_core.conversations.providers import ProviderKind
 from ghl_core.shared.scope import ScopeKind
 
 from .rows import check_write, clone, location_facts
@@ -64,6 +65,9 @@ class MemoryMessagingProviderRepository(MemoryRepository):
             raise PermissionError(
                 "new row violates row-level security policy for table 'messaging_providers'"
             )
+        if record.kind is ProviderKind.OUTBOX:
+            # The table's CHECK: the local outbox is what no configuration means, never a stored one.
+            raise ValueError("a messaging provider's kind must be twilio, sendgrid or smtp")
         key = (record.agency_id, record.location_id, record.channel)
         stored = self._rows.get(key)
         if stored is None:
