@@ -218,11 +218,9 @@ class MemoryContactRepository(MemoryRepository):
         scrubbed = 0
         for key, entry in audit.items():
             if entry.location_id == location_id and entry.entity_id in entities:
-                audit[key] = replace(
-                    entry,
-                    before=None if entry.before is None else dict(erased),
-                    after=None if entry.after is None else dict(erased),
-                )
+                # As the SQL function does in effect: the trail stores a missing before/after as JSON
+                # null, which its `before IS NULL` test does not see, so both are always rewritten.
+                audit[key] = replace(entry, before=dict(erased), after=dict(erased))
                 scrubbed += 1
         events = self.rows(EVENTS)
         for key, event in events.items():
