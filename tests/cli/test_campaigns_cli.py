@@ -6,20 +6,55 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from collections.abc import Iterator
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
-from clitools import Env, env_for, invoke, invoke_json
+from clitools import Env, env_for, invoke, invoke_json, libpq
 from ghl_adapters.container import close_container
 from ghl_adapters.settings import Settings
+from ghl_adapters.sql import migrate
 from jobs_kit import run_jobs
 from support import make_container
 
 
-@pytest.fixture(scope="session")
-def campaigns_env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Env:
+@pytest.fixture(scope="module")
+def campaigns_settings(settings: Settings) -> Iterator[Settings]:
+    """A migrated database of this module's own. The worker these tests run works every due job of the
+    campaign and message queues; in the session's database, jobs other tests left there (sends retried
+    against doubles that have stopped) took minutes to work through."""
     assert settings.database_url
-    return env_for(settings, settings.database_url, tmp_path_factory.mktemp("cli-campaigns"))
+    name = f"ghl_cli_campaigns_{uuid.uuid4().hex[:10]}"
+    admin = libpq(settings.database_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
+    app_url = settings.app_database_url
+    try:
+        migrate.upgrade(url)
+        yield settings.model_copy(
+            update={
+                "database_url": url,
+                "app_database_url": (
+                    make_url(app_url).set(database=name).render_as_string(hide_password=False)
+                    if app_url
+                    else None
+                ),
+            }
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def campaigns_env(campaigns_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Env:
+    assert campaigns_settings.database_url
+    return env_for(
+        campaigns_settings, campaigns_settings.database_url, tmp_path_factory.mktemp("cli-campaigns")
+    )
 
 
 def new_location(env: Env) -> str:
@@ -30,8 +65,7 @@ def new_location(env: Env) -> str:
 
 def work_the_queue(settings: Settings) -> None:
     """What `ghl worker` does for a campaign's queues, until nothing is left: in its own event loop, as the
-    CLI uses its own. Jobs other tests left in the session's database (retries to hosts that never
-    answer) are not this test's to run: working them took minutes."""
+    CLI uses its own."""
 
     async def main() -> None:
         container = make_container(settings)
@@ -93,7 +127,7 @@ def test_templates_are_created_listed_shown_and_deleted(campaigns_env: Env) -> N
     assert "No templates" in people.stdout
 
 
-def test_a_campaign_is_created_sent_and_counted(campaigns_env: Env, settings: Settings) -> None:
+def test_a_campaign_is_created_sent_and_counted(campaigns_env: Env, campaigns_settings: Settings) -> None:
     location = new_location(campaigns_env)
     tag = f"vip-{uuid.uuid4().hex[:6]}"
     for i in range(3):
@@ -174,7 +208,7 @@ def test_a_campaign_is_created_sent_and_counted(campaigns_env: Env, settings: Se
     shown = invoke_json(campaigns_env, "campaigns", "show", campaign["id"], "--location", location)
     assert shown["status"] == "sending"
 
-    work_the_queue(settings)
+    work_the_queue(campaigns_settings)
 
     stats = invoke_json(campaigns_env, "campaigns", "stats", campaign["id"], "--location", location)
     assert (stats["recipients"], stats["sent"], stats["pending"], stats["skipped"]) == (3, 3, 0, 0)
