@@ -23,7 +23,7 @@ from ghl_core.inbound.models import (
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.scope import ScopeKind, TenantScope
-from ghl_core.shared.uow import UnitOfWork
+from ghl_core.shared.uow import Transaction
 from ghl_core.tenancy.models import Location
 
 
@@ -190,7 +190,7 @@ class RecordingProcessor:
         self.failures = failures
         self.seen: builtins.list[uuid.UUID] = []
 
-    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+    async def process(self, uow: Transaction, event: InboundEvent, location: Location) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise RuntimeError("processor down")

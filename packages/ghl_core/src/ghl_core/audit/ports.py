@@ -3,6 +3,16 @@ the floor (`ghl_core.shared.recording`), since every context writes to them; the
 
 from __future__ import annotations
 
-from ghl_core.shared.recording import AuditLog, EventOutbox
+from typing import Protocol
 
-__all__ = ["AuditLog", "EventOutbox"]
+from ghl_core.shared.recording import AuditLog, EventOutbox
+from ghl_core.shared.uow import Transaction
+
+__all__ = ["AuditLog", "AuditUnitOfWork", "EventOutbox"]
+
+
+class AuditUnitOfWork(Transaction, Protocol):
+    """Reading the trail."""
+
+    @property
+    def audit(self) -> AuditLog: ...

@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from ghl_core.legacy_uow import UnitOfWorkFactory
+from ghl_core.audit.ports import AuditUnitOfWork
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 
 class AuditService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[AuditUnitOfWork]) -> None:
         self._uow = uow
 
     async def list(

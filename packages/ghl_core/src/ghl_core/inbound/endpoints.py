@@ -12,13 +12,14 @@ from typing import Any
 
 from ghl_core.identity.ports import SecretBox
 from ghl_core.inbound.models import ENDPOINT_PROVIDER, InboundEndpoint, InboundEvent, InboundTarget
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.inbound.ports import InboundUnitOfWork
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import Recording, record_change
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 
@@ -59,7 +60,7 @@ class EndpointWebhookProcessor:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
-    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+    async def process(self, uow: Recording, event: InboundEvent, location: Location) -> None:
         if event.endpoint_id is None:  # pragma: no cover - endpoint events always name their endpoint
             raise ValueError("an inbound webhook event names its endpoint")
         body = event.json_body()
@@ -90,7 +91,9 @@ class EndpointWebhookProcessor:
 
 
 class InboundEndpointService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, secret_box: SecretBox) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[InboundUnitOfWork], clock: Clock, secret_box: SecretBox
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._box = secret_box
@@ -100,7 +103,9 @@ class InboundEndpointService:
         return self._box.encrypt(secret.encode(), endpoint_id.bytes)
 
     @staticmethod
-    async def _live(uow: UnitOfWork, location_id: uuid.UUID, endpoint_id: uuid.UUID) -> InboundEndpoint:
+    async def _live(
+        uow: InboundUnitOfWork, location_id: uuid.UUID, endpoint_id: uuid.UUID
+    ) -> InboundEndpoint:
         endpoint = await uow.inbound_endpoints.get(endpoint_id)
         if endpoint is None or endpoint.location_id != location_id or endpoint.deleted_at is not None:
             raise NotFound(f"inbound webhook {endpoint_id} not found")
@@ -108,7 +113,7 @@ class InboundEndpointService:
 
     async def _record(
         self,
-        uow: UnitOfWork,
+        uow: InboundUnitOfWork,
         actor: Actor,
         action: str,
         before: InboundEndpoint | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from ghl_core.inbound.models import (
     EndpointKey,
@@ -14,11 +14,11 @@ from ghl_core.inbound.models import (
     InboundEvent,
     InboundRequest,
 )
+from ghl_core.jobs.ports import JobQueue
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import Recording
 from ghl_core.tenancy.models import Location
-
-if TYPE_CHECKING:
-    from ghl_core.legacy_uow import UnitOfWork
+from ghl_core.tenancy.ports import LocationRepository
 
 
 class InboundVerifier(Protocol):
@@ -32,9 +32,13 @@ class InboundVerifier(Protocol):
 
 class InboundProcessor(Protocol):
     """What a provider's event does, run by the `inbound.process` job in the unit of work that marks
-    the event processed: its writes and that mark commit together, so a rerun never repeats them."""
+    the event processed: its writes and that mark commit together, so a rerun never repeats them.
 
-    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None: ...
+    `uow` is that unit of work as the composition root's factory built it (it holds every repository).
+    Inbound sits below the contexts whose processors it runs, so it cannot name what they need: each
+    processor types `uow` as the narrow unit of work of its own context."""
+
+    async def process(self, uow: Any, event: InboundEvent, location: Location) -> None: ...
 
 
 class InboundEndpointRepository(Protocol):
@@ -110,3 +114,20 @@ class InboundRegistry:
     @property
     def providers(self) -> builtins.list[str]:
         return sorted(self._verifiers)
+
+
+class InboundUnitOfWork(Recording, Protocol):
+    """What the inbound context touches in one transaction (its processors may touch more: see
+    `InboundProcessor`)."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def inbound_endpoints(self) -> InboundEndpointRepository: ...
+
+    @property
+    def inbound_events(self) -> InboundEventRepository: ...
+
+    @property
+    def jobs(self) -> JobQueue: ...

@@ -22,22 +22,24 @@ from ghl_core.inbound.models import (
     UnusableEvent,
     safe_headers,
 )
-from ghl_core.inbound.ports import InboundRegistry
+from ghl_core.inbound.ports import InboundRegistry, InboundUnitOfWork
 from ghl_core.jobs.ports import JobRequest
-from ghl_core.legacy_uow import UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.untrusted import check_document
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 PROCESS_KIND = "inbound.process"
 
 
 class InboundService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, registry: InboundRegistry) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[InboundUnitOfWork], clock: Clock, registry: InboundRegistry
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._registry = registry

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ghl_core.jobs.models import FailedJobRepository
+from ghl_core.shared.uow import Transaction
+
 
 @dataclass(frozen=True, slots=True)
 class JobRequest:
@@ -54,3 +57,10 @@ class JobContext:
 
 class RetryLater(Exception):
     """Raised by a job handler to be run again later under its kind's retry schedule."""
+
+
+class JobsUnitOfWork(Transaction, Protocol):
+    """A location admin's failed jobs."""
+
+    @property
+    def failed_jobs(self) -> FailedJobRepository: ...

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ghl_core.jobs.models import FailedJob
-from ghl_core.legacy_uow import UnitOfWorkFactory
+from ghl_core.jobs.ports import JobsUnitOfWork
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 
@@ -22,7 +23,7 @@ def _before(page: PageRequest) -> int | None:
 
 
 class JobService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[JobsUnitOfWork]) -> None:
         self._uow = uow
 
     async def failed(self, actor: Actor, page: PageRequest) -> Page[FailedJob]:

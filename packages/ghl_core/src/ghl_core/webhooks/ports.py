@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ghl_core.jobs.ports import JobQueue
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import Recording
+from ghl_core.tenancy.ports import LocationRepository
 from ghl_core.webhooks.addresses import Target
 from ghl_core.webhooks.models import Attempt, Delivery, DeliveryStatus, Subscription
 
@@ -96,3 +99,16 @@ class WebhookSigner(Protocol):
     def sign(self, secret: str, msg_id: str, timestamp: datetime, body: str) -> str:
         """The `webhook-signature` header value (Standard Webhooks, `v1,<base64 HMAC-SHA256>`)."""
         ...
+
+
+class WebhooksUnitOfWork(Recording, Protocol):
+    """What the webhooks context touches in one transaction."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+
+    @property
+    def jobs(self) -> JobQueue: ...

@@ -11,7 +11,6 @@ from typing import Any
 
 from ghl_core.identity.ports import SecretBox
 from ghl_core.jobs.ports import JobContext, JobRequest, RetryLater
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
@@ -19,12 +18,13 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
 from ghl_core.webhooks.event_types import EVENT_TYPES, describe, public_type
 from ghl_core.webhooks.models import Attempt, Delivery, DeliveryDetail, DeliveryStatus, Subscription
 from ghl_core.webhooks.payloads import new_secret, webhook_body
-from ghl_core.webhooks.ports import SendResult, WebhookSender, WebhookSigner
+from ghl_core.webhooks.ports import SendResult, WebhookSender, WebhookSigner, WebhooksUnitOfWork
 
 DELIVER_KIND = "webhooks.deliver"
 USER_AGENT = "ghl-webhooks/1"
@@ -64,7 +64,7 @@ def _outcome(result: SendResult) -> str:
 class WebhookService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[WebhooksUnitOfWork],
         clock: Clock,
         box: SecretBox,
         guard: UrlGuard,
@@ -138,7 +138,9 @@ class WebhookService:
             raise ValidationFailed(errors)
         return clean
 
-    async def _visible(self, uow: UnitOfWork, subscription_id: uuid.UUID, lock: bool = False) -> Subscription:
+    async def _visible(
+        self, uow: WebhooksUnitOfWork, subscription_id: uuid.UUID, lock: bool = False
+    ) -> Subscription:
         found = await uow.webhooks.get_subscription(subscription_id, for_update=lock)
         if found is None or not found.live:
             raise NotFound(f"webhook subscription {subscription_id} not found")
@@ -146,7 +148,7 @@ class WebhookService:
 
     async def _record(
         self,
-        uow: UnitOfWork,
+        uow: WebhooksUnitOfWork,
         actor: Actor,
         action: str,
         before: Subscription | None,
@@ -289,7 +291,7 @@ class WebhookService:
         if not subscription.active:
             raise Conflict("the subscription is disabled: turn it on (active: true) before redelivering")
 
-    async def _requeue(self, uow: UnitOfWork, actor: Actor, delivery: Delivery) -> Delivery:
+    async def _requeue(self, uow: WebhooksUnitOfWork, actor: Actor, delivery: Delivery) -> Delivery:
         again = replace(
             delivery, status=DeliveryStatus.PENDING, delivered_at=None, updated_at=self._clock.now()
         )
@@ -484,7 +486,7 @@ class WebhookService:
                 await self._count(uow, delivery, outcome)
             await uow.commit()
 
-    async def _count(self, uow: UnitOfWork, delivery: Delivery, outcome: str) -> None:
+    async def _count(self, uow: WebhooksUnitOfWork, delivery: Delivery, outcome: str) -> None:
         if outcome == "delivered":
             # The common case reads without the row lock, so concurrent deliveries of one subscription do
             # not queue behind each other; only a reset of the failure count takes the lock.
