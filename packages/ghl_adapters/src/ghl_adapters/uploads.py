@@ -8,7 +8,13 @@ stops (a crash, `kill -9`, a power cut) leaves its files behind but not its lock
 server starts, removes every file nobody holds: an interrupted import's upload does not stay on disk. The
 files of other live processes sharing the folder (several server processes on one data folder) are held,
 so they stay. A file is locked right after it is created; should a sweep remove it in between, the
-creator sees that its file is gone and makes another."""
+creator sees that its file is gone and makes another.
+
+A durable contact import keeps its upload here until it ends: the request records the import (naming the
+file) and lets the file go (`keep`), and the worker that runs the import holds it (`claim`) and removes it
+when the import is done or failed. `sweep` is told the files of the imports still to run or running and
+leaves them, so an import whose worker was killed finds its file when it is taken up again. (The workers
+must share the server's data folder.)"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import fcntl
 import logging
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,8 +42,17 @@ class SpooledUpload:
     def write(self, chunk: bytes) -> None:
         self._handle.write(chunk)
 
+    @property
+    def name(self) -> str:
+        return self.path.name
+
     def finish_writing(self) -> None:
         self._handle.flush()
+
+    def keep(self) -> None:
+        """Lets the lock go and leaves the file (a durable import's, now named by its record)."""
+        if not self._handle.closed:
+            self._handle.close()
 
     def release(self) -> None:
         """Removes the file and lets its lock go; safe to call twice."""
@@ -68,12 +84,31 @@ class UploadSpool:
                 pass
             handle.close()  # a sweep took it before we held it
 
-    def sweep(self) -> int:
-        """Removes the files no live process holds; returns how many."""
+    def claim(self, name: str) -> SpooledUpload:
+        """Holds a kept file again (FileNotFoundError when it is gone, BlockingIOError when a live
+        process holds it)."""
+        if Path(name).name != name or not name.startswith(_PREFIX):
+            raise FileNotFoundError(f"{name!r} is no spooled upload")
+        path = self.directory / name
+        handle = path.open("r+b")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                raise FileNotFoundError(f"{name!r} was removed")
+        except BaseException:
+            handle.close()
+            raise
+        return SpooledUpload(path, handle)
+
+    def sweep(self, keep: Collection[str] = ()) -> int:
+        """Removes the files no live process holds, except those named in `keep` (the files of durable
+        imports still to run); returns how many."""
         if not self.directory.is_dir():
             return 0
         removed = 0
         for path in self.directory.glob(f"{_PREFIX}*"):
+            if path.name in keep:
+                continue
             try:
                 with path.open("rb") as handle:
                     try:

@@ -131,8 +131,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
-        # Uploads of imports a crashed process was running stay on disk until removed here.
-        container.upload_spool().sweep()
+        # Uploads a crashed process was spooling stay on disk until removed here (not those of the
+        # durable imports still to run: their workers read them).
+        await container.contact_import_runner().sweep()
         tasks = [asyncio.create_task(run()) for run in background]
         try:
             yield

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ghl_adapters.imports.jobs import IMPORT_KIND_SPEC
 from ghl_adapters.inbound.jobs import INBOUND_KIND
 from ghl_adapters.messaging.campaign_jobs import RUN_KIND_SPEC
 from ghl_adapters.messaging.jobs import RECONCILE_KIND_SPEC, SEND_KIND_SPEC
@@ -63,4 +64,5 @@ def job_kinds(settings: Settings) -> list[JobKind]:
         RUN_KIND_SPEC,
         WORKFLOW_RUN_KIND,
         WORKFLOW_REMINDERS_KIND,
+        IMPORT_KIND_SPEC,
     ]

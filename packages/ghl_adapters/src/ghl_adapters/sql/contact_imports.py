@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ghl_core.contacts.import_models import (
     ContactImport,
@@ -83,6 +83,8 @@ contact_imports = Table(
     _ts("finished_at"),
     Column("created_by", UUID(as_uuid=True)),
     Column("updated_by", UUID(as_uuid=True)),
+    Column("source", Text),
+    Column("open_groups", JSONB),
 )
 
 # Batch writes are set-based: one statement per table and batch, its rows bound as one JSON document and
@@ -266,7 +268,19 @@ def _job(row: Any) -> ContactImport:
         started_at=row.started_at,
         finished_at=row.finished_at,
         created_by=row.created_by,
+        source=row.source,
+        open_groups=tuple(uuid.UUID(i) for i in row.open_groups or ()),
     )
+
+
+async def pending_sources(owner: AsyncEngine) -> builtins.set[str]:
+    """The stored files of every location's durable imports that are still to run or running (read as
+    the owner: the upload spool's sweep keeps them)."""
+    c = contact_imports.c
+    unfinished = [ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]
+    async with owner.connect() as conn:
+        q = select(c.source).where(c.source.is_not(None), c.status.in_(unfinished))
+        return {str(name) for name in (await conn.execute(q)).scalars()}
 
 
 class SqlContactImportRepository:
@@ -293,6 +307,8 @@ class SqlContactImportRepository:
                 updated_at=job.created_at,
                 created_by=job.created_by,
                 updated_by=job.created_by,
+                source=job.source,
+                open_groups=[str(i) for i in job.open_groups],
                 **job.counters.as_dict(),
             )
         )
@@ -324,6 +340,7 @@ class SqlContactImportRepository:
             "started_at": job.started_at,
             "finished_at": job.finished_at,
             "updated_at": func.now(),
+            "open_groups": [str(i) for i in job.open_groups],
             **job.counters.as_dict(),
         }
         if new_errors:
@@ -338,6 +355,7 @@ class SqlContactImportRepository:
             update(contact_imports)
             .where(
                 c.status.in_([ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]),
+                c.source.is_(None),  # a durable import is its job's: a worker resumes it
                 or_(c.runner.is_(None), c.runner != runner),
                 or_(c.heartbeat_at.is_(None), c.heartbeat_at < stale_before),
             )

@@ -212,18 +212,18 @@ def import_(
             filename=file.name,
         )
         with _open_csv(file) as handle:
-            source = CsvSource(handle)
-            job = await service.start(actor, source.headers, options)
-            progress = _import_progress(output)
-            with progress:
-                bar = progress.add_task("import", total=total, rows=0)
+            job = await service.start(actor, CsvSource(handle).headers, options)
+        progress = _import_progress(output)
+        with progress:
+            bar = progress.add_task("import", total=total, rows=0)
 
-                def report(counters: ImportCounters) -> None:
-                    progress.update(bar, completed=handle.buffer.tell(), rows=counters.processed)
+            def report(counters: ImportCounters, read: int) -> None:
+                progress.update(bar, completed=read, rows=counters.processed)
 
-                freeze_heap()
-                finished = await service.run(actor, job.id, source, progress=report)
-                progress.update(bar, completed=total, rows=finished.counters.processed)
+            freeze_heap()
+            # The runner the API's import jobs use, over the operator's file, in this process.
+            finished = await c.contact_import_runner().run_file(actor, job.id, file, progress=report)
+            progress.update(bar, completed=total, rows=finished.counters.processed)
         rejected = await service.error_report(actor, job.id) if errors_file else []
         return finished, rejected
 

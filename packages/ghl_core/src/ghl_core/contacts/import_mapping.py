@@ -208,3 +208,32 @@ def export_value(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def row_reason(exc: ValidationFailed, columns: dict[str, str]) -> str:
+    """Why a row is rejected, naming the file's columns (`columns`: target -> header)."""
+    parts = []
+    for error in exc.errors:
+        segments = error.pointer.strip("/").split("/")
+        head = segments[0]
+        if head == "custom_fields" and len(segments) > 1:
+            key = f"{CUSTOM_PREFIX}{segments[1]}"
+        elif head == "attribution" and len(segments) > 1:
+            key = segments[-1]
+        elif head == "dnd_channels" and len(segments) > 1:
+            key = f"{DND_PREFIX}{segments[1]}"
+        elif head in ("first_name", "last_name") and head not in columns:
+            key = "name"
+        else:
+            key = head
+        column = columns.get(key, head) or "row"
+        parts.append(f"{column}: {error.detail}")
+    return "; ".join(parts)
+
+
+def row_cell(values: dict[str, str], header: str | None) -> str | None:
+    """A non-blank cell as `row_input` reads it."""
+    text = values.get(header, "") if header else ""
+    if not text.strip():
+        return None
+    return restore_cell(text) if text[0] == "'" else text

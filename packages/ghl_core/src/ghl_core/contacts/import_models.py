@@ -84,6 +84,13 @@ class ContactImport:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_by: uuid.UUID | None = None
+    # A durable import (one run as a job) reads its file from storage by this name; None for one run
+    # by its caller (the CLI). `counters.processed` is where a resumed run starts again: the rows of
+    # the batches committed so far, counted in the batch's own transaction.
+    source: str | None = None
+    # The contacts identity groups made in the batches committed so far and whose later rows may still
+    # come (ghl_core.contacts.imports): saved with each batch so a resumed run merges into them.
+    open_groups: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

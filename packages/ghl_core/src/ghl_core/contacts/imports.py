@@ -25,7 +25,8 @@ from ghl_core.contacts.csv_rows import CsvRow
 from ghl_core.contacts.fields import Memo, clean_contact_fields, clean_tags
 from ghl_core.contacts.import_decisions import BatchDecisions, BatchPlan, update_records
 from ghl_core.contacts.import_identities import Identities, RowIdentifiers, quick_email_key, resolve
-from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, resolve_mapping, row_input
+from ghl_core.contacts.import_jobs import import_job
+from ghl_core.contacts.import_mapping import resolve_mapping, row_cell, row_input, row_reason
 from ghl_core.contacts.import_models import (
     ERROR_CAP,
     ContactImport,
@@ -37,6 +38,7 @@ from ghl_core.contacts.import_models import (
     NewContactRows,
     RowError,
 )
+from ghl_core.contacts.import_resume import ImportTakenOver, check_progress, reopen_groups, skip_rows
 from ghl_core.contacts.models import Contact, DuplicatePolicy
 from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.contacts.services import ContactService
@@ -47,7 +49,6 @@ from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.csv_cells import restore_cell
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
@@ -96,35 +97,8 @@ class _Context:
     actor_id: uuid.UUID | None = None  # who creates the contacts
     actor_type: str = "user"
     identities: Identities | None = None  # the file's groups of rows that are one person
+    own: set[uuid.UUID] = field(default_factory=set)  # a resumed run's contacts of open_groups
     group_contacts: dict[int, uuid.UUID] = field(default_factory=dict)  # group -> the contact it made
-
-
-def _reason(exc: ValidationFailed, columns: dict[str, str]) -> str:
-    parts = []
-    for error in exc.errors:
-        segments = error.pointer.strip("/").split("/")
-        head = segments[0]
-        if head == "custom_fields" and len(segments) > 1:
-            key = f"{CUSTOM_PREFIX}{segments[1]}"
-        elif head == "attribution" and len(segments) > 1:
-            key = segments[-1]
-        elif head == "dnd_channels" and len(segments) > 1:
-            key = f"{DND_PREFIX}{segments[1]}"
-        elif head in ("first_name", "last_name") and head not in columns:
-            key = "name"
-        else:
-            key = head
-        column = columns.get(key, head) or "row"
-        parts.append(f"{column}: {error.detail}")
-    return "; ".join(parts)
-
-
-def _cell(values: dict[str, str], header: str | None) -> str | None:
-    """A non-blank cell as `row_input` reads it."""
-    text = values.get(header, "") if header else ""
-    if not text.strip():
-        return None
-    return restore_cell(text) if text[0] == "'" else text
 
 
 class ContactImportService:
@@ -158,8 +132,18 @@ class ContactImportService:
         await uow.contact_imports.fail_abandoned(self._runner, now - STALE_AFTER, now)
 
     # -- use cases ---------------------------------------------------------------------------------
-    async def start(self, actor: Actor, headers: list[str], options: ImportOptions) -> ContactImport:
-        """Checks the options against the file's header and records a queued import."""
+    async def start(
+        self,
+        actor: Actor,
+        headers: list[str],
+        options: ImportOptions,
+        *,
+        source: str | None = None,
+        request_id: str | None = None,
+    ) -> ContactImport:
+        """Checks the options against the file's header and records a queued import. With `source` (the
+        name its file is stored under), the import is durable: its job is enqueued in the same
+        transaction (ghl_core.contacts.import_jobs), and a worker runs it."""
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         errors: list[FieldError] = []
         tags = clean_tags(list(options.tags), "/tags", errors)
@@ -183,8 +167,11 @@ class ContactImportService:
                 runner=self._runner,
                 heartbeat_at=now,
                 created_by=actor.id,
+                source=source,
             )
             await uow.contact_imports.add(job)
+            if source is not None:
+                await uow.jobs.enqueue(import_job(actor, job.id, request_id))
             await record_change(
                 uow,
                 self._clock,
@@ -224,9 +211,14 @@ class ContactImportService:
         rows: Iterable[CsvRow],
         progress: Progress | None = None,
         batch_size: int = BATCH_SIZE,
+        *,
+        resume: bool = False,
+        read_all: Callable[[], None] | None = None,
     ) -> ContactImport:
         """Runs a queued import over `rows` (the same file `start` saw the header of), which it reads
-        more than once."""
+        more than once. With `resume`, a durable import a stopped process left running goes on after its
+        last committed batch (ghl_core.contacts.import_resume). `read_all` is called once every row is
+        written, before the import is marked done (its caller lets go of the file then)."""
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         if isinstance(rows, Iterator):
             raise TypeError("the import reads its rows more than once: pass a CsvSource or a list")
@@ -234,15 +226,17 @@ class ContactImportService:
             job = await uow.contact_imports.get(import_id, 0)
             if job is None:
                 raise NotFound(f"import {import_id} not found")
-            if job.status is not ImportStatus.QUEUED:
+            resuming = resume and job.status is ImportStatus.RUNNING and job.source is not None
+            if job.status is not ImportStatus.QUEUED and not resuming:
                 raise ValidationFailed.one("/status", f"this import is {job.status.value}, not queued")
             location = await self._location(uow, location_id)
             definitions = await uow.custom_fields.definitions(location_id)
             policy = await uow.contacts.policy(location_id)
+            own = await uow.contact_imports.matches((), (), job.open_groups) if job.open_groups else []
             now = self._clock.now()
             job.status, job.started_at, job.heartbeat_at, job.runner = (
                 ImportStatus.RUNNING,
-                now,
+                job.started_at or now,
                 now,
                 self._runner,
             )
@@ -259,6 +253,7 @@ class ContactImportService:
             statistics_at=STATISTICS_FIRST,
             actor_id=actor.id,
             actor_type=actor.kind.value,
+            own={c.id for c in own},
         )
 
         analysing: list[asyncio.Task[None]] = []
@@ -278,7 +273,10 @@ class ContactImportService:
         try:
             if not (ctx.policy.allow_duplicates and job.options.duplicates is DuplicateMode.CREATE):
                 ctx.identities = await self._resolve(actor, job, ctx, rows)
+                reopen_groups(ctx.identities, ctx.group_contacts, own)
             iterator = iter(rows)
+            if resuming:
+                await skip_rows(iterator, job.counters.processed)
             while chunk := list(itertools.islice(iterator, batch_size)):
                 prepared, rejected = await self._prepare_sliced(job, ctx, chunk)
                 if writing is not None:
@@ -287,6 +285,11 @@ class ContactImportService:
             if writing is not None:
                 await writing
             await asyncio.gather(*analysing)
+            if read_all is not None:
+                read_all()
+        except ImportTakenOver:
+            await asyncio.gather(*analysing, return_exceptions=True)
+            raise  # another run of the same import goes on: the import is its to finish
         except Exception as exc:
             # The file failed while a batch was being written: that batch commits or rolls back first
             # (its own failure, if any, is this one's consequence or already raised).
@@ -328,11 +331,11 @@ class ContactImportService:
         def keys(row: CsvRow) -> tuple[str | None, str | None] | None:
             """Keys equal to the normalised identifiers; None when one is invalid (the row is rejected)."""
             email = phone = None
-            if (text := _cell(row.values, email_column)) and not (
+            if (text := row_cell(row.values, email_column)) and not (
                 email := quick_email_key(text) or exact("email", text)
             ):
                 return None
-            if (text := _cell(row.values, phone_column)) and not (
+            if (text := row_cell(row.values, phone_column)) and not (
                 phone := quick_phone_key(text, region) or exact("phone", text)
             ):
                 return None
@@ -344,7 +347,9 @@ class ContactImportService:
 
         async def lookup(emails: Sequence[str], phones: Sequence[str]) -> list[Contact]:
             async with self._uow(actor.scope) as uow:
-                return await uow.contact_imports.matches(emails, phones)
+                found = await uow.contact_imports.matches(emails, phones)
+            # A resumed run's own groups' contacts are not contacts that existed before the import.
+            return [c for c in found if c.id not in ctx.own] if ctx.own else found
 
         async def tick() -> None:
             await asyncio.sleep(0)
@@ -420,7 +425,7 @@ class ContactImportService:
             if not any(fields.get(k) for k in ("email", "phone", "first_name", "last_name")):
                 raise ValidationFailed.one("/", "needs a name, an e-mail address or a phone number")
         except ValidationFailed as exc:
-            return _reason(exc, ctx.columns)
+            return row_reason(exc, ctx.columns)
         return fields
 
     def _new_rows(self, ctx: _Context, contact: Contact) -> NewContactRows:
@@ -475,6 +480,7 @@ class ContactImportService:
         for attempt in range(_ATTEMPTS):
             try:
                 async with self._uow(actor.scope) as uow:
+                    await check_progress(uow.contact_imports, job, ctx.location.id)
                     plan = await self._write(uow, actor, job, ctx, prepared)
                     plan.errors = sorted([*rejected, *plan.errors], key=lambda e: e.line)
                     plan.counters.failed = len(plan.errors)
@@ -488,9 +494,12 @@ class ContactImportService:
                     )
                     room = max(0, ERROR_CAP - counters.failed)
                     saved = replace_job(job, merged, self._clock.now())
+                    if ctx.identities is not None:
+                        saved.open_groups = (*{**ctx.group_contacts, **plan.group_contacts}.values(),)
                     await uow.contact_imports.save(saved, plan.errors[:room])
                     await uow.commit()
                 job.counters, job.heartbeat_at = merged, saved.heartbeat_at
+                job.open_groups = saved.open_groups
                 ctx.group_contacts.update(plan.group_contacts)
                 self._groups_written(ctx, prepared)
                 return
@@ -535,7 +544,6 @@ class ContactImportService:
         plan = decisions.plan
         if not prepared:
             return plan
-        await repo.lock_location(ctx.location.id)
         emails = sorted({f["email"] for _, f, *_ in prepared if f.get("email")})
         phones = sorted({f["phone"] for _, f, *_ in prepared if f.get("phone")})
         # The contacts the rows' groups go to, which need not hold the rows' own identifiers.

@@ -1,22 +1,17 @@
 """/api/v1/contacts/imports and /api/v1/contacts/export: CSV in and out.
 
-The upload is spooled to a file under the data folder (ghl_adapters.uploads: locked while the import
-runs, removed after it, and swept at the next start when a crash left it), its header checked, and the
-import answered 202 at once; the
-rows are then imported in the background, in this process (not yet as a durable job; validation yields
-to the event loop every few rows, so requests are not held up). An import cut short by a restart is
-marked failed once its process has been silent for two minutes, and can simply be run again: re-runs
-change nothing that was already imported."""
+The upload is spooled to a file under the data folder (ghl_adapters.uploads), its header checked, and the
+import recorded with its job in one transaction (a durable import) and answered 202 at once. A worker
+(`ghl worker`, or the one inside `ghl serve`) runs the job (ghl_adapters.imports.runner): the file stays in
+the spool until the import is done or failed, and an import whose worker or server was killed goes on
+after its last committed batch when its job is taken up again, writing no row twice."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import logging
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -26,8 +21,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
+from ghl_adapters.imports.runner import open_csv
+from ghl_adapters.sql.request_context import current_request_id
 from ghl_adapters.uploads import SpooledUpload, UploadSpool
-from ghl_core.contacts.csv_rows import CsvSource, text_stream
+from ghl_core.contacts.csv_rows import CsvSource
 from ghl_core.contacts.exports import ContactExportService
 from ghl_core.contacts.fields import MAX_TAG
 from ghl_core.contacts.import_mapping import parse_mapping_pairs
@@ -41,10 +38,7 @@ from ghl_http.gate import API_PREFIX
 from ghl_http.schema_rules import TAG
 from ghl_http.schemas_contact_imports import ContactImportOut, ExportIn
 
-log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
-# Keeps the background imports referenced until they end (asyncio holds tasks only weakly).
-_RUNNING: set[asyncio.Task[None]] = set()
 
 
 async def _spool(
@@ -73,28 +67,6 @@ async def _spool(
         spooled.release()
         raise
     return spooled, filename, fields
-
-
-def _open(path: Path) -> io.TextIOWrapper:
-    raw = path.open("rb")
-    try:
-        return text_stream(raw)
-    except BaseException:
-        raw.close()
-        raise
-
-
-async def _run(
-    service: ContactImportService, actor: Actor, import_id: uuid.UUID, spooled: SpooledUpload
-) -> None:
-    try:
-        with _open(spooled.path) as handle:
-            await service.run(actor, import_id, CsvSource(handle))
-    except Exception:
-        log.exception("contact import %s failed", import_id)
-        await service.fail(actor, import_id, "the import stopped on an unexpected error; run it again")
-    finally:
-        spooled.release()
 
 
 class ContactImportsController(Controller):
@@ -146,15 +118,15 @@ class ContactImportsController(Controller):
                 else duplicate_policy or DuplicateMode.UPDATE,
                 filename=filename,
             )
-            with _open(spooled.path) as handle:
+            with open_csv(spooled.path) as handle:
                 headers = CsvSource(handle).headers
-            job = await contact_imports.start(actor, headers, options)
+            job = await contact_imports.start(
+                actor, headers, options, source=spooled.name, request_id=current_request_id()
+            )
         except BaseException:
             spooled.release()
             raise
-        task = asyncio.create_task(_run(contact_imports, actor, job.id, spooled))
-        _RUNNING.add(task)
-        task.add_done_callback(_RUNNING.discard)
+        spooled.keep()  # the import's now: the worker running it removes it when the import ends
         return Response(
             ContactImportOut.of(job),
             status_code=HTTP_202_ACCEPTED,
