@@ -1,45 +1,20 @@
 """Rows the contract tests of webhooks, inbound, conversations, campaigns and workflows start from, made
-through the repositories (so the SQL foreign keys find what they refer to). `World` is the conftest's
-fixture value, typed here by what these tests use of it."""
+through the repositories (so the SQL foreign keys find what they refer to)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
+
+from contract_world import NOW, World
 
 from ghl_core.contacts.models import Contact, DuplicatePolicy
 from ghl_core.conversations.gateways import MessageStatus
 from ghl_core.conversations.models import Channel, Conversation, Direction, Message, MessageSource
 from ghl_core.shared.scope import TenantScope
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-
-
-class World(Protocol):
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def uow(self) -> Any: ...
-
-    @property
-    def agency_id(self) -> uuid.UUID: ...
-
-    @property
-    def location_id(self) -> uuid.UUID: ...
-
-    @property
-    def other_agency_id(self) -> uuid.UUID: ...
-
-    @property
-    def other_location_id(self) -> uuid.UUID: ...
-
-    @property
-    def scope(self) -> TenantScope: ...
-
-    @property
-    def other_scope(self) -> TenantScope: ...
+__all__ = ["NOW", "World", "at", "message", "new_contact", "new_conversation"]
 
 
 def at(minutes: int) -> datetime:
