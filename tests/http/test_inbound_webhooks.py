@@ -19,7 +19,7 @@ from ghl_adapters.inbound.jobs import process_inbound
 from ghl_core.inbound.endpoints import RECEIVED_EVENT
 from ghl_core.jobs.ports import JobContext
 from ghl_core.shared.ratelimit import RateLimitPolicy
-from ghl_http.controllers import inbound as inbound_controller
+from ghl_http import receiving
 from http_kit import API, Tenant, assert_problem, open_api
 from jobs_kit import run_jobs
 
@@ -367,7 +367,7 @@ async def test_processing_records_one_inbound_webhook_received_event_even_when_r
 async def test_the_receiving_url_is_limited_per_client_address(
     container: Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inbound_controller, "CLIENT_LIMIT", RateLimitPolicy(per_minute=1, burst=2))
+    monkeypatch.setattr(receiving, "CLIENT_LIMIT", RateLimitPolicy(per_minute=1, burst=2))
     async with open_api(container) as api:
         endpoint = await new_endpoint(api, tenant)
         body = b"{}"

@@ -20,6 +20,7 @@ from ghl_core.tenancy.models import PlanTier
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.plans import PlanCatalog
 from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_bytes
+from ghl_http.receiving import BodyOverLimit, read_asgi_body
 
 API_PREFIX = "/api/v1"
 # Reached without a credential; limited per client address instead.
@@ -61,10 +62,6 @@ def _binding(decisions: list[RateLimitDecision]) -> int:
     if not decisions[0].allowed:
         return max(range(len(decisions)), key=lambda i: decisions[i].retry_after)
     return min(range(len(decisions)), key=lambda i: decisions[i].remaining)
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class ApiGate:
@@ -179,22 +176,6 @@ class ApiGate:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise BodyTooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, actor: Actor, key: str) -> None:
         path = scope["path"]
         if not key or len(key) > MAX_KEY_LENGTH:
@@ -203,8 +184,8 @@ class ApiGate:
             )
             return
         try:
-            body = await self._read_body(receive)
-        except BodyTooLarge:
+            body = await read_asgi_body(receive, self._max_body)
+        except BodyOverLimit:
             await self._problem(
                 send, 413, f"the request body is over {self._max_body} bytes", path, "payload_too_large"
             )

@@ -27,17 +27,11 @@ from ghl_core.conversations.ports import InboxFilter, InboxOrder
 from ghl_core.conversations.providers import ProviderKind
 from ghl_core.conversations.services import ConversationService
 from ghl_core.conversations.setup import MessagingSetupService
-from ghl_core.inbound.models import (
-    CLIENT_LIMIT,
-    ENDPOINT_LIMIT,
-    BodyTooLarge,
-    InboundRequest,
-    SignatureInvalid,
-)
+from ghl_core.inbound.models import CLIENT_LIMIT
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
-from ghl_http.controllers.inbound import _body, _headers, _limit, receive_problem
+from ghl_http.receiving import Receiver, client_address, limit, receive_problems, receive_signed
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_conversations import (
     UNSUBSCRIBE_PATH,
@@ -312,20 +306,13 @@ async def _receive(
     provider: str,
     token: str | None = None,
 ) -> ReceiptOut:
-    """The shared receiving path: limit, read, find the location's key, verify and store once. The
-    URL checked against the signature is the public one the provider was given."""
+    """The receiving recipe (ghl_http.receiving) with the location's provider as the target."""
     container = _container(state)
-    settings = container.settings()
-    client = request.client.host if request.client else "unknown"
-    await _limit(container, f"inbound:ip:{client}", CLIENT_LIMIT)
-    headers = _headers(request)
-    body = await _body(request, headers, settings.max_body_bytes)
-    target = await container.conversations().callback_target(location_id, channel, provider, token)
-    await _limit(container, f"inbound:{provider}:{location_id}", ENDPOINT_LIMIT)
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    url = f"{settings.base_url}{request.url.path}" + (f"?{query}" if query else "")
-    receipt = await container.inbound().receive(
-        target, InboundRequest(method=request.method, url=url, headers=headers, body=body)
+    receipt = await receive_signed(
+        Receiver.of(container),
+        request,
+        target=lambda: container.conversations().callback_target(location_id, channel, provider, token),
+        target_key=f"inbound:{provider}:{location_id}",
     )
     return ReceiptOut.of(receipt)
 
@@ -333,7 +320,7 @@ async def _receive(
 class ProviderCallbacksController(Controller):
     path = "/webhooks"
     tags = ["conversations: provider callbacks"]
-    exception_handlers = {SignatureInvalid: receive_problem, BodyTooLarge: receive_problem}
+    exception_handlers = receive_problems()
 
     @post(
         f"{TWILIO_CALLBACK_PATH.removeprefix('/webhooks')}/{{location_id:uuid}}",
@@ -345,7 +332,7 @@ class ProviderCallbacksController(Controller):
         ),
         status_code=HTTP_200_OK,
         security=[{}],
-        request_max_body_size=None,  # _body() enforces GHL_MAX_BODY_BYTES with its own problem
+        request_max_body_size=None,  # the receiver enforces GHL_MAX_BODY_BYTES, with its own problem
     )
     async def twilio(
         self, location_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], state: State
@@ -412,8 +399,7 @@ class UnsubscribeController(Controller):
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State
     ) -> Response[str]:
         container = _container(state)
-        client = request.client.host if request.client else "unknown"
-        await _limit(container, f"unsubscribe:ip:{client}", CLIENT_LIMIT)
+        await limit(container.rate_limiter(), f"unsubscribe:ip:{client_address(request)}", CLIENT_LIMIT)
         container.link_signer().read_unsubscribe(token)  # a forged link is not found
         form = (
             "<p>Stop receiving marketing email from us at this address?</p>"
@@ -433,8 +419,7 @@ class UnsubscribeController(Controller):
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State
     ) -> Response[str]:
         container = _container(state)
-        client = request.client.host if request.client else "unknown"
-        await _limit(container, f"unsubscribe:ip:{client}", CLIENT_LIMIT)
+        await limit(container.rate_limiter(), f"unsubscribe:ip:{client_address(request)}", CLIENT_LIMIT)
         form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
         if ONE_CLICK not in form.get("List-Unsubscribe", []):
             raise ValidationFailed.one("/List-Unsubscribe", f"must be {ONE_CLICK} (RFC 8058)")

@@ -3,7 +3,6 @@ management of its endpoints and of the events they received (/api/v1/inbound-web
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Annotated, Any
 
@@ -15,20 +14,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from ghl_adapters.container import Container
 from ghl_core.inbound.endpoints import InboundEndpointService
-from ghl_core.inbound.models import (
-    CLIENT_LIMIT,
-    ENDPOINT_LIMIT,
-    BodyTooLarge,
-    EventStatus,
-    InboundRequest,
-    SignatureInvalid,
-)
+from ghl_core.inbound.models import EventStatus
 from ghl_core.inbound.services import InboundService
-from ghl_core.shared.errors import DomainError, NotFound, TooManyRequests
+from ghl_core.shared.errors import NotFound
 from ghl_core.shared.pagination import PageRequest
-from ghl_core.shared.ratelimit import RateLimitPolicy
 from ghl_core.tenancy.permissions import Actor
-from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_body
+from ghl_http.receiving import Receiver, receive_problems, receive_signed
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_inbound import (
     RECEIVE_PATH,
@@ -64,54 +55,12 @@ DEPENDENCIES = {
     "inbound_endpoints": Provide(provide_inbound_endpoints, sync_to_thread=False),
     "base_url": Provide(provide_base_url, sync_to_thread=False),
 }
-_STATUS = {SignatureInvalid: 401, BodyTooLarge: 413}
-
-
-def receive_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Problem documents for the receiving URL's own errors (a bad signature is no bearer challenge)."""
-    assert isinstance(exc, DomainError)  # noqa: S101 - registered for these domain errors only
-    status, headers, fields = domain_problem(exc)
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), status)
-    body = problem_body(status, exc.detail, instance=request.url.path, **fields)
-    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-def _headers(request: Request[Any, Any, Any]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in request.scope.get("headers", []):
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
-
-
-async def _body(request: Request[Any, Any, Any], headers: dict[str, str], limit: int) -> bytes:
-    too_large = BodyTooLarge(f"the request body is over {limit} bytes")
-    try:
-        if int(headers.get("content-length") or 0) > limit:
-            raise too_large
-    except ValueError:
-        pass
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _limit(container: Container, key: str, policy: RateLimitPolicy) -> None:
-    decision = await container.rate_limiter().acquire(key, policy)
-    if not decision.allowed:
-        retry = max(1, math.ceil(decision.retry_after))
-        raise TooManyRequests("too many webhook deliveries; retry later", retry)
 
 
 class InboundReceiveController(Controller):
     path = RECEIVE_PATH
     tags = ["inbound webhooks"]
-    exception_handlers = {SignatureInvalid: receive_problem, BodyTooLarge: receive_problem}
+    exception_handlers = receive_problems()
 
     @post(
         "/{endpoint_id:uuid}",
@@ -125,23 +74,17 @@ class InboundReceiveController(Controller):
         ),
         status_code=HTTP_202_ACCEPTED,
         security=[{}],
-        request_max_body_size=None,  # _body() enforces GHL_MAX_BODY_BYTES itself, with its own problem
+        request_max_body_size=None,  # the receiver enforces GHL_MAX_BODY_BYTES, with its own problem
     )
     async def receive(
         self, endpoint_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], state: State
     ) -> Response[ReceiptOut]:
         container = _container(state)
-        settings = container.settings()
-        client = request.client.host if request.client else "unknown"
-        await _limit(container, f"inbound:ip:{client}", CLIENT_LIMIT)
-        headers = _headers(request)
-        body = await _body(request, headers, settings.max_body_bytes)
-        target = await container.inbound_endpoints().target(endpoint_id)
-        await _limit(container, f"inbound:endpoint:{endpoint_id}", ENDPOINT_LIMIT)
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        url = f"{settings.base_url}{request.url.path}" + (f"?{query}" if query else "")
-        receipt = await container.inbound().receive(
-            target, InboundRequest(method=request.method, url=url, headers=headers, body=body)
+        receipt = await receive_signed(
+            Receiver.of(container),
+            request,
+            target=lambda: container.inbound_endpoints().target(endpoint_id),
+            target_key=f"inbound:endpoint:{endpoint_id}",
         )
         return Response(
             ReceiptOut.of(receipt), status_code=HTTP_200_OK if receipt.duplicate else HTTP_202_ACCEPTED

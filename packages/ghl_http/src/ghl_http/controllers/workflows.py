@@ -28,8 +28,8 @@ from ghl_core.workflows.models import EnrollmentStatus
 from ghl_core.workflows.services import MAX_VERSION, BulkEnrollment, WorkflowService
 from ghl_core.workflows.simulation import describe
 from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
-from ghl_http.controllers.inbound import _body, _headers, _limit, receive_problem
 from ghl_http.middleware.input_guard import checked_json
+from ghl_http.receiving import client_address, headers_of, limit, read_body, receive_problem
 from ghl_http.schemas_workflows import EnrollIn, SimulateIn, WorkflowDocument
 
 HOOK_PATH = "/hooks/workflows"
@@ -411,7 +411,7 @@ class WorkflowHookController(Controller):
             "workflow is not published; 413 over 64 KiB."
         ),
         security=[{}],
-        request_max_body_size=None,  # _body() enforces MAX_HOOK_BODY itself, with its own problem
+        request_max_body_size=None,  # read_body() enforces MAX_HOOK_BODY, with its own problem
     )
     async def receive(
         self,
@@ -421,15 +421,16 @@ class WorkflowHookController(Controller):
         request: Request[Any, Any, Any],
         state: State,
     ) -> Response[Json]:
+        # The receiving recipe (ghl_http.receiving), step by step: this is no signed event.
         container = _container(state)
-        client = request.client.host if request.client else "unknown"
-        await _limit(container, f"workflow-hook:ip:{client}", CLIENT_LIMIT)
-        headers = _headers(request)
+        limiter = container.rate_limiter()
+        await limit(limiter, f"workflow-hook:ip:{client_address(request)}", CLIENT_LIMIT)
+        headers = headers_of(request)
         request_id = _request_id(headers)
-        payload = _payload(await _body(request, headers, MAX_HOOK_BODY))
+        payload = _payload(await read_body(request, headers, MAX_HOOK_BODY))
         # Keyed by the URL's secret too: a stranger who knows only the ids cannot drain the bucket.
         url_key = hashlib.sha256(f"{workflow_id}/{token}".encode()).hexdigest()[:32]
-        await _limit(container, f"workflow-hook:{url_key}", ENDPOINT_LIMIT)
+        await limit(limiter, f"workflow-hook:{url_key}", ENDPOINT_LIMIT)
         enrollment = await container.workflows().receive_hook(
             location_id, workflow_id, token, payload, request_id=request_id
         )

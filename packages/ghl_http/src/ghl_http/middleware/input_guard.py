@@ -28,6 +28,7 @@ from litestar.serialization import decode_json
 from ghl_core.shared.errors import DomainError, FieldError, ValidationFailed
 from ghl_core.shared.untrusted import MAX_DEPTH, NUL, NUL_VALUE, depth_exceeds, nul_errors
 from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_bytes
+from ghl_http.receiving import BodyOverLimit, read_asgi_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,10 +44,6 @@ class MalformedBody(DomainError):
 
     code = "bad_request"
     title = "Bad request"
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def query_errors(query_string: bytes) -> list[FieldError]:
@@ -106,13 +103,13 @@ class InputGuard:
             if not _takes_json(scope):
                 await self.app(scope, receive, send)
                 return
-            body = await self._read(scope, receive)
+            body = await read_asgi_body(receive, self._limit(scope))
             if body.strip():
                 checked_json(body)
         except DomainError as exc:
             await _problem(scope, send, *domain_problem(exc), exc.detail)
             return
-        except _TooLarge:
+        except BodyOverLimit:
             detail = f"the request body is over {self._limit(scope)} bytes"
             await _problem(scope, send, 413, {}, {"code": "payload_too_large"}, detail)
             return
@@ -123,23 +120,6 @@ class InputGuard:
         resolve = getattr(handler, "resolve_request_max_body_size", None)
         limit = resolve() if callable(resolve) else None
         return limit if isinstance(limit, int) else self._max_body
-
-    async def _read(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self._limit(scope)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
