@@ -26,6 +26,7 @@ from ghl_core.shared.scope import TenantScope
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.workflows.engine import WorkflowEngine
 from ghl_core.workflows.models import EnrollmentStatus, StepRunStatus, WorkflowStatus
+from ghl_core.workflows.moves import Moves
 from jobs_kit import run_jobs
 from support import Tenant, make_container, new_tenant, new_user
 
@@ -112,18 +113,18 @@ async def count(container: Container, sql: str, **params: Any) -> int:
 def crash_once(monkeypatch: pytest.MonkeyPatch, step_id: str, message: str) -> dict[str, int]:
     """The worker loses its database once, when it comes to record `step_id`; answers the counter
     (`left` is 0 once the crash happened)."""
-    original = WorkflowEngine._record
+    original = Moves.record
     crashes = {"left": 1}
 
     async def record(
-        self: WorkflowEngine, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
+        self: Moves, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
     ) -> None:
         if step.id == step_id and crashes["left"]:
             crashes["left"] -= 1
             raise ConnectionError(message)
         await original(self, uow, enrollment, step, tick, outcome)
 
-    monkeypatch.setattr(WorkflowEngine, "_record", record)
+    monkeypatch.setattr(Moves, "record", record)
     return crashes
 
 
@@ -566,7 +567,7 @@ async def test_a_reply_stops_a_workflow_that_stops_on_reply(container: Container
     from ghl_core.conversations.inbound import InboundSms
 
     async with container.uow()(TenantScope.location(tenant.location_id)) as uow:
-        await container.conversations().receive_sms(
+        await container.message_receiving().receive_sms(
             uow,
             location,
             InboundSms(

@@ -5,7 +5,11 @@ The simulation follows the engine's rules: steps in order, waits computed in the
 location's) time zone, DST included; if/else on the contact as the earlier steps would have left it (tags
 added, fields set, do-not-disturb changed); split tests by the same deterministic bucket; sends skipped for
 a contact with do-not-disturb and held to the workflow's send window; event waits, goals and "stop on
-reply" driven by events the caller says will happen (a reply two days in, a tag at some time)."""
+reply" driven by events the caller says will happen (a reply two days in, a tag at some time).
+
+It knows no step type: each step is played by its type's handler from the same registry the engine runs
+(`StepHandler.simulate`, against this run's copy of the contact and its virtual clock), so a step type's
+run and its simulation live side by side in one module of workflows/steps/."""
 
 from __future__ import annotations
 
@@ -16,25 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ghl_core.workflows.conditions import Facts, evaluate, split_bucket
-from ghl_core.workflows.definition import (
-    AddTag,
-    Definition,
-    End,
-    Goal,
-    Goto,
-    IfElse,
-    RemoveTag,
-    SendEmail,
-    SendSms,
-    SetDnd,
-    Split,
-    Step,
-    UpdateField,
-    Wait,
-    Webhook,
-)
-from ghl_core.workflows.waits import WaitSpec, wake_time
+from ghl_core.workflows.steps import STEPS, StepRegistry
+from ghl_core.workflows.steps.base import Jump
+from ghl_core.workflows.steps.flow import Goal
+from ghl_core.workflows.values import Definition, Step
+from ghl_core.workflows.waits import WaitSpec
 
 MAX_STEPS = 1000
 HORIZON = timedelta(days=400)
@@ -85,11 +75,9 @@ def matches(spec: WaitSpec, event: SimulatedEvent) -> bool:
     )
 
 
-def _dnd(contact: Mapping[str, Any], channel: str) -> bool:
-    return bool(contact.get("dnd")) or bool((contact.get("dnd_channels") or {}).get(channel))
-
-
 class _Run:
+    """One simulated enrollment: the `Simulator` its steps' handlers play against."""
+
     def __init__(
         self,
         definition: Definition,
@@ -102,7 +90,9 @@ class _Run:
         render: Render | None,
         key: str,
         opportunity: Mapping[str, Any] | None,
+        steps: StepRegistry,
     ) -> None:
+        self.steps = steps
         self.definition = definition
         self.contact: dict[str, Any] = copy.deepcopy(dict(contact))
         self.contact.setdefault("tags", [])
@@ -201,111 +191,18 @@ class _Run:
         interrupted = self.interruption(self.now)
         if interrupted is not None:
             return self.jump(interrupted)
-        definition = self.definition
-        if isinstance(step, Wait):
-            return self.wait(step)
-        if isinstance(step, SendSms | SendEmail):
-            self.send(step)
-        elif isinstance(step, AddTag):
-            added = [t for t in step.tags if t not in self.contact["tags"]]
-            self.contact["tags"].extend(added)
-            self.note(step, "done", f"tags added: {', '.join(step.tags)}")
-        elif isinstance(step, RemoveTag):
-            self.contact["tags"] = [t for t in self.contact["tags"] if t not in step.tags]
-            self.note(step, "done", f"tags removed: {', '.join(step.tags)}")
-        elif isinstance(step, UpdateField):
-            value = list(step.value) if isinstance(step.value, tuple) else step.value
-            if step.field.startswith("custom."):
-                self.contact["custom_fields"][step.field.removeprefix("custom.")] = value
-            else:
-                self.contact[step.field] = value
-            self.note(step, "done", f"{step.field} set to {value!r}")
-        elif isinstance(step, SetDnd):
-            channels = ("sms", "email", "call", "whatsapp") if step.channel == "all" else (step.channel,)
-            for channel in channels:
-                self.contact["dnd_channels"][channel] = step.on
-            self.note(step, "done", f"do-not-disturb {'on' if step.on else 'off'} for {step.channel}")
-        elif isinstance(step, IfElse):
-            facts = Facts(
-                contact=self.contact,
-                opportunity=self.opportunity,
-                last_message=self.last_message(),
-                outputs={},
-                now=self.now,
-            )
-            for branch in step.branches:
-                if evaluate(branch.when, facts):
-                    self.note(step, "branch", f"branch '{branch.name}'")
-                    return definition.after(step.id, branch.next), None
-            self.note(step, "branch", "none of the branches: else")
-            return definition.after(step.id, step.else_), None
-        elif isinstance(step, Split):
-            bucket = split_bucket(f"{self.key}:{step.id}", step.percentages)
-            path = step.paths[bucket]
-            self.note(step, "branch", f"split path {bucket + 1} ({path.percent}%)")
-            return definition.after(step.id, path.next), None
-        elif isinstance(step, Goal):
-            self.note(step, "done", "goal step passed in the normal flow")
-        elif isinstance(step, Goto):
-            self.note(step, "done", f"go to {step.step}")
-        elif isinstance(step, End):
-            self.note(step, "ended", "end")
-            return None, "completed"
-        elif isinstance(step, Webhook):
-            self.note(step, "would_send", f"would call {step.method} {step.url}")
-        else:
-            self.note(step, "would_do", f"would run {step.type}")
-        return definition.next_of(step.id), None
-
-    def send(self, step: SendSms | SendEmail) -> None:
-        channel = "sms" if isinstance(step, SendSms) else "email"
-        address = self.contact.get("phone" if channel == "sms" else "email")
-        if not address:
-            self.note(step, "skipped", f"the contact has no {'phone' if channel == 'sms' else 'email'}")
-            return
-        if _dnd(self.contact, channel):
-            self.note(step, "skipped", f"do-not-disturb is on for {channel}")
-            return
-        window = self.definition.settings.send_window
-        if window is not None and not window.contains(self.now, self.zone()):
-            opens = window.first_inside(self.now, self.zone())
-            self.note(step, "waiting", f"held for the send window until {opens.isoformat()}")
-            self.now = opens
-        if isinstance(step, SendSms):
-            self.note(step, "would_send", f"SMS to {address}: {self.render(step.body)}")
-        else:
-            self.note(step, "would_send", f"e-mail to {address}: {self.render(step.subject)}")
-
-    def wait(self, step: Wait) -> tuple[str | None, str | None]:
-        spec = step.wait
-        wake = wake_time(spec, self.now, self.zone(spec))
-        if spec.kind == "event":
-            found = self.event_for(spec, wake)
-            if found is not None:
-                self.note(step, "waiting", f"waiting for {spec.event}", at=self.now)
-                self.now = max(self.now, found.at)
-                self.note(step, "resumed", f"{spec.event} happened")
-                return self.definition.next_of(step.id), None
-            if wake is None:
-                self.note(
-                    step, "waiting", f"waiting for {spec.event}, which does not happen in this simulation"
-                )
-                return None, "horizon"
-            interrupted = self.interruption(wake)
-            if interrupted is not None:
-                return self.jump(interrupted)
-            self.note(step, "waiting", f"waiting for {spec.event} until {wake.isoformat()}")
-            self.now = wake
-            self.note(step, "resumed", "timed out")
-            return self.definition.after(step.id, step.timeout_next), None
-        assert wake is not None  # noqa: S101 - only event waits may have no wake time
-        interrupted = self.interruption(wake)
-        if interrupted is not None:
-            return self.jump(interrupted)
-        self.note(step, "waiting", f"until {wake.isoformat()}")
-        self.now = max(self.now, wake)
-        self.note(step, "resumed", "wait over")
+        jumped = self.steps.of(step).simulate(self, step)
+        if jumped is not None:
+            return jumped
         return self.definition.next_of(step.id), None
+
+    def interrupted(self, until: datetime | None) -> Jump | None:
+        found = self.interruption(until)
+        return None if found is None else self.jump(found)
+
+    def wait_for(self, spec: WaitSpec, until: datetime | None) -> datetime | None:
+        event = self.event_for(spec, until)
+        return None if event is None else event.at
 
     def event_for(self, spec: WaitSpec, until: datetime | None) -> SimulatedEvent | None:
         """The first event answering an event wait before its timeout, goals and stop on reply first."""
@@ -334,10 +231,11 @@ def simulate(
     render: Render | None = None,
     key: str = "simulation",
     opportunity: Mapping[str, Any] | None = None,
+    steps: StepRegistry = STEPS,
 ) -> Simulation:
     """The timeline of one enrollment, from `start` until the workflow ends for the contact (or 400 days,
     or 1,000 steps). `render` turns a message body into the text that would be sent; `key` seeds split
-    tests as the enrollment would (workflow and contact)."""
+    tests as the enrollment would (workflow and contact); `steps`: the step types known."""
     if start.tzinfo is None:
         raise ValueError("the simulation starts at an aware date-time")
     return _Run(
@@ -350,6 +248,7 @@ def simulate(
         render=render,
         key=key,
         opportunity=opportunity,
+        steps=steps,
     ).run()
 
 

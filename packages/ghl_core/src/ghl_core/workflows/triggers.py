@@ -1,7 +1,7 @@
 """What a domain event means for workflows: the trigger it may fire, the event a wait or goal may be
 waiting for, a reply that stops enrollments, a contact that left. The registry maps an event type to a
 reader; a new context (appointments, forms, payments) adds its trigger with a reader here and a trigger
-type in `definition.TRIGGER_TYPES`, a few lines each."""
+type in `trigger_types.TRIGGER_TYPES` (whose class says which occurrences it accepts), a few lines each."""
 
 from __future__ import annotations
 
@@ -11,13 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ghl_core.shared.events import DomainEvent
-from ghl_core.workflows.definition import (
-    ChannelTrigger,
-    ContactChangedTrigger,
-    OpportunityTrigger,
-    TagTrigger,
-    Trigger,
-)
+from ghl_core.workflows.values import Trigger
 from ghl_core.workflows.waits import WaitSpec
 
 
@@ -164,25 +158,7 @@ def occurrences(event: DomainEvent) -> list[Occurrence]:
 
 def trigger_matches(trigger: Trigger, occ: Occurrence) -> bool:
     """Whether the trigger's own parameters accept the occurrence (its `filters` are checked apart)."""
-    if trigger.type != occ.trigger:
-        return False
-    if isinstance(trigger, TagTrigger):
-        return trigger.tag is None or trigger.tag.casefold() == str(occ.data.get("tag", "")).casefold()
-    if isinstance(trigger, ChannelTrigger):
-        if trigger.channel is None:
-            return True
-        if trigger.type == "dnd_changed":
-            return trigger.channel in occ.data.get("channels", ())
-        return trigger.channel == occ.data.get("channel")
-    if isinstance(trigger, ContactChangedTrigger):
-        return not trigger.fields or bool(set(trigger.fields) & set(occ.data.get("fields", ())))
-    if isinstance(trigger, OpportunityTrigger):
-        return (
-            (trigger.pipeline_id is None or str(trigger.pipeline_id) == occ.data.get("pipeline_id"))
-            and (trigger.stage_id is None or str(trigger.stage_id) == occ.data.get("stage_id"))
-            and (trigger.status is None or trigger.status == occ.data.get("status"))
-        )
-    return True
+    return trigger.type == occ.trigger and trigger.accepts(occ.data)
 
 
 def event_matches(spec: WaitSpec, occ: Occurrence) -> bool:
