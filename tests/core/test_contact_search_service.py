@@ -6,14 +6,13 @@ import uuid
 
 import pytest
 
-from ghl_core.contacts.search import ContactSearchService
+from ghl_core.contacts.search import ContactSearchService, SearchUnitOfWork
 from ghl_core.shared.errors import ValidationFailed
 from ghl_core.shared.scope import TenantScope
-from ghl_core.shared.uow import UnitOfWork
 from ghl_core.tenancy.permissions import Actor
 
 
-def no_unit_of_work(scope: TenantScope) -> UnitOfWork:
+def no_unit_of_work(scope: TenantScope) -> SearchUnitOfWork:
     raise AssertionError("a refused request opens no unit of work")
 
 

@@ -14,18 +14,26 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Protocol
 
 from ghl_core.contacts.fields import normalize_tag
 from ghl_core.contacts.import_mapping import CUSTOM_PREFIX, DND_PREFIX, export_value
+from ghl_core.contacts.import_models import ContactImportRepository
 from ghl_core.contacts.models import ATTRIBUTION_KEYS, Contact, DndChannel
 from ghl_core.contacts.search import SearchPage, SearchSpec
-from ghl_core.contacts.selection import ContactFinder, ContactSelection, oldest_first, tag_filter
+from ghl_core.contacts.selection import (
+    ContactFinder,
+    ContactSelection,
+    SelectionUnitOfWork,
+    oldest_first,
+    tag_filter,
+)
 from ghl_core.custom_fields.cached import cached_definitions
-from ghl_core.legacy_uow import UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.csv_cells import neutralize_row
 from ghl_core.shared.pagination import decode_cursor
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 EXPORT_BATCH = 1000
@@ -55,6 +63,13 @@ BASE_COLUMNS = (
 )
 
 
+class ExportUnitOfWork(SelectionUnitOfWork, Protocol):
+    """What an export touches: the selection, and the plain table read of every contact (or one tag)."""
+
+    @property
+    def contact_imports(self) -> ContactImportRepository: ...
+
+
 def contact_row(contact: Contact, custom_keys: list[str]) -> list[str]:
     values: list[str] = []
     last_touch = contact.attribution.get("last", {})
@@ -82,7 +97,7 @@ def _csv_text(rows: list[list[str]], neutralize: bool = True) -> str:
 class ContactExportService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[ExportUnitOfWork],
         clock: Clock,
         batch_size: int = EXPORT_BATCH,
         cache: ReadCache | None = None,

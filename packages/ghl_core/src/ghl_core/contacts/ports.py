@@ -1,4 +1,11 @@
-"""Repositories of the contacts context."""
+"""Repositories of the contacts context, and the narrow units of work of its services.
+
+Contacts sit below tags and conversations, yet a contact's change touches them: a new tag joins the
+location's tag list, a merge moves the loser's conversations, an erasure wipes its messages. Contacts
+declare here, by what they call, the little they need of those repositories (`TagList`, `ContactThreads`,
+`ContactMessages`); the tags and conversations repositories satisfy them, and so does the unit of work
+that holds those.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,14 @@ import uuid
 from datetime import date, datetime
 from typing import Protocol
 
+from ghl_core.contacts.import_models import ContactImportRepository
 from ghl_core.contacts.models import Contact, DuplicatePolicy
+from ghl_core.custom_fields.ports import DefinitionsUnitOfWork
+from ghl_core.jobs.ports import JobQueue
 from ghl_core.shared.errors import Conflict
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import Recording
+from ghl_core.tenancy.ports import AssigneesUnitOfWork, LocationRepository
 
 
 class DuplicateContact(Conflict):
@@ -84,3 +96,65 @@ class ContactRepository(Protocol):
         """Replaces the contact's personal data in the audit trail and the event outbox; returns the
         audit rows scrubbed."""
         ...
+
+
+class TagList(Protocol):
+    """The location's tag list, as far as contacts add to it."""
+
+    async def ensure(self, location_id: uuid.UUID, names: builtins.list[str]) -> None:
+        """Adds to the location's tag list the names it does not have yet."""
+        ...
+
+
+class ContactThreads(Protocol):
+    """A contact's conversations, as far as a merge moves them."""
+
+    async def move_contact(self, from_contact: uuid.UUID, to_contact: uuid.UUID) -> int:
+        """The loser's conversations and messages join the survivor's."""
+        ...
+
+
+class ContactMessages(Protocol):
+    """A contact's messages, as far as an erasure wipes them."""
+
+    async def erase_contact(self, contact_id: uuid.UUID) -> int:
+        """Every message's content and addresses removed for good (the rows stay)."""
+        ...
+
+
+class ContactsUnitOfWork(DefinitionsUnitOfWork, AssigneesUnitOfWork, Recording, Protocol):
+    """What the contact service touches in one transaction."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def contacts(self) -> ContactRepository: ...
+
+    @property
+    def tags(self) -> TagList: ...
+
+    @property
+    def conversations(self) -> ContactThreads: ...
+
+    @property
+    def messages(self) -> ContactMessages: ...
+
+
+class ContactImportsUnitOfWork(DefinitionsUnitOfWork, Recording, Protocol):
+    """What an import touches in one transaction."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def contacts(self) -> ContactRepository: ...
+
+    @property
+    def contact_imports(self) -> ContactImportRepository: ...
+
+    @property
+    def tags(self) -> TagList: ...
+
+    @property
+    def jobs(self) -> JobQueue: ...

@@ -9,18 +9,17 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ghl_core.contacts.filters import Group, custom_keys, parse_filter
 from ghl_core.contacts.models import Contact
 from ghl_core.custom_fields.cached import cached_definitions
+from ghl_core.custom_fields.ports import DefinitionsUnitOfWork
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.pagination import MAX_LIMIT, Page, decode_cursor
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
-
-if TYPE_CHECKING:  # the unit of work names this module's port: import it for types only
-    from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 
 SORT_FIELDS = ("created_at", "updated_at", "last_activity_at", "first_name", "last_name", "email")
 MAX_QUERY = 200
@@ -78,6 +77,14 @@ class ContactSearch(Protocol):
     async def count_up_to(self, location_id: uuid.UUID, spec: SearchSpec, limit: int) -> int:
         """How many contacts match, counted exactly but no further than `limit` (a bound to check)."""
         ...
+
+
+class SearchUnitOfWork(DefinitionsUnitOfWork, Protocol):
+    """What a search touches: the search port, and the definitions a filter on custom fields names.
+    (Declared beside the port it names, which its users import from here.)"""
+
+    @property
+    def contact_search(self) -> ContactSearch: ...
 
 
 def search_tokens(query: str | None, pointer: str = "/query") -> tuple[str, ...]:
@@ -138,11 +145,11 @@ def parse_page(limit: int | None, cursor: str | None, sort: Sort) -> SearchPage:
 
 
 class ContactSearchService:
-    def __init__(self, uow: UnitOfWorkFactory, cache: ReadCache | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[SearchUnitOfWork], cache: ReadCache | None = None) -> None:
         self._uow = uow
         self._cache = cache or ReadCache()
 
-    async def spec(self, uow: UnitOfWork, location_id: uuid.UUID, raw: Mapping[str, Any]) -> SearchSpec:
+    async def spec(self, uow: SearchUnitOfWork, location_id: uuid.UUID, raw: Mapping[str, Any]) -> SearchSpec:
         """Checks query, filter and sort together so one response lists every mistake."""
         errors: list[FieldError] = []
         tokens: tuple[str, ...] = ()
@@ -171,7 +178,7 @@ class ContactSearchService:
 
     async def run(
         self,
-        uow: UnitOfWork,
+        uow: SearchUnitOfWork,
         location_id: uuid.UUID,
         spec: SearchSpec,
         limit: int | None,

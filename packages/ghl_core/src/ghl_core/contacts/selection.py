@@ -1,23 +1,64 @@
 """Choosing contacts the way the search does: a smart list, a query and filter in the language of
 POST /contacts/search, and tags a contact must all have, combined with AND. The export and the CLI's
-listing use it; the filter is checked and compiled by the search itself (no second compiler here)."""
+listing use it; the filter is checked and compiled by the search itself (no second compiler here).
+
+A smart list is a saved search of the smart lists context, which sits above contacts (it runs their
+search). A selection reads one through `SavedSearches`, declared here by what it reads; the smart list
+repository satisfies it, and the smart list service runs its saved search through `saved_spec` too."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from ghl_core.contacts.filters import Group, parse_filter
-from ghl_core.contacts.search import ContactSearchService, SearchResult, SearchSpec, Sort
+from ghl_core.contacts.search import ContactSearchService, SearchResult, SearchSpec, SearchUnitOfWork, Sort
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import FieldError, ValidationFailed
-from ghl_core.smart_lists.services import SmartListService
+from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
-if TYPE_CHECKING:
-    from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
+
+class SavedSearch(Protocol):
+    """A smart list, as a selection reads it."""
+
+    @property
+    def query(self) -> str | None: ...
+
+    @property
+    def filter(self) -> dict[str, Any] | None: ...
+
+    @property
+    def sort(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def deleted_at(self) -> datetime | None: ...
+
+
+class SavedSearches(Protocol):
+    async def get(self, smart_list_id: uuid.UUID) -> SavedSearch | None: ...
+
+
+class SelectionUnitOfWork(SearchUnitOfWork, Protocol):
+    """What choosing contacts touches: the search, and the smart lists it may start from."""
+
+    @property
+    def smart_lists(self) -> SavedSearches: ...
+
+
+async def saved_spec(
+    search: ContactSearchService, uow: SelectionUnitOfWork, location_id: uuid.UUID, smart_list_id: uuid.UUID
+) -> SearchSpec:
+    """The saved search, checked as it reads now, inside the caller's unit of work (so another
+    location's list is simply not found)."""
+    saved = await uow.smart_lists.get(smart_list_id)
+    if saved is None or saved.deleted_at is not None:
+        raise NotFound(f"smart list {smart_list_id} not found")
+    raw = {"query": saved.query, "filter": saved.filter, "sort": saved.sort}
+    return await search.spec(uow, location_id, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +93,23 @@ def _and(groups: list[Group]) -> Group | None:
 
 
 class ContactFinder:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[SelectionUnitOfWork], clock: Clock, cache: ReadCache | None = None
+    ) -> None:
+        # `clock` stays in the signature its callers (the container, the export) build it with.
         self._uow = uow
         self._search = ContactSearchService(uow, cache)
-        self._smart_lists = SmartListService(uow, clock, cache)
 
-    async def spec(self, uow: UnitOfWork, location_id: uuid.UUID, selection: ContactSelection) -> SearchSpec:
+    async def spec(
+        self, uow: SelectionUnitOfWork, location_id: uuid.UUID, selection: ContactSelection
+    ) -> SearchSpec:
         """The combined search; sorted as the smart list is, else newest first. Every mistake in the
         query, filter and tags is reported at once; an unknown (or another location's) smart list is
         NotFound."""
         errors: list[FieldError] = []
         base = SearchSpec()
         if selection.smart_list_id is not None:
-            base = await self._smart_lists.saved_spec(uow, location_id, selection.smart_list_id)
+            base = await saved_spec(self._search, uow, location_id, selection.smart_list_id)
         asked = SearchSpec()
         try:
             asked = await self._search.spec(

@@ -8,15 +8,15 @@ from typing import Any
 
 from ghl_core.contacts.fields import clean_contact_fields
 from ghl_core.contacts.models import PII_FIELDS, Contact, DuplicatePolicy, DuplicatePriority
-from ghl_core.contacts.ports import DuplicateContact
+from ghl_core.contacts.ports import ContactsUnitOfWork, DuplicateContact
 from ghl_core.custom_fields.values import validate_values
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location
@@ -24,19 +24,21 @@ from ghl_core.tenancy.permissions import Actor, Permission
 
 
 class ContactService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[ContactsUnitOfWork], clock: Clock, cache: ReadCache | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache or ReadCache()
 
-    async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
+    async def _location(self, uow: ContactsUnitOfWork, location_id: uuid.UUID) -> Location:
         location = await cached_location(self._cache, location_id, lambda: uow.locations.get(location_id))
         if location is None or location.deleted_at is not None:
             raise NotFound(f"location {location_id} not found")
         return location
 
     async def _visible(
-        self, uow: UnitOfWork, contact_id: uuid.UUID, *, deleted: bool = False, lock: bool = False
+        self, uow: ContactsUnitOfWork, contact_id: uuid.UUID, *, deleted: bool = False, lock: bool = False
     ) -> Contact:
         contact = await uow.contacts.get(contact_id, for_update=lock)
         if contact is None or contact.erased_at is not None or (contact.deleted_at is not None) != deleted:
@@ -45,7 +47,7 @@ class ContactService:
 
     async def _record(
         self,
-        uow: UnitOfWork,
+        uow: ContactsUnitOfWork,
         actor: Actor,
         location: Location,
         action: str,
@@ -68,7 +70,7 @@ class ContactService:
         )
 
     async def _record_update(
-        self, uow: UnitOfWork, actor: Actor, location: Location, before: Contact, after: Contact
+        self, uow: ContactsUnitOfWork, actor: Actor, location: Location, before: Contact, after: Contact
     ) -> None:
         """One audit row for the change; one event per kind of change, named as integrators expect."""
         old, new = before.snapshot(), after.snapshot()
@@ -131,7 +133,7 @@ class ContactService:
         return changed
 
     async def _clean(
-        self, uow: UnitOfWork, location: Location, data: dict[str, Any], before: Contact | None = None
+        self, uow: ContactsUnitOfWork, location: Location, data: dict[str, Any], before: Contact | None = None
     ) -> dict[str, Any]:
         fields = clean_contact_fields(data, location.country)
         assignee = fields.get("assigned_user_id")
@@ -190,7 +192,7 @@ class ContactService:
 
     async def update_in(
         self,
-        uow: UnitOfWork,
+        uow: ContactsUnitOfWork,
         actor: Actor,
         contact_id: uuid.UUID,
         data: dict[str, Any],

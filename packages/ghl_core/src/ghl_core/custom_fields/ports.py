@@ -56,10 +56,12 @@ class CustomFieldRepository(Protocol):
 class DefinitionsUnitOfWork(Transaction, Protocol):
     """What reading a location's definitions needs: contacts, search, import and export read them too."""
 
-    custom_fields: CustomFieldRepository
+    @property
+    def custom_fields(self) -> CustomFieldRepository: ...
 
 
 class CustomFieldsUnitOfWork(DefinitionsUnitOfWork, Recording, Protocol):
     """What the custom fields context touches in one transaction."""
 
-    locations: LocationRepository
+    @property
+    def locations(self) -> LocationRepository: ...

@@ -7,32 +7,36 @@ from dataclasses import replace
 from typing import Any
 
 from ghl_core.contacts.search import ContactSearchService, SearchResult, SearchSpec
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
+from ghl_core.contacts.selection import saved_spec
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.smart_lists.models import SmartList
+from ghl_core.smart_lists.ports import SmartListsUnitOfWork
 from ghl_core.tenancy.permissions import Actor, Permission
 
 MAX_NAME = 200
 
 
 class SmartListService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: ReadCache | None = None) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory[SmartListsUnitOfWork], clock: Clock, cache: ReadCache | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._search = ContactSearchService(uow, cache)
 
-    async def _visible(self, uow: UnitOfWork, smart_list_id: uuid.UUID) -> SmartList:
+    async def _visible(self, uow: SmartListsUnitOfWork, smart_list_id: uuid.UUID) -> SmartList:
         found = await uow.smart_lists.get(smart_list_id)
         if found is None or found.deleted_at is not None:
             raise NotFound(f"smart list {smart_list_id} not found")
         return found
 
-    async def _check(self, uow: UnitOfWork, location_id: uuid.UUID, data: dict[str, Any]) -> None:
+    async def _check(self, uow: SmartListsUnitOfWork, location_id: uuid.UUID, data: dict[str, Any]) -> None:
         errors: list[FieldError] = []
         if "name" in data:
             name = data["name"]
@@ -46,7 +50,7 @@ class SmartListService:
             raise ValidationFailed(errors)
 
     async def _record(
-        self, uow: UnitOfWork, actor: Actor, action: str, before: SmartList | None, after: SmartList
+        self, uow: SmartListsUnitOfWork, actor: Actor, action: str, before: SmartList | None, after: SmartList
     ) -> None:
         location = await uow.locations.get(after.location_id)
         if location is None:
@@ -139,10 +143,8 @@ class SmartListService:
             return await self._search.run(uow, location_id, spec, limit, cursor)
 
     async def saved_spec(
-        self, uow: UnitOfWork, location_id: uuid.UUID, smart_list_id: uuid.UUID
+        self, uow: SmartListsUnitOfWork, location_id: uuid.UUID, smart_list_id: uuid.UUID
     ) -> SearchSpec:
         """The saved search, checked as it reads now, inside the caller's unit of work (so another
-        location's list is simply not found)."""
-        saved = await self._visible(uow, smart_list_id)
-        raw = {"query": saved.query, "filter": saved.filter, "sort": saved.sort}
-        return await self._search.spec(uow, location_id, raw)
+        location's list is simply not found); a selection reads it the same way."""
+        return await saved_spec(self._search, uow, location_id, smart_list_id)
