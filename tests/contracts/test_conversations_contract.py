@@ -248,3 +248,13 @@ async def test_nothing_is_kept_without_a_commit(world: World) -> None:
     async with world.uow(world.scope) as work:
         assert await work.messages.get(dropped.id) is None
         assert await work.messages.add(message(conversation, cause="dropped")) is True
+
+
+async def test_a_cause_another_transaction_committed_meanwhile_is_refused(world: World) -> None:
+    conversation = await new_conversation(world, await new_contact(world))
+    async with world.uow(world.scope) as late, world.uow(world.scope) as early:
+        assert await late.messages.get(uuid.uuid4()) is None  # begun, and has read the table
+        assert await early.messages.add(message(conversation, cause="race")) is True
+        await early.commit()
+        assert await late.messages.add(message(conversation, cause="race")) is False
+        assert await late.messages.add_many([message(conversation, cause="race")]) == set()

@@ -256,3 +256,19 @@ async def test_a_step_is_claimed_once_per_tick(world: World) -> None:
     async with world.uow(world.other_scope) as work:
         assert await work.enrollments.history(e.id) == []
         assert await work.enrollments.step_counts(wf.id) == {}
+
+
+async def test_a_cause_or_step_another_transaction_committed_meanwhile_is_refused(world: World) -> None:
+    wf = await published_workflow(world)
+    contact = await new_contact(world)
+    first = enrollment(wf, contact, cause="race")
+    async with world.uow(world.scope) as late, world.uow(world.scope) as early:
+        assert await late.enrollments.get(uuid.uuid4()) is None  # begun, and has read the table
+        assert await early.enrollments.add(first) is True
+        assert await early.enrollments.claim_step(step(first, "s1", 0)) is None
+        await early.commit()
+        assert await late.enrollments.add(enrollment(wf, contact, cause="race")) is False
+        assert await late.enrollments.add_exclusive(enrollment(wf, contact, cause="other")) is False
+        held = await late.enrollments.claim_step(step(first, "s1", 0, minutes=1))
+        assert held is not None
+        assert held.started_at == at(0)

@@ -32,7 +32,7 @@ from .messaging import (
     MemoryMessagingProviderRepository,
     MemoryMessagingSettingsRepository,
 )
-from .rows import check_write, clone, count_by, keyset_page
+from .rows import check_write, clone, count_by, keyset_page, unique_rows
 from .store import MemoryRepository, Table
 
 CONVERSATIONS: Table[uuid.UUID, Conversation] = Table("conversations")
@@ -68,7 +68,7 @@ class MemoryConversationRepository(MemoryRepository):
 
     def _find(self, location_id: uuid.UUID, contact_id: uuid.UUID, channel: Channel) -> Conversation | None:
         # The unique constraint holds across the table, whoever can see the row.
-        for c in self._rows.values():
+        for c in unique_rows(self, CONVERSATIONS):
             if (c.location_id, c.contact_id, c.channel) == (location_id, contact_id, channel):
                 return c
         return None
@@ -232,7 +232,7 @@ class MemoryMessageRepository(MemoryRepository):
         if message.cause is None:
             return False
         key = (message.location_id, message.cause)
-        return any((m.location_id, m.cause) == key for m in self._rows.values())
+        return any((m.location_id, m.cause) == key for m in unique_rows(self, MESSAGES))
 
     def _store(self, message: Message) -> bool:
         check_write(self.scope, message.location_id, "messages")

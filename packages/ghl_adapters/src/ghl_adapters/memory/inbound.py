@@ -17,7 +17,7 @@ from dataclasses import replace
 from ghl_core.inbound.models import EndpointKey, EventStatus, InboundEndpoint, InboundEvent
 from ghl_core.shared.pagination import Page, PageRequest
 
-from .rows import check_write, clone, keyset_page, location_facts
+from .rows import check_write, clone, keyset_page, location_facts, unique_rows
 from .store import MemoryRepository, Table
 
 ENDPOINTS: Table[uuid.UUID, InboundEndpoint] = Table("inbound_endpoints")
@@ -78,7 +78,7 @@ class MemoryInboundEventRepository(MemoryRepository):
         check_write(self.scope, event.location_id, "inbound_events")
         key = (event.provider, event.scope, event.provider_event_id)
         if event.id in self._events or any(
-            (e.provider, e.scope, e.provider_event_id) == key for e in self._events.values()
+            (e.provider, e.scope, e.provider_event_id) == key for e in unique_rows(self, EVENTS)
         ):
             return False
         self._events[event.id] = replace(clone(event), body_size=-1)

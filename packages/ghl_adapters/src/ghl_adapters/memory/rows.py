@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -24,10 +24,12 @@ from ghl_core.shared.errors import ValidationFailed
 from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
 from ghl_core.shared.scope import ScopeKind, TenantScope
 
-from .store import MemoryRepository
+from .store import MemoryRepository, Table
 from .tenancy import AGENCIES, DELETED_AGENCIES, LOCATIONS
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def visible(scope: TenantScope, location_id: uuid.UUID | None) -> bool:
@@ -50,6 +52,18 @@ def location_facts(repo: MemoryRepository, location_id: uuid.UUID) -> tuple[uuid
 
 def agency_live(repo: MemoryRepository, agency_id: uuid.UUID) -> bool:
     return agency_id in repo.rows(AGENCIES) and agency_id not in repo.rows(DELETED_AGENCIES)
+
+
+def unique_rows(repo: MemoryRepository, table: Table[K, V]) -> Iterator[V]:
+    """The rows a unique key is checked against: this transaction's copy, and the rows other units of work
+    committed since it was taken. A key another commit took is taken (the SQL unique index makes the
+    insert wait for that commit, then refuses it); keys two open units of work take at the same time are
+    not seen by each other (no lock is held), and the later commit's row wins."""
+    work = repo.rows(table)
+    yield from work.values()
+    committed = repo._uow.store.committed(table)  # the same package's base class: read, never written
+    if committed is not work:
+        yield from (row for key, row in committed.items() if key not in work)
 
 
 def check_write(scope: TenantScope, location_id: uuid.UUID | None, table: str) -> None:

@@ -21,7 +21,7 @@ from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.webhooks.models import Attempt, Delivery, DeliveryStatus, Subscription
 
 from .recording import EVENTS
-from .rows import check_write, clone, keyset_page
+from .rows import check_write, clone, keyset_page, unique_rows
 from .store import MemoryRepository, Table
 
 _ERROR_LIMIT = 2000  # as the SQL adapter keeps of an error
@@ -83,7 +83,7 @@ class MemoryWebhookRepository(MemoryRepository):
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> builtins.list[Delivery]:
         # The unique index holds across every location: a pair taken elsewhere is skipped too.
-        taken = {(d.subscription_id, d.event_id) for d in self._deliveries.values()}
+        taken = {(d.subscription_id, d.event_id) for d in unique_rows(self, DELIVERIES)}
         stored: builtins.list[Delivery] = []
         for delivery in deliveries:
             check_write(self.scope, delivery.location_id, "webhook_deliveries")

@@ -31,7 +31,7 @@ from ghl_core.workflows.models import (
     WorkflowVersion,
 )
 
-from .rows import check_write, clone, keyset_page
+from .rows import check_write, clone, keyset_page, unique_rows
 from .store import MemoryRepository, Table
 
 StepKey = tuple[uuid.UUID, str, int]
@@ -121,7 +121,7 @@ class MemoryEnrollmentRepository(MemoryRepository):
             return True
         return enrollment.cause is not None and any(
             e.workflow_id == enrollment.workflow_id and e.cause == enrollment.cause
-            for e in self._rows.values()
+            for e in unique_rows(self, ENROLLMENTS)
         )
 
     async def add(self, enrollment: Enrollment) -> bool:
@@ -137,7 +137,7 @@ class MemoryEnrollmentRepository(MemoryRepository):
             e.workflow_id == enrollment.workflow_id
             and e.contact_id == enrollment.contact_id
             and e.status in RUNNING
-            for e in self._rows.values()
+            for e in unique_rows(self, ENROLLMENTS)
         )
         if running or self._refused(enrollment):
             return False
@@ -236,8 +236,8 @@ class MemoryEnrollmentRepository(MemoryRepository):
     async def claim_step(self, run: StepRun) -> StepRun | None:
         check_write(self.scope, run.location_id, "workflow_step_runs")
         key = (run.enrollment_id, run.step_id, run.tick)
-        found = self._steps.get(key)
-        if found is not None:
+        found = self._steps.get(key) or self._uow.store.committed(STEP_RUNS).get(key)
+        if found is not None:  # claimed by this transaction, or by one that committed since it began
             return clone(found)
         claimed = clone(run)
         claimed.status = StepRunStatus.RUNNING
