@@ -11,15 +11,16 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.pipelines.fields import MOVE_FIELDS, OPPORTUNITY_FIELDS, clean_opportunity_fields, raise_if
 from ghl_core.pipelines.models import Opportunity, OpportunityMove, OpportunityStatus, Pipeline
+from ghl_core.pipelines.ports import PipelinesUnitOfWork
 from ghl_core.pipelines.recording import record_opportunity
 from ghl_core.pipelines.services import agency_of, pipeline_of
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.assignees import may_be_assigned, not_assignable
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -27,7 +28,7 @@ _REQUIRED = ("pipeline_id", "contact_id", "name")
 
 
 async def _check_contact(
-    uow: UnitOfWork, location_id: uuid.UUID, contact_id: uuid.UUID, errors: list[FieldError]
+    uow: PipelinesUnitOfWork, location_id: uuid.UUID, contact_id: uuid.UUID, errors: list[FieldError]
 ) -> None:
     contact = await uow.contacts.get(contact_id)
     if (
@@ -44,12 +45,14 @@ def _check_lost_reason(opportunity: Opportunity, fields: dict[str, Any], errors:
         errors.append(FieldError("/lost_reason", "may only be given with status lost"))
 
 
-async def _existing(uow: UnitOfWork, location_id: uuid.UUID, opportunity_id: uuid.UUID) -> Opportunity | None:
+async def _existing(
+    uow: PipelinesUnitOfWork, location_id: uuid.UUID, opportunity_id: uuid.UUID
+) -> Opportunity | None:
     return await uow.opportunities.get(location_id, opportunity_id, include_deleted=True)
 
 
 class OpportunityService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[PipelinesUnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
@@ -176,7 +179,7 @@ class OpportunityService:
 
     # -- internals ---------------------------------------------------------------------------------
     async def _visible(
-        self, uow: UnitOfWork, location_id: uuid.UUID, opportunity_id: uuid.UUID
+        self, uow: PipelinesUnitOfWork, location_id: uuid.UUID, opportunity_id: uuid.UUID
     ) -> Opportunity:
         opportunity = await uow.opportunities.get(location_id, opportunity_id)
         if opportunity is None:
@@ -184,7 +187,7 @@ class OpportunityService:
         return opportunity
 
     async def _locked(
-        self, uow: UnitOfWork, location_id: uuid.UUID, opportunity_id: uuid.UUID
+        self, uow: PipelinesUnitOfWork, location_id: uuid.UUID, opportunity_id: uuid.UUID
     ) -> tuple[Opportunity, Pipeline]:
         # An opportunity never changes pipeline, so the pipeline read unlocked is the one to lock; the
         # pipeline first, then the opportunity, the order a stage deletion takes them in too.

@@ -7,6 +7,7 @@ import builtins
 import uuid
 from typing import Protocol
 
+from ghl_core.contacts.ports import ContactRepository
 from ghl_core.pipelines.models import (
     BoardFilter,
     Opportunity,
@@ -18,6 +19,8 @@ from ghl_core.pipelines.models import (
 )
 from ghl_core.shared.errors import Conflict
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import Recording
+from ghl_core.tenancy.ports import AssigneesUnitOfWork, LocationRepository
 
 
 class DuplicateName(Conflict):
@@ -136,3 +139,19 @@ class OpportunityRepository(Protocol):
     ) -> Page[Opportunity]:
         """A further page of one stage."""
         ...
+
+
+class PipelinesUnitOfWork(AssigneesUnitOfWork, Recording, Protocol):
+    """What the pipelines context touches in one transaction."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def contacts(self) -> ContactRepository: ...
+
+    @property
+    def pipelines(self) -> PipelineRepository: ...
+
+    @property
+    def opportunities(self) -> OpportunityRepository: ...

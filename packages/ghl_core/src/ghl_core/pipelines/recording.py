@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ghl_core.legacy_uow import UnitOfWork
 from ghl_core.pipelines.models import Opportunity, OpportunityMove
+from ghl_core.pipelines.ports import PipelinesUnitOfWork
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
@@ -77,7 +77,7 @@ def change_events(before: Opportunity, after: Opportunity) -> list[tuple[str, di
 
 
 async def record_opportunity(
-    uow: UnitOfWork,
+    uow: PipelinesUnitOfWork,
     clock: Clock,
     actor: Actor,
     agency_id: uuid.UUID,

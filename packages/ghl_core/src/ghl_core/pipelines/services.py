@@ -10,7 +10,6 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.pipelines.fields import MAX_STAGES, clean_name, clean_stage_names, clean_uuid, raise_if
 from ghl_core.pipelines.models import (
     Board,
@@ -21,16 +20,18 @@ from ghl_core.pipelines.models import (
     Stage,
     StageSummary,
 )
+from ghl_core.pipelines.ports import PipelinesUnitOfWork
 from ghl_core.pipelines.recording import record_opportunity
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 
-async def agency_of(uow: UnitOfWork, location_id: uuid.UUID) -> uuid.UUID:
+async def agency_of(uow: PipelinesUnitOfWork, location_id: uuid.UUID) -> uuid.UUID:
     location = await uow.locations.get(location_id)
     if location is None or location.deleted_at is not None:
         raise NotFound(f"location {location_id} not found")
@@ -38,7 +39,7 @@ async def agency_of(uow: UnitOfWork, location_id: uuid.UUID) -> uuid.UUID:
 
 
 async def pipeline_of(
-    uow: UnitOfWork, location_id: uuid.UUID, pipeline_id: uuid.UUID, lock: str | None = None
+    uow: PipelinesUnitOfWork, location_id: uuid.UUID, pipeline_id: uuid.UUID, lock: str | None = None
 ) -> Pipeline:
     pipeline = await uow.pipelines.get(location_id, pipeline_id, lock=lock)
     if pipeline is None:
@@ -54,12 +55,18 @@ def stage_of(pipeline: Pipeline, stage_id: uuid.UUID) -> Stage:
 
 
 class PipelineService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[PipelinesUnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
     async def _record(
-        self, uow: UnitOfWork, actor: Actor, action: str, before: Pipeline | None, after: Pipeline, event: str
+        self,
+        uow: PipelinesUnitOfWork,
+        actor: Actor,
+        action: str,
+        before: Pipeline | None,
+        after: Pipeline,
+        event: str,
     ) -> None:
         await record_change(
             uow,
