@@ -40,12 +40,11 @@ from ghl_core.contacts.import_models import (
 )
 from ghl_core.contacts.import_resume import ImportTakenOver, check_progress, reopen_groups, skip_rows
 from ghl_core.contacts.models import Contact, DuplicatePolicy
-from ghl_core.contacts.ports import DuplicateContact
+from ghl_core.contacts.ports import ContactImportsUnitOfWork, DuplicateContact
 from ghl_core.contacts.services import ContactService
 from ghl_core.custom_fields.cached import cached_definitions
 from ghl_core.custom_fields.models import CustomFieldDefinition
 from ghl_core.custom_fields.values import validate_values
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
@@ -54,6 +53,7 @@ from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.phones import quick_phone_key
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.cached import cached_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
@@ -104,7 +104,7 @@ class _Context:
 class ContactImportService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[ContactImportsUnitOfWork],
         clock: Clock,
         encode: NewContactEncoder,
         runner: str | None = None,
@@ -121,13 +121,13 @@ class ContactImportService:
     def runner(self) -> str:
         return self._runner
 
-    async def _location(self, uow: UnitOfWork, location_id: uuid.UUID) -> Location:
+    async def _location(self, uow: ContactImportsUnitOfWork, location_id: uuid.UUID) -> Location:
         location = await cached_location(self._cache, location_id, lambda: uow.locations.get(location_id))
         if location is None or location.deleted_at is not None:
             raise NotFound(f"location {location_id} not found")
         return location
 
-    async def _fail_abandoned(self, uow: UnitOfWork) -> None:
+    async def _fail_abandoned(self, uow: ContactImportsUnitOfWork) -> None:
         now = self._clock.now()
         await uow.contact_imports.fail_abandoned(self._runner, now - STALE_AFTER, now)
 
@@ -526,7 +526,7 @@ class ContactImportService:
 
     async def _write(
         self,
-        uow: UnitOfWork,
+        uow: ContactImportsUnitOfWork,
         actor: Actor,
         job: ContactImport,
         ctx: _Context,
