@@ -1,447 +1,177 @@
-"""In-memory fakes of the core's ports, for fast unit tests of the services.
+"""Fakes of the core's ports for fast unit tests of the services.
 
-A unit of work stages its writes in a deep copy of the shared store and publishes them on commit only,
-so a unit of work that exits without committing leaves nothing behind, as a database transaction would.
-Objects go in and come out as copies: a service that mutates what it read without saving it changes
-nothing. Imports only the core and the standard library.
+The repositories and the unit of work are the shipped in-memory adapters (`ghl_adapters.memory`, checked
+against the SQL ones by tests/contracts): `InMemoryStore` is their unit of work factory plus `data`, a view
+of the committed tables that the tests read (and, to arrange a case, write). What stays here are fakes of
+ports with no in-memory adapter of their own: a password hasher, a token codec, an external verifier, a
+failure counter and a cache. Imports only the core, the memory adapters and the standard library.
 """
 
 from __future__ import annotations
 
 import base64
-import builtins
-import copy
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
-from webhook_fakes import InMemoryWebhookRepository, WebhookData
-
-from ghl_core.audit.ports import AuditLog, EventOutbox
-from ghl_core.identity.models import (
-    AccessClaims,
-    ApiKey,
-    ApiKeyCredential,
-    ExternalIdentity,
-    RefreshToken,
-    UserCredential,
-)
-from ghl_core.identity.repositories import ApiKeyRepository, CredentialLookup, RefreshTokenRepository
-from ghl_core.jobs.models import FailedJob, FailedJobRepository
-from ghl_core.jobs.ports import JobQueue, JobRequest
-from ghl_core.shared.audit import AuditEntry
+from ghl_adapters.memory import MemoryStore, MemoryUnitOfWork, MemoryUnitOfWorkFactory
+from ghl_adapters.memory.identity import API_KEYS, REFRESH_TOKENS
+from ghl_adapters.memory.queue import JOBS
+from ghl_adapters.memory.recording import AUDIT, EVENTS
+from ghl_adapters.memory.store import Table
+from ghl_adapters.memory.tenancy import AGENCIES, DELETED_AGENCIES, LOCATIONS, USERS
+from ghl_adapters.memory.webhooks import ATTEMPTS, DELIVERIES, SUBSCRIPTIONS
+from ghl_core.identity.models import AccessClaims, ExternalIdentity
 from ghl_core.shared.clock import FixedClock
-from ghl_core.shared.errors import Conflict, Unauthenticated
-from ghl_core.shared.events import DomainEvent
-from ghl_core.shared.pagination import Page, PageRequest, page_from_rows
-from ghl_core.shared.scope import ScopeKind, TenantScope
-from ghl_core.tenancy.models import Agency, AgencyRole, Location, LocationGrant, LocationRole, PlanTier, User
-from ghl_core.tenancy.ports import AgencyRepository, LocationRepository, UserRepository
-from ghl_core.webhooks.ports import WebhookRepository
+from ghl_core.shared.errors import Unauthenticated
+from ghl_core.shared.scope import TenantScope
+from ghl_core.tenancy.models import AgencyRole, LocationRole, PlanTier
 
 T = TypeVar("T")
+R = TypeVar("R")
 
-API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
-
-
-@dataclass
-class StoreData:
-    agencies: dict[uuid.UUID, Agency] = field(default_factory=dict)
-    locations: dict[uuid.UUID, Location] = field(default_factory=dict)
-    users: dict[uuid.UUID, User] = field(default_factory=dict)
-    api_keys: dict[uuid.UUID, ApiKey] = field(default_factory=dict)
-    refresh_tokens: dict[uuid.UUID, RefreshToken] = field(default_factory=dict)
-    audit: list[AuditEntry] = field(default_factory=list)
-    events: list[DomainEvent] = field(default_factory=list)
-    jobs: list[JobRequest] = field(default_factory=list)
-    failed_jobs: dict[uuid.UUID | None, list[FailedJob]] = field(default_factory=dict)  # by location
-    # Agencies soft-deleted by an operator: their users are disabled and their keys revoked.
-    deleted_agencies: set[uuid.UUID] = field(default_factory=set)
-    webhooks: WebhookData = field(default_factory=WebhookData)
+# The unit of work the services get (holds every repository).
+InMemoryUnitOfWork = MemoryUnitOfWork
 
 
-class InMemoryStore:
-    """The committed state every unit of work starts from."""
+class _RowsView(Generic[R, T]):
+    """A committed table read as a list of its rows in the order written (the audit trail, the event
+    log, the job queue). `clear` and `append` replace the committed table, as a commit does."""
 
-    def __init__(self, clock: FixedClock | None = None) -> None:
-        self.clock = clock or FixedClock()
-        self.data = StoreData()
-        self.commits = 0
-        self.scopes: list[TenantScope] = []  # every scope a unit of work was opened in
+    def __init__(
+        self, store: MemoryStore, table: Table[Any, R], project: Callable[[R], T], key: Callable[[T], Any]
+    ) -> None:
+        self._store, self._table, self._project, self._key = store, table, project, key
 
-    def uow(self, scope: TenantScope) -> InMemoryUnitOfWork:
-        """The `UnitOfWorkFactory`."""
-        self.scopes.append(scope)
-        return InMemoryUnitOfWork(self, scope)
+    def _rows(self) -> list[T]:
+        return [self._project(r) for r in self._store.committed(self._table).values()]
 
-    def __call__(self, scope: TenantScope) -> InMemoryUnitOfWork:
-        return self.uow(scope)
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        return self._rows()[index]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._rows())
+
+    def __len__(self) -> int:
+        return len(self._store.committed(self._table))
+
+    def __eq__(self, other: object) -> bool:
+        return self._rows() == other
+
+    def __repr__(self) -> str:
+        return repr(self._rows())
+
+    def clear(self) -> None:
+        self._store.tables[self._table.name] = {}
+
+    def append(self, row: R) -> None:
+        rows = dict(self._store.committed(self._table))
+        rows[self._key(self._project(row))] = row
+        self._store.tables[self._table.name] = rows
 
 
-def _key(item: Any) -> tuple[str, str]:
-    return (item.created_at.isoformat(), str(item.id))
+class _DeletedAgencies:
+    """An operator's soft delete of agencies, as a set."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def add(self, agency_id: uuid.UUID) -> None:
+        rows = dict(self._store.committed(DELETED_AGENCIES))
+        rows[agency_id] = self._store.clock.now()
+        self._store.tables[DELETED_AGENCIES.name] = rows
+
+    def __contains__(self, agency_id: object) -> bool:
+        return agency_id in self._store.committed(DELETED_AGENCIES)
 
 
-def _sort_key(item: Any) -> tuple[datetime, str]:
-    return (item.created_at, str(item.id))
-
-
-def _paginate(items: Iterable[T], page: PageRequest, descending: bool = False) -> Page[T]:
-    rows = sorted(items, key=_sort_key, reverse=descending)
-    if page.after is not None:
-        if len(page.after) != 2:
-            from ghl_core.shared.errors import ValidationFailed
-
-            raise ValidationFailed.one("/cursor", "is not a cursor this API issued")
-        after = (datetime.fromisoformat(page.after[0]), page.after[1])
-        rows = [r for r in rows if (_sort_key(r) < after if descending else _sort_key(r) > after)]
-    if page.offset is not None:
-        rows = rows[page.offset :]
-    return page_from_rows([copy.deepcopy(r) for r in rows[: page.limit + 1]], page.limit, _key)
-
-
-class _Repo:
-    def __init__(self, uow: InMemoryUnitOfWork) -> None:
-        self._uow = uow
+class _WebhookData:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
 
     @property
-    def _d(self) -> StoreData:
-        return self._uow.working()
+    def subscriptions(self) -> dict[Any, Any]:
+        return self._store.committed(SUBSCRIPTIONS)
+
+    @property
+    def deliveries(self) -> dict[Any, Any]:
+        return self._store.committed(DELIVERIES)
+
+    @property
+    def attempts(self) -> list[Any]:
+        return list(self._store.committed(ATTEMPTS).values())
 
 
-class InMemoryAgencyRepository(_Repo):
-    async def add(self, agency: Agency) -> None:
-        if agency.id in self._d.agencies:
-            raise Conflict(f"agency {agency.id} exists")
-        self._d.agencies[agency.id] = copy.deepcopy(agency)
-
-    async def get(self, agency_id: uuid.UUID) -> Agency | None:
-        return copy.deepcopy(self._d.agencies.get(agency_id))
-
-    async def list(self, page: PageRequest) -> Page[Agency]:
-        live = [a for a in self._d.agencies.values() if a.id not in self._d.deleted_agencies]
-        return _paginate(live, page)
+def _same(row: T) -> T:
+    return row
 
 
-class InMemoryLocationRepository(_Repo):
-    async def add(self, location: Location) -> None:
-        if location.id in self._d.locations:
-            raise Conflict(f"location {location.id} exists")
-        self._d.locations[location.id] = copy.deepcopy(location)
-
-    async def get(self, location_id: uuid.UUID) -> Location | None:
-        return copy.deepcopy(self._d.locations.get(location_id))
-
-    async def update(self, location: Location) -> None:
-        if location.id in self._d.locations:
-            self._d.locations[location.id] = copy.deepcopy(location)
-
-    async def list(
-        self,
-        agency_id: uuid.UUID | None,
-        page: PageRequest,
-        include_deleted: bool = False,
-        only: builtins.set[uuid.UUID] | None = None,
-    ) -> Page[Location]:
-        rows = [
-            loc
-            for loc in self._d.locations.values()
-            if (agency_id is None or loc.agency_id == agency_id)
-            and (include_deleted or loc.deleted_at is None)
-            and (only is None or loc.id in only)
-        ]
-        return _paginate(rows, page)
-
-    async def count_for_agency(self, agency_id: uuid.UUID) -> int:
-        return sum(
-            1 for loc in self._d.locations.values() if loc.agency_id == agency_id and loc.deleted_at is None
-        )
+def _by_id(row: Any) -> Any:
+    return row.id
 
 
-class InMemoryUserRepository(_Repo):
-    def _check_unique(self, user: User) -> None:
-        """The partial unique indexes: one live user per e-mail address and per external identity."""
-        if user.deleted_at is not None:
-            return
-        for other in self._d.users.values():
-            if other.id == user.id or other.deleted_at is not None:
-                continue
-            if other.email == user.email:
-                raise Conflict(f"a user with the e-mail address {user.email} already exists")
-            if user.clerk_user_id is not None and other.clerk_user_id == user.clerk_user_id:
-                raise Conflict("that e-mail address or identity belongs to another user")
+class StoreView:
+    """The committed state as the tests read it."""
 
-    async def add(self, user: User) -> None:
-        if user.id in self._d.users:
-            raise Conflict(f"user {user.id} exists")
-        self._check_unique(user)
-        self._d.users[user.id] = copy.deepcopy(user)
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.audit = _RowsView(store, AUDIT, _same, _by_id)
+        self.events = _RowsView(store, EVENTS, _same, _by_id)
+        self.jobs = _RowsView(store, JOBS, lambda queued: queued.request, id)
+        self.deleted_agencies = _DeletedAgencies(store)
+        self.webhooks = _WebhookData(store)
 
-    async def get(self, user_id: uuid.UUID) -> User | None:
-        return copy.deepcopy(self._d.users.get(user_id))
+    @property
+    def agencies(self) -> dict[Any, Any]:
+        return self._store.committed(AGENCIES)
 
-    async def update(self, user: User) -> None:
-        if user.id not in self._d.users:
-            return
-        self._check_unique(user)
-        self._d.users[user.id] = copy.deepcopy(user)
+    @property
+    def locations(self) -> dict[Any, Any]:
+        return self._store.committed(LOCATIONS)
 
-    async def list(self, agency_id: uuid.UUID | None, page: PageRequest) -> Page[User]:
-        rows = [
-            u
-            for u in self._d.users.values()
-            if u.deleted_at is None and (agency_id is None or u.agency_id == agency_id)
-        ]
-        return _paginate(rows, page)
+    @property
+    def users(self) -> dict[Any, Any]:
+        return self._store.committed(USERS)
 
-    async def bump_token_version(self, user_id: uuid.UUID) -> None:
-        user = self._d.users.get(user_id)
-        if user is not None:
-            user.token_version += 1
+    @property
+    def api_keys(self) -> dict[Any, Any]:
+        return self._store.committed(API_KEYS)
 
-    async def count_owners(self, agency_id: uuid.UUID) -> int:
-        return sum(
-            1
-            for u in self._d.users.values()
-            if u.agency_id == agency_id and u.role is AgencyRole.OWNER and u.deleted_at is None
-        )
+    @property
+    def refresh_tokens(self) -> dict[Any, Any]:
+        return self._store.committed(REFRESH_TOKENS)
 
-    async def grants_for_location(
-        self, location_id: uuid.UUID
-    ) -> builtins.list[tuple[uuid.UUID, LocationGrant]]:
-        return [(u.id, g) for u in self._d.users.values() for g in u.grants if g.location_id == location_id]
+    def __repr__(self) -> str:
+        return repr(self._store.tables)
 
 
-class InMemoryApiKeyRepository(_Repo):
-    async def add(self, key: ApiKey) -> None:
-        if key.id in self._d.api_keys:
-            raise Conflict(f"API key {key.id} exists")
-        self._d.api_keys[key.id] = copy.deepcopy(key)
+class InMemoryStore(MemoryUnitOfWorkFactory):
+    """The `UnitOfWorkFactory` of the core tests, over a fixed clock."""
 
-    async def get(self, key_id: uuid.UUID) -> ApiKey | None:
-        return copy.deepcopy(self._d.api_keys.get(key_id))
+    def __init__(self, clock: FixedClock | None = None) -> None:
+        self.fixed_clock = clock or FixedClock()
+        super().__init__(MemoryStore(self.fixed_clock))
+        self.data = StoreView(self.store)
 
-    async def update(self, key: ApiKey) -> None:
-        stored = self._d.api_keys.get(key.id)
-        if stored is not None:
-            # Like the SQL adapter: only the name and the revocation are writable.
-            stored.name = key.name
-            stored.revoked_at = key.revoked_at
+    @property
+    def clock(self) -> FixedClock:
+        return self.fixed_clock
 
-    async def count_live(self, location_id: uuid.UUID, *, lock: bool = False) -> int:
-        # One event loop and no await between the count and the add: nothing to lock.
-        return sum(k.location_id == location_id and k.revoked_at is None for k in self._d.api_keys.values())
+    @property
+    def commits(self) -> int:
+        return self.store.commits
 
-    async def list(
-        self, location_id: uuid.UUID, page: PageRequest, include_revoked: bool = False
-    ) -> Page[ApiKey]:
-        rows = [
-            k
-            for k in self._d.api_keys.values()
-            if k.location_id == location_id and (include_revoked or k.revoked_at is None)
-        ]
-        return _paginate(rows, page)
-
-
-class InMemoryRefreshTokenRepository(_Repo):
-    async def add(self, token: RefreshToken) -> None:
-        self._d.refresh_tokens[token.id] = copy.deepcopy(token)
-
-    async def mark_rotated(self, token_id: uuid.UUID, at: datetime) -> bool:
-        token = self._d.refresh_tokens.get(token_id)
-        if token is None or token.rotated_at is not None or token.revoked_at is not None:
-            return False
-        token.rotated_at = at
-        return True
-
-    async def revoke_family(self, family_id: uuid.UUID, at: datetime) -> None:
-        for token in self._d.refresh_tokens.values():
-            if token.family_id == family_id and token.revoked_at is None:
-                token.revoked_at = at
-
-    async def revoke_for_user(self, user_id: uuid.UUID, at: datetime) -> None:
-        for token in self._d.refresh_tokens.values():
-            if token.user_id == user_id and token.revoked_at is None:
-                token.revoked_at = at
-
-
-class InMemoryCredentialLookup(_Repo):
-    """The security-definer functions of the SQL adapter, answered from the same store."""
-
-    async def api_key(self, key_hash: str) -> ApiKeyCredential | None:
-        d = self._d
-        key = next((k for k in d.api_keys.values() if k.key_hash == key_hash), None)
-        if key is None:
-            return None
-        location = d.locations.get(key.location_id)
-        if location is None:
-            return None
-        now = self._uow.store.clock.now()
-        if key.revoked_at is None and (
-            key.last_used_at is None or key.last_used_at < now - API_KEY_TOUCH_INTERVAL
-        ):
-            key.last_used_at = now
-        return ApiKeyCredential(
-            id=key.id,
-            location_id=key.location_id,
-            agency_id=key.agency_id,
-            scopes=frozenset(key.scopes),
-            tier=location.tier,
-            revoked=(
-                key.revoked_at is not None
-                or location.deleted_at is not None
-                or key.agency_id in d.deleted_agencies
-            ),
-        )
-
-    def _user(self, match: Callable[[User], bool]) -> UserCredential | None:
-        user = next((u for u in self._d.users.values() if u.deleted_at is None and match(u)), None)
-        if user is None:
-            return None
-        return UserCredential(
-            id=user.id,
-            agency_id=user.agency_id,
-            role=user.role,
-            password_hash=user.password_hash,
-            disabled=user.agency_id in self._d.deleted_agencies,
-            token_version=user.token_version,
-        )
-
-    async def user_by_email(self, email: str) -> UserCredential | None:
-        return self._user(lambda u: u.email == email)
-
-    async def user_by_id(self, user_id: uuid.UUID) -> UserCredential | None:
-        return self._user(lambda u: u.id == user_id)
-
-    async def user_by_clerk_id(self, clerk_user_id: str) -> UserCredential | None:
-        return self._user(lambda u: u.clerk_user_id == clerk_user_id)
-
-    async def refresh_token(self, token_hash: str) -> RefreshToken | None:
-        token = next((t for t in self._d.refresh_tokens.values() if t.token_hash == token_hash), None)
-        return copy.deepcopy(token)
-
-    async def location_access(
-        self, user_id: uuid.UUID, location_id: uuid.UUID
-    ) -> tuple[str | None, str] | None:
-        user = self._d.users.get(user_id)
-        location = self._d.locations.get(location_id)
-        if user is None or user.deleted_at is not None:
-            return None
-        if location is None or location.deleted_at is not None or location.agency_id != user.agency_id:
-            return None
-        grant = user.grant_for(location_id)
-        return (grant.role.value if grant else None, location.tier.value)
-
-
-class InMemoryAuditLog(_Repo):
-    async def record(self, entry: AuditEntry) -> None:
-        self._d.audit.append(entry)
-
-    async def list(
-        self,
-        location_id: uuid.UUID,
-        page: PageRequest,
-        entity_type: str | None = None,
-        entity_id: uuid.UUID | None = None,
-        since: datetime | None = None,
-    ) -> Page[AuditEntry]:
-        rows = [
-            e
-            for e in self._d.audit
-            if e.location_id == location_id
-            and (entity_type is None or e.entity_type == entity_type)
-            and (entity_id is None or e.entity_id == entity_id)
-            and (since is None or e.created_at >= since)
-        ]
-        return _paginate(rows, page, descending=True)
-
-
-class InMemoryEventOutbox(_Repo):
-    async def add(self, event: DomainEvent) -> None:
-        self._d.events.append(event)
-
-
-class InMemoryJobQueue(_Repo):
-    async def enqueue(self, *jobs: JobRequest) -> None:
-        self._d.jobs.extend(jobs)
-
-
-class InMemoryFailedJobRepository(_Repo):
-    def _mine(self) -> list[FailedJob]:
-        return self._d.failed_jobs.get(self._uow.scope.location_id, [])
-
-    async def list(self, limit: int, before: int | None) -> list[FailedJob]:
-        rows = sorted((j for j in self._mine() if before is None or j.id < before), key=lambda j: -j.id)
-        return rows[:limit]
-
-    async def retry(self, job_id: int) -> bool:
-        mine = self._mine()
-        for job in mine:
-            if job.id == job_id:
-                mine.remove(job)
-                return True
-        return False
-
-
-class InMemoryUnitOfWork:
-    def __init__(self, store: InMemoryStore, scope: TenantScope) -> None:
-        self.store = store
-        self.scope = scope
-        self.committed = False
-        self._work: StoreData | None = None
-        # Typed as the ports so mypy checks that this class is a `UnitOfWork`.
-        self.agencies: AgencyRepository = InMemoryAgencyRepository(self)
-        self.locations: LocationRepository = InMemoryLocationRepository(self)
-        self.users: UserRepository = InMemoryUserRepository(self)
-        self.api_keys: ApiKeyRepository = InMemoryApiKeyRepository(self)
-        self.refresh_tokens: RefreshTokenRepository = InMemoryRefreshTokenRepository(self)
-        self.credentials: CredentialLookup = InMemoryCredentialLookup(self)
-        self.audit: AuditLog = InMemoryAuditLog(self)
-        self.events: EventOutbox = InMemoryEventOutbox(self)
-        self.jobs: JobQueue = InMemoryJobQueue(self)
-        self.failed_jobs: FailedJobRepository = InMemoryFailedJobRepository(self)
-        self.webhooks: WebhookRepository = InMemoryWebhookRepository(self)
-
-    def working(self) -> StoreData:
-        if self._work is None:
-            raise RuntimeError("use the unit of work inside 'async with'")
-        return self._work
-
-    async def __aenter__(self) -> InMemoryUnitOfWork:
-        self._work = copy.deepcopy(self.store.data)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._work = None  # whatever was not committed is gone
-
-    async def commit(self) -> None:
-        if self.scope.kind is ScopeKind.ANONYMOUS:
-            self._check_anonymous_writes()
-        self.store.data = copy.deepcopy(self.working())
-        self.store.commits += 1
-        self.committed = True
-
-    def _check_anonymous_writes(self) -> None:
-        """Row-level security lets the anonymous scope write nothing but a key's last use."""
-        before, after = self.store.data, self.working()
-        for name in ("agencies", "locations", "users", "refresh_tokens"):
-            if getattr(before, name) != getattr(after, name):
-                raise AssertionError(f"the anonymous scope wrote to {name}")
-        if before.audit != after.audit or before.events != after.events:
-            raise AssertionError("the anonymous scope wrote audit rows or events")
-        if _without_last_use(before.api_keys) != _without_last_use(after.api_keys):
-            raise AssertionError("the anonymous scope changed an API key")
-
-
-def _without_last_use(keys: dict[uuid.UUID, ApiKey]) -> dict[uuid.UUID, ApiKey]:
-    return {k: replace(v, last_used_at=None) for k, v in keys.items()}
+    def uow(self, scope: TenantScope) -> MemoryUnitOfWork:
+        return self(scope)
 
 
 # -- identity ports ----------------------------------------------------------------------------------
