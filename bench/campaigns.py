@@ -48,7 +48,7 @@ from twilio_double import ACCOUNT_SID, AUTH_TOKEN, TwilioDouble
 RECIPIENTS = int(os.environ.get("BENCH_RECIPIENTS", "100000"))
 PROVIDERS = os.environ.get("BENCH_PROVIDERS", "outbox,twilio,sendgrid").split(",")
 PROFILE = os.environ.get("BENCH_PROFILE")  # a path: the worker's cProfile stats are written there
-CONCURRENCY = 64  # provider calls in flight per batch (ConversationService.deliver_many's default)
+CONCURRENCY = 64  # provider calls in flight per batch (DeliveryService.deliver_many's default)
 SECRET = "bench-" + "x" * 40
 FROM = "+14155550100"
 

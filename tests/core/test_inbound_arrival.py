@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ghl_core.conversations.services import CLAIMED_AGE_MAX, arrival
+from ghl_core.conversations.receiving import CLAIMED_AGE_MAX, arrival
 
 NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 

@@ -28,7 +28,7 @@ from ghl_adapters.messaging.templates import JinjaTemplateRenderer
 from ghl_adapters.settings import Settings
 from ghl_core.campaigns.models import CampaignStatus
 from ghl_core.campaigns.services import CampaignService
-from ghl_core.conversations.services import ConversationService
+from ghl_core.conversations.sender import MessageSender
 from ghl_core.tenancy.models import PlanTier
 from http_kit import API, Tenant, assert_problem, new_tenant, open_api, pointers
 from jobs_kit import run_jobs
@@ -914,7 +914,7 @@ class HeldConversations:
     recipients taken, its messages not yet written) until the test lets it go: the moment a cancel
     arrives in production, made to happen every time."""
 
-    def __init__(self, inner: ConversationService) -> None:
+    def __init__(self, inner: MessageSender) -> None:
         self._inner = inner
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
@@ -958,7 +958,7 @@ async def test_a_cancel_during_a_batch_wins_and_no_message_is_sent_after_it(
     service = CampaignService(
         container.uow(),
         container.clock(),
-        cast(ConversationService, held),
+        cast(MessageSender, held),
         container.templates(),
         container.template_renderer(),
         container.contact_finder(),

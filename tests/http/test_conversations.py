@@ -593,7 +593,7 @@ async def test_an_email_whose_send_got_no_answer_is_asked_for_never_sent_twice(
     async with impatient_container(settings, sendgrid) as impatient:
         async with slow_sendgrid(sendgrid):
             with pytest.raises(RetryLater):  # no answer in time: SendGrid takes it a moment later
-                await impatient.conversations().deliver(
+                await impatient.message_delivery().deliver(
                     uuid.UUID(str(tenant.location_id)), uuid.UUID(queued["id"]), final_attempt=False
                 )
         held = await message(api, tenant, queued["id"])
@@ -683,17 +683,17 @@ async def test_a_last_attempt_the_provider_cannot_be_asked_about_ends_as_outcome
         location, message_id = uuid.UUID(str(tenant.location_id)), uuid.UUID(queued["id"])
         sendgrid.fail_next(1, 500)
         with pytest.raises(RetryLater):  # asked again later
-            await impatient.conversations().reconcile(location, message_id, final_attempt=False)
+            await impatient.message_delivery().reconcile(location, message_id, final_attempt=False)
         assert (await message(api, tenant, queued["id"]))["status"] == "queued"
         sendgrid.fail_next(1, 500)
-        assert await impatient.conversations().reconcile(location, message_id) == "failed"
+        assert await impatient.message_delivery().reconcile(location, message_id) == "failed"
 
     after = await message(api, tenant, queued["id"])
     assert after["error_code"] == "outcome_unknown"
     assert "could not be asked" in after["error_message"]
     assert mail_sends_of(sendgrid, queued["id"]) == 1
     # Settled: a second run of the job (a worker that died before its commit) leaves it as it is.
-    assert await container.conversations().reconcile(location, message_id) == "failed"
+    assert await container.message_delivery().reconcile(location, message_id) == "failed"
     assert (await message(api, tenant, queued["id"]))["updated_at"] == after["updated_at"]
 
 

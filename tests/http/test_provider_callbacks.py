@@ -539,7 +539,7 @@ async def test_sendgrid_events_of_one_bulk_send_reach_each_recipients_message(
     to_ada = await send(api, tenant, ada["id"], channel="email", subject="Hi", body="Hello Ada")
     to_bea = await send(api, tenant, bea["id"], channel="email", subject="Hi", body="Hello Bea")
     ids = [uuid.UUID(to_ada["id"]), uuid.UUID(to_bea["id"])]
-    await container.conversations().deliver_many(uuid.UUID(str(tenant.location_id)), ids)
+    await container.message_delivery().deliver_many(uuid.UUID(str(tenant.location_id)), ids)
     await run_jobs(container)
     [request] = [r for r in sendgrid.mail_sends() if len(r.body["personalizations"]) == 2]
     keys = [p["custom_args"]["ghl_key"] for p in request.body["personalizations"]]

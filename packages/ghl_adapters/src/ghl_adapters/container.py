@@ -40,11 +40,19 @@ from ghl_core.contacts.imports import ContactImportService
 from ghl_core.contacts.search import ContactSearchService
 from ghl_core.contacts.selection import ContactFinder
 from ghl_core.contacts.services import ContactService
+from ghl_core.conversations.composing import OutboundComposer
+from ghl_core.conversations.configs import ProviderConfigs
+from ghl_core.conversations.delivery import DeliveryService
+from ghl_core.conversations.dispatch import ProviderCalls
+from ghl_core.conversations.inbox import InboxService
 from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import Channel
 from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity, TwilioConfig
 from ghl_core.conversations.quota import SendQuota
-from ghl_core.conversations.services import ConversationService
+from ghl_core.conversations.receiving import ReceivingService
+from ghl_core.conversations.reports import ReportService
+from ghl_core.conversations.sender import MessageSender
+from ghl_core.conversations.sending import SendingService
 from ghl_core.conversations.setup import MessagingSetupService
 from ghl_core.conversations.templates import SanitizingRenderer
 from ghl_core.custom_fields.services import CustomFieldService
@@ -246,18 +254,33 @@ def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
     )
     html_sanitizer = providers.Singleton(Nh3HtmlSanitizer)
     link_signer = providers.Singleton(_link_signer, secret_key)
-    conversations = providers.Singleton(
-        ConversationService,
-        uow,
-        clock,
-        secret_box,
-        gateways,
-        html_sanitizer,
-        link_signer,
-        settings.provided.base_url,
-        platform_messaging,
+    provider_configs = providers.Singleton(ProviderConfigs, box=secret_box, platform=platform_messaging)
+    message_sending = providers.Singleton(
+        SendingService,
+        uow=uow,
+        clock=clock,
+        sanitizer=html_sanitizer,
         quota=providers.Singleton(SendQuota, plans, clock),
     )
+    message_delivery = providers.Singleton(
+        DeliveryService,
+        uow=uow,
+        clock=clock,
+        configs=provider_configs,
+        calls=providers.Singleton(ProviderCalls, gateways=gateways),
+        composer=providers.Singleton(
+            OutboundComposer, links=link_signer, public_url=settings.provided.base_url
+        ),
+    )
+    message_receiving = providers.Singleton(
+        ReceivingService, clock=clock, sanitizer=html_sanitizer, sending=message_sending
+    )
+    message_reports = providers.Singleton(
+        ReportService, uow=uow, clock=clock, links=link_signer, configs=provider_configs
+    )
+    inbox = providers.Singleton(InboxService, uow=uow, clock=clock)
+    # What campaigns and workflows send through: sending and delivery together.
+    conversations = providers.Singleton(MessageSender, sending=message_sending, delivery=message_delivery)
     messaging_setup = providers.Singleton(
         MessagingSetupService,
         uow,
@@ -276,7 +299,9 @@ def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
     campaigns = providers.Singleton(
         CampaignService, uow, clock, conversations, templates, template_renderer, contact_finder
     )
-    inbound_registry = providers.Singleton(build_inbound_registry, clock, conversations)
+    inbound_registry = providers.Singleton(
+        build_inbound_registry, clock, receiving=message_receiving, reports=message_reports
+    )
     inbound = providers.Singleton(InboundService, uow, clock, inbound_registry)
     webhook_signer = providers.Singleton(StandardWebhooksSigner)
     webhook_sender = providers.Singleton(

@@ -18,7 +18,8 @@ from ghl_adapters.messaging.sendgrid_webhooks import (
     SendGridInboundParseVerifier,
 )
 from ghl_adapters.messaging.twilio import TwilioVerifier
-from ghl_core.conversations.services import ConversationService
+from ghl_core.conversations.receiving import ReceivingService
+from ghl_core.conversations.reports import ReportService
 from ghl_core.inbound.endpoints import EndpointWebhookProcessor
 from ghl_core.inbound.models import ENDPOINT_PROVIDER
 from ghl_core.inbound.ports import InboundRegistry
@@ -29,14 +30,16 @@ from .standard_webhooks import StandardWebhooksVerifier
 TWILIO = "twilio"
 
 
-def build_inbound_registry(clock: Clock, conversations: ConversationService) -> InboundRegistry:
+def build_inbound_registry(
+    clock: Clock, *, receiving: ReceivingService, reports: ReportService
+) -> InboundRegistry:
     registry = InboundRegistry()
     registry.add_verifier(ENDPOINT_PROVIDER, StandardWebhooksVerifier(ENDPOINT_PROVIDER))
     registry.add_processor(ENDPOINT_PROVIDER, EndpointWebhookProcessor(clock))
     registry.add_verifier(TWILIO, TwilioVerifier())
-    registry.add_processor(TWILIO, TwilioCallbackProcessor(conversations))
+    registry.add_processor(TWILIO, TwilioCallbackProcessor(receiving=receiving, reports=reports))
     registry.add_verifier(SENDGRID, SendGridEventVerifier(clock=clock))
-    registry.add_processor(SENDGRID, SendGridEventsProcessor(conversations))
+    registry.add_processor(SENDGRID, SendGridEventsProcessor(reports=reports))
     registry.add_verifier(SENDGRID_INBOUND, SendGridInboundParseVerifier(clock=clock))
-    registry.add_processor(SENDGRID_INBOUND, SendGridInboundProcessor(conversations))
+    registry.add_processor(SENDGRID_INBOUND, SendGridInboundProcessor(receiving=receiving))
     return registry

@@ -1,7 +1,7 @@
 """What the providers' callbacks do once verified and stored: the inbound processors of Twilio (replies
 and delivery reports), SendGrid's Event Webhook (delivered, bounce, open...) and Inbound Parse (replies
-by email). Each parses the stored raw request and hands the result to the conversations service inside
-the job's unit of work."""
+by email). Each parses the stored raw request and hands the result to the conversation services
+(receiving, reports) inside the job's unit of work."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from ghl_core.conversations.inbound import InboundSms
-from ghl_core.conversations.services import ConversationService
+from ghl_core.conversations.receiving import ReceivingService
+from ghl_core.conversations.reports import ReportService
 from ghl_core.inbound.models import InboundEvent, UnusableEvent
 from ghl_core.tenancy.models import Location
 
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 
 
 class TwilioCallbackProcessor:
-    def __init__(self, conversations: ConversationService) -> None:
-        self._conversations = conversations
+    def __init__(self, *, receiving: ReceivingService, reports: ReportService) -> None:
+        self._receiving = receiving
+        self._reports = reports
 
     async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
         params = dict(parse_qsl(event.body.decode("utf-8"), keep_blank_values=True))
@@ -32,29 +34,29 @@ class TwilioCallbackProcessor:
         except ValueError as exc:  # signed, but no status we can use: Twilio's answer will not change
             raise UnusableEvent(str(exc)) from None
         if isinstance(parsed, InboundSms):
-            await self._conversations.receive_sms(uow, location, parsed)
+            await self._receiving.receive_sms(uow, location, parsed)
         else:
-            await self._conversations.apply_status(uow, location, parsed)
+            await self._reports.apply_status(uow, location, parsed)
 
 
 class SendGridEventsProcessor:
-    def __init__(self, conversations: ConversationService) -> None:
-        self._conversations = conversations
+    def __init__(self, *, reports: ReportService) -> None:
+        self._reports = reports
 
     async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
         payload = json.loads(event.body)
         for email_event in parse_sendgrid_events(payload if isinstance(payload, list) else []):
             try:
-                await self._conversations.apply_email_event(uow, location, email_event)
+                await self._reports.apply_email_event(uow, location, email_event)
             except LookupError:
                 # An event about a message this platform did not send (or no longer has): nothing to do.
                 continue
 
 
 class SendGridInboundProcessor:
-    def __init__(self, conversations: ConversationService) -> None:
-        self._conversations = conversations
+    def __init__(self, *, receiving: ReceivingService) -> None:
+        self._receiving = receiving
 
     async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
         form = read_form(event.content_type or "", event.body)
-        await self._conversations.receive_email(uow, location, parse_inbound_parse(form))
+        await self._receiving.receive_email(uow, location, parse_inbound_parse(form))

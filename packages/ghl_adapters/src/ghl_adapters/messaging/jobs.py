@@ -1,13 +1,13 @@
-"""The `messages.send` job: hands one queued message to its provider (see ConversationService.deliver);
+"""The `messages.send` job: hands one queued message to its provider (see DeliveryService.deliver);
 the `messages.reconcile` job: asks the provider about a message whose last attempt got no answer (see
-ConversationService.reconcile)."""
+DeliveryService.reconcile)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ghl_core.conversations.services import RECONCILE_KIND, SEND_KIND
+from ghl_core.conversations.common import RECONCILE_KIND, SEND_KIND
 from ghl_core.jobs.ports import JobContext
 
 from ..jobs.kinds import JobKind, RetrySchedule, exponential
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 async def send_message(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
     if ctx.location_id is None:
         raise ValueError("a messages.send job names its location")
-    await container.conversations().deliver(
+    await container.message_delivery().deliver(
         ctx.location_id, uuid.UUID(str(args["message_id"])), final_attempt=ctx.final_attempt
     )
 
@@ -31,7 +31,7 @@ SEND_KIND_SPEC = JobKind(SEND_KIND, send_message, RetrySchedule(exponential(10, 
 async def reconcile_message(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
     if ctx.location_id is None:
         raise ValueError("a messages.reconcile job names its location")
-    await container.conversations().reconcile(
+    await container.message_delivery().reconcile(
         ctx.location_id, uuid.UUID(str(args["message_id"])), final_attempt=ctx.final_attempt
     )
 

@@ -146,9 +146,7 @@ def list_(
     flt = InboxFilter(channel=channel, unread=True if unread else None, order=order)
 
     async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
-        page = await c.conversations().list(
-            await location_actor(c, location), flt, page_request(limit, cursor)
-        )
+        page = await c.inbox().list(await location_actor(c, location), flt, page_request(limit, cursor))
         return [conversation_view(x) for x in page.items], page.next_cursor
 
     with reported(output):
@@ -168,8 +166,8 @@ def show(
 
     async def work(c: Container) -> dict[str, Any]:
         actor = await location_actor(c, location)
-        conversation = await c.conversations().get(actor, conversation_id)
-        thread = await c.conversations().thread(actor, conversation_id, page_request(limit, None))
+        conversation = await c.inbox().get(actor, conversation_id)
+        thread = await c.inbox().thread(actor, conversation_id, page_request(limit, None))
         return {**conversation_view(conversation), "messages": [message_view(m) for m in thread.items]}
 
     with reported(output):
@@ -227,7 +225,7 @@ def send(
             data["cause"] = cause
 
         async def work(c: Container) -> tuple[Message, bool]:
-            return await c.conversations().send(await location_actor(c, location), contact, data)
+            return await c.message_sending().send(await location_actor(c, location), contact, data)
 
         message, created = with_services(output, work)
     output.record(
@@ -246,16 +244,14 @@ def outbox(
 
     async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
         if location is not None:
-            page = await c.conversations().outbox(
-                await location_actor(c, location), page_request(limit, cursor)
-            )
+            page = await c.inbox().outbox(await location_actor(c, location), page_request(limit, cursor))
             return [message_view(m) for m in page.items], page.next_cursor
         rows: list[dict[str, Any]] = []
         after: str | None = None
         while True:  # every location's newest, merged: an operator's overview on one machine
             locations = await c.tenancy().list_locations(Actor.operator(), page_request(100, after))
             for loc in locations.items:
-                taken = await c.conversations().outbox(Actor.operator_at(loc.id), page_request(limit, None))
+                taken = await c.inbox().outbox(Actor.operator_at(loc.id), page_request(limit, None))
                 rows += [message_view(m) for m in taken.items]
             if locations.next_cursor is None:
                 break

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from ghl_core.conversations.models import Channel
+from ghl_core.conversations.models import EngagementKind as EngagementKind  # recorded by conversations
 from ghl_core.shared.errors import Conflict
 
 
@@ -31,14 +32,6 @@ class RecipientStatus(StrEnum):
     DONE = "done"  # its message left the queue (sent, delivered, failed, or scheduled for later)
     SKIPPED = "skipped"  # opted out or no address when its turn came
     CANCELLED = "cancelled"  # the campaign was cancelled first
-
-
-class EngagementKind(StrEnum):
-    OPEN = "open"
-    CLICK = "click"
-    REPLY = "reply"
-    UNSUBSCRIBE = "unsubscribe"
-    BOUNCE = "bounce"
 
 
 class CampaignStateError(Conflict):

@@ -45,6 +45,8 @@ from ghl_core.campaigns.models import (
 from ghl_core.contacts.models import Contact
 from ghl_core.contacts.search import SearchPage, SearchSpec
 from ghl_core.contacts.selection import ContactFinder, ContactSelection
+from ghl_core.conversations.common import system_actor
+from ghl_core.conversations.drafts import Draft
 from ghl_core.conversations.gateways import MessageStatus
 from ghl_core.conversations.models import (
     MAX_EMAIL_BODY,
@@ -54,7 +56,7 @@ from ghl_core.conversations.models import (
     Channel,
     MessageSource,
 )
-from ghl_core.conversations.services import ConversationService, Draft, system_actor
+from ghl_core.conversations.sender import MessageSender
 from ghl_core.conversations.templates import (
     HtmlSanitizer,
     TemplateError,
@@ -330,7 +332,7 @@ class CampaignService:
         self,
         uow: UnitOfWorkFactory,
         clock: Clock,
-        conversations: ConversationService,
+        conversations: MessageSender,
         templates: TemplateService,
         renderer: TemplateRenderer,
         finder: ContactFinder,

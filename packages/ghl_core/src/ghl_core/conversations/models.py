@@ -28,6 +28,17 @@ class Direction(StrEnum):
     OUTBOUND = "outbound"
 
 
+class EngagementKind(StrEnum):
+    """What a recipient did with a campaign's message. Declared here, where it is recorded (replies,
+    opens, clicks, unsubscribes, bounces all arrive through conversations); campaigns count it."""
+
+    OPEN = "open"
+    CLICK = "click"
+    REPLY = "reply"
+    UNSUBSCRIBE = "unsubscribe"
+    BOUNCE = "bounce"
+
+
 class MessageSource(StrEnum):
     MANUAL = "manual"
     WORKFLOW = "workflow"

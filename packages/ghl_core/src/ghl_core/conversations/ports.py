@@ -1,4 +1,13 @@
-"""Repositories of the conversations context."""
+"""Repositories of the conversations context, and the narrow units of work of its services.
+
+Each service's unit of work lists only the repositories it touches. They are declared as read-only
+properties, not plain attributes: a protocol's plain attribute must match its implementation's type
+exactly (it could be assigned through the protocol), so a unit of work holding `SqlMessageRepository`,
+or one declaring the wider `CampaignRepository`, would not satisfy it; a property only has to be read.
+
+Conversations sits below campaigns, so what it asks of the campaigns' store (the send gate a batch
+holds, whether a campaign was cancelled, engagement credited to it) is declared here as
+`CampaignLedger`, in conversations' own types; the campaigns repository implements it."""
 
 from __future__ import annotations
 
@@ -9,10 +18,22 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from ghl_core.contacts.ports import ContactRepository
 from ghl_core.conversations.gateways import MessageStatus
-from ghl_core.conversations.models import Channel, Conversation, Direction, Message, MessagingSettings
+from ghl_core.conversations.models import (
+    Channel,
+    Conversation,
+    Direction,
+    EngagementKind,
+    Message,
+    MessagingSettings,
+)
 from ghl_core.conversations.providers import ProviderKind
+from ghl_core.jobs.ports import JobQueue
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.recording import Recording
+from ghl_core.shared.uow import Transaction
+from ghl_core.tenancy.ports import AgencyRepository, AssigneesUnitOfWork, LocationRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +210,137 @@ class MessagingSettingsRepository(Protocol):
     async def get(self, location_id: uuid.UUID) -> MessagingSettings: ...
 
     async def put(self, settings: MessagingSettings, updated_by: uuid.UUID | None) -> None: ...
+
+
+class _Valued(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class CampaignState(Protocol):
+    """What delivery reads of a campaign: its status (a cancelled campaign's held messages fail)."""
+
+    @property
+    def status(self) -> _Valued: ...
+
+
+class CampaignLedger(Protocol):
+    """The part of the campaigns' store conversations uses (see the module docstring)."""
+
+    async def gate(self, campaign_id: uuid.UUID, *, exclusive: bool) -> None:
+        """Holds the campaign's send gate until commit (see `CampaignRepository.gate`)."""
+        ...
+
+    async def get(self, campaign_id: uuid.UUID, *, share: bool = False) -> CampaignState | None: ...
+
+    async def record_engagement(
+        self,
+        campaign_id: uuid.UUID,
+        contact_id: uuid.UUID,
+        location_id: uuid.UUID,
+        kind: EngagementKind,
+        at: datetime,
+    ) -> bool:
+        """Counted once per recipient and kind; True the first time."""
+        ...
+
+    async def latest_campaign_message(
+        self, conversation_id: uuid.UUID, since: datetime
+    ) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """(campaign_id, contact_id) of the conversation's newest campaign message sent since then."""
+        ...
+
+
+class QuotaUnitOfWork(Transaction, Protocol):
+    """The daily allowance: the location (its plan and zone) and the day's count beside the ledger."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def messages(self) -> MessageRepository: ...
+
+
+class DndUnitOfWork(Recording, Protocol):
+    """A contact's do-not-disturb changed on what a provider or a recipient reported."""
+
+    @property
+    def contacts(self) -> ContactRepository: ...
+
+
+class SendingUnitOfWork(QuotaUnitOfWork, Recording, Protocol):
+    """Writing outbound messages and their send jobs."""
+
+    @property
+    def contacts(self) -> ContactRepository: ...
+
+    @property
+    def conversations(self) -> ConversationRepository: ...
+
+    @property
+    def messaging_settings(self) -> MessagingSettingsRepository: ...
+
+    @property
+    def jobs(self) -> JobQueue: ...
+
+
+class DeliveryUnitOfWork(SendingUnitOfWork, DndUnitOfWork, Protocol):
+    """Handing messages to providers and recording what they answered."""
+
+    @property
+    def messaging_providers(self) -> MessagingProviderRepository: ...
+
+    @property
+    def campaigns(self) -> CampaignLedger: ...
+
+
+class ReceivingUnitOfWork(SendingUnitOfWork, DndUnitOfWork, Protocol):
+    """Replies threaded in (a keyword's answer is sent in the same transaction), credited to campaigns."""
+
+    @property
+    def campaigns(self) -> CampaignLedger: ...
+
+
+class ReportsUnitOfWork(DndUnitOfWork, Protocol):
+    """Delivery reports, provider events, tracked opens and clicks, unsubscribes."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def messages(self) -> MessageRepository: ...
+
+    @property
+    def messaging_providers(self) -> MessagingProviderRepository: ...
+
+    @property
+    def campaigns(self) -> CampaignLedger: ...
+
+
+class InboxUnitOfWork(AssigneesUnitOfWork, Protocol):
+    """Reading and triaging conversations (assigning one checks the assignee)."""
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def conversations(self) -> ConversationRepository: ...
+
+    @property
+    def messages(self) -> MessageRepository: ...
+
+
+class SetupUnitOfWork(Recording, Protocol):
+    """A location's or an agency's providers and a location's messaging settings."""
+
+    @property
+    def agencies(self) -> AgencyRepository: ...
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+    @property
+    def messaging_providers(self) -> MessagingProviderRepository: ...
+
+    @property
+    def messaging_settings(self) -> MessagingSettingsRepository: ...

@@ -21,11 +21,12 @@ import math
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
+from ghl_core.conversations.ports import QuotaUnitOfWork
 from ghl_core.conversations.quiet_hours import resolve_zone
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.plans import DailyLimitReached, PlanCatalog, PlanLimits
 
@@ -47,7 +48,7 @@ class SendQuota:
         tomorrow = self._clock.now().astimezone(zone).date() + timedelta(days=1)
         return datetime.combine(tomorrow, time(0), tzinfo=zone).astimezone(UTC)
 
-    async def charge(self, uow: UnitOfWork, location: Location, count: int) -> tuple[date, int]:
+    async def charge(self, uow: QuotaUnitOfWork, location: Location, count: int) -> tuple[date, int]:
         """Counts `count` messages written in the caller's transaction, or raises DailyLimitReached
         having counted none. Returns (day, count) so the caller can hand back what it did not write."""
         day = self.today(location)
@@ -58,7 +59,9 @@ class SendQuota:
             raise self.refusal(location)
         return day, granted
 
-    async def reserve(self, uow: UnitOfWorkFactory, location_id: uuid.UUID, wanted: int) -> tuple[date, int]:
+    async def reserve(
+        self, uow: UnitOfWorkFactory[QuotaUnitOfWork], location_id: uuid.UUID, wanted: int
+    ) -> tuple[date, int]:
         """Takes up to `wanted` of today's allowance in a transaction of its own, committed at once;
         (day, how many were granted: 0 when today's is spent). The location is read there too, so a
         change of plan or time zone applies from the next reservation."""
@@ -72,7 +75,7 @@ class SendQuota:
             await tx.commit()
         return day, granted
 
-    async def left_today(self, uow: UnitOfWorkFactory, location_id: uuid.UUID) -> int:
+    async def left_today(self, uow: UnitOfWorkFactory[QuotaUnitOfWork], location_id: uuid.UUID) -> int:
         """How many more messages the location may write today."""
         async with uow(TenantScope.location(location_id)) as tx:
             location = await tx.locations.get(location_id)

@@ -19,9 +19,10 @@ from datetime import time
 from typing import Any
 
 from ghl_core.contacts.phones import normalize_phone
+from ghl_core.conversations.configs import provider_config, seal_config
 from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import Channel, MessagingSettings
-from ghl_core.conversations.ports import ProviderRecord
+from ghl_core.conversations.ports import ProviderRecord, SetupUnitOfWork
 from ghl_core.conversations.providers import (
     ProviderKind,
     SendGridConfig,
@@ -30,14 +31,13 @@ from ghl_core.conversations.providers import (
     TwilioConfig,
 )
 from ghl_core.conversations.quiet_hours import QuietHours
-from ghl_core.conversations.services import provider_config, seal_config
 from ghl_core.identity.ports import SecretBox
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import normalize_email
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.tenancy.plans import PlanCatalog
@@ -166,7 +166,7 @@ async def check_smtp_host(guard: UrlGuard, config: SmtpConfig) -> None:
 class MessagingSetupService:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[SetupUnitOfWork],
         clock: Clock,
         box: SecretBox,
         guard: UrlGuard,
@@ -193,7 +193,9 @@ class MessagingSetupService:
         location_id = actor.require_location(Permission.PROVIDERS_WRITE)
         return actor.scope, location_id
 
-    async def _agency_of(self, uow: UnitOfWork, actor: Actor, location_id: uuid.UUID | None) -> uuid.UUID:
+    async def _agency_of(
+        self, uow: SetupUnitOfWork, actor: Actor, location_id: uuid.UUID | None
+    ) -> uuid.UUID:
         if location_id is None:
             assert actor.agency_id is not None  # noqa: S101 - checked by _owner
             if actor.is_operator and await uow.agencies.get(actor.agency_id) is None:

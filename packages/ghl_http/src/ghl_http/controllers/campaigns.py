@@ -311,7 +311,7 @@ class TrackingController(Controller):
         token = name.removesuffix(".gif")
         if token != name:
             with contextlib.suppress(NotFound):  # never tell a guesser whether a token was genuine
-                await _container(state).conversations().track_open(token)
+                await _container(state).message_reports().track_open(token)
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
     @get(
@@ -331,7 +331,7 @@ class TrackingController(Controller):
         try:
             if _scheme(u) not in ("http", "https"):
                 raise NotFound("link not found")
-            url = await _container(state).conversations().track_click(token, u)
+            url = await _container(state).message_reports().track_click(token, u)
         except NotFound as exc:
             return _not_found(request, exc)
         return Redirect(url, status_code=HTTP_302_FOUND, headers=NO_STORE)

@@ -22,10 +22,11 @@ from ghl_adapters.messaging.sendgrid import INBOUND_PROVIDER as SENDGRID_INBOUND
 from ghl_adapters.messaging.sendgrid import PROVIDER as SENDGRID
 from ghl_adapters.messaging.twilio import twiml_empty
 from ghl_core.conversations.callbacks import SENDGRID_CALLBACK_PATH, TWILIO_CALLBACK_PATH
+from ghl_core.conversations.inbox import InboxService
 from ghl_core.conversations.models import Channel
 from ghl_core.conversations.ports import InboxFilter, InboxOrder
 from ghl_core.conversations.providers import ProviderKind
-from ghl_core.conversations.services import ConversationService
+from ghl_core.conversations.sending import SendingService
 from ghl_core.conversations.setup import MessagingSetupService
 from ghl_core.inbound.models import CLIENT_LIMIT
 from ghl_core.shared.errors import NotFound, ValidationFailed
@@ -56,8 +57,12 @@ def _container(state: State) -> Container:
     return container
 
 
-def provide_conversations(state: State) -> ConversationService:
-    return _container(state).conversations()
+def provide_inbox(state: State) -> InboxService:
+    return _container(state).inbox()
+
+
+def provide_sending(state: State) -> SendingService:
+    return _container(state).message_sending()
 
 
 def provide_messaging_setup(state: State) -> MessagingSetupService:
@@ -69,7 +74,8 @@ def provide_base_url(state: State) -> str:
 
 
 DEPENDENCIES = {
-    "conversations": Provide(provide_conversations, sync_to_thread=False),
+    "inbox": Provide(provide_inbox, sync_to_thread=False),
+    "sending": Provide(provide_sending, sync_to_thread=False),
     "messaging_setup": Provide(provide_messaging_setup, sync_to_thread=False),
     "base_url": Provide(provide_base_url, sync_to_thread=False),
 }
@@ -84,7 +90,7 @@ class ConversationsController(Controller):
     async def list_conversations(
         self,
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
         page: NamedDependency[PageRequest],
         order: Annotated[
             InboxOrder, QueryParameter(description="newest, or unread_first (unread ones, then the rest)")
@@ -103,7 +109,7 @@ class ConversationsController(Controller):
             contact_id=contact_id,
             order=order,
         )
-        listed = await conversations.list(actor, flt, page)
+        listed = await inbox.list(actor, flt, page)
         return ListOf[ConversationOut].model_validate(page_of(listed, ConversationOut.of))
 
     @get("/{conversation_id:uuid}", summary="Get a conversation")
@@ -111,19 +117,19 @@ class ConversationsController(Controller):
         self,
         conversation_id: FromPath[uuid.UUID],
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
     ) -> ConversationOut:
-        return ConversationOut.of(await conversations.get(actor, conversation_id))
+        return ConversationOut.of(await inbox.get(actor, conversation_id))
 
     @get("/{conversation_id:uuid}/messages", summary="A conversation's messages, newest first")
     async def thread(
         self,
         conversation_id: FromPath[uuid.UUID],
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
         page: NamedDependency[PageRequest],
     ) -> ListOf[MessageOut]:
-        listed = await conversations.thread(actor, conversation_id, page)
+        listed = await inbox.thread(actor, conversation_id, page)
         return ListOf[MessageOut].model_validate(page_of(listed, MessageOut.of))
 
     @post("/{conversation_id:uuid}/read", status_code=HTTP_200_OK, summary="Mark a conversation read")
@@ -131,18 +137,18 @@ class ConversationsController(Controller):
         self,
         conversation_id: FromPath[uuid.UUID],
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
     ) -> ConversationOut:
-        return ConversationOut.of(await conversations.mark(actor, conversation_id, read=True))
+        return ConversationOut.of(await inbox.mark(actor, conversation_id, read=True))
 
     @post("/{conversation_id:uuid}/unread", status_code=HTTP_200_OK, summary="Mark a conversation unread")
     async def mark_unread(
         self,
         conversation_id: FromPath[uuid.UUID],
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
     ) -> ConversationOut:
-        return ConversationOut.of(await conversations.mark(actor, conversation_id, read=False))
+        return ConversationOut.of(await inbox.mark(actor, conversation_id, read=False))
 
     @patch("/{conversation_id:uuid}", summary="Assign a conversation to a user (null unassigns)")
     async def assign(
@@ -150,9 +156,9 @@ class ConversationsController(Controller):
         conversation_id: FromPath[uuid.UUID],
         data: JSONBody[AssignIn],
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
     ) -> ConversationOut:
-        return ConversationOut.of(await conversations.assign(actor, conversation_id, data.assigned_user_id))
+        return ConversationOut.of(await inbox.assign(actor, conversation_id, data.assigned_user_id))
 
 
 class ContactMessagesController(Controller):
@@ -176,9 +182,9 @@ class ContactMessagesController(Controller):
         contact_id: FromPath[uuid.UUID],
         data: JSONBody[SendIn],
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        sending: NamedDependency[SendingService],
     ) -> Response[MessageOut]:
-        message, created = await conversations.send(actor, contact_id, data.model_dump(exclude_none=True))
+        message, created = await sending.send(actor, contact_id, data.model_dump(exclude_none=True))
         return Response(MessageOut.of(message), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
@@ -192,9 +198,9 @@ class MessagesController(Controller):
         self,
         message_id: FromPath[uuid.UUID],
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
     ) -> MessageOut:
-        return MessageOut.of(await conversations.get_message(actor, message_id))
+        return MessageOut.of(await inbox.get_message(actor, message_id))
 
 
 class OutboxController(Controller):
@@ -206,10 +212,10 @@ class OutboxController(Controller):
     async def outbox(
         self,
         actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        inbox: NamedDependency[InboxService],
         page: NamedDependency[PageRequest],
     ) -> OutboxOut:
-        listed = await conversations.outbox(actor, page)
+        listed = await inbox.outbox(actor, page)
         return OutboxOut(items=[MessageOut.of(m) for m in listed.items], next_cursor=listed.next_cursor)
 
 
@@ -311,7 +317,7 @@ async def _receive(
     receipt = await receive_signed(
         Receiver.of(container),
         request,
-        target=lambda: container.conversations().callback_target(location_id, channel, provider, token),
+        target=lambda: container.message_reports().callback_target(location_id, channel, provider, token),
         target_key=f"inbound:{provider}:{location_id}",
     )
     return ReceiptOut.of(receipt)
@@ -423,5 +429,5 @@ class UnsubscribeController(Controller):
         form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
         if ONE_CLICK not in form.get("List-Unsubscribe", []):
             raise ValidationFailed.one("/List-Unsubscribe", f"must be {ONE_CLICK} (RFC 8058)")
-        await container.conversations().unsubscribe(token)
+        await container.message_reports().unsubscribe(token)
         return _page("Unsubscribed", "<p>You will receive no more marketing email from us.</p>")
