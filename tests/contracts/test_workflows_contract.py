@@ -272,3 +272,46 @@ async def test_a_cause_or_step_another_transaction_committed_meanwhile_is_refuse
         held = await late.enrollments.claim_step(step(first, "s1", 0, minutes=1))
         assert held is not None
         assert held.started_at == at(0)
+
+
+async def test_erasing_a_contact_scrubs_what_its_enrollments_kept(world: World) -> None:
+    wf = await published_workflow(world)
+    contact, kept_contact = await new_contact(world), await new_contact(world)
+    erased = enrollment(wf, contact, outputs={"s1": {"body": "Ada's secret"}})
+    kept = enrollment(wf, kept_contact, outputs={"s1": {"body": "kept"}})
+    async with world.uow(world.scope) as work:
+        for e in (erased, kept):
+            await work.enrollments.add(e)
+            await work.enrollments.claim_step(step(e, "s1", 0))
+            await work.enrollments.finish_step(
+                replace(
+                    step(e, "s1", 0),
+                    status=StepRunStatus.FAILED,
+                    outcome="failed",
+                    detail="posted to Ada",
+                    output={"status": 500},
+                    error="boom",
+                    finished_at=at(1),
+                )
+            )
+        await work.enrollments.add_steps([replace(step(erased, "goal", 1), status=StepRunStatus.DONE)])
+        await work.contacts.erase_history(contact)
+        await work.commit()
+    async with world.uow(world.scope) as work:
+        scrubbed = await work.enrollments.get(erased.id)
+        assert scrubbed is not None
+        assert scrubbed.outputs == {}
+        runs = await work.enrollments.history(erased.id)
+        assert [(r.detail, r.output, r.error, r.outcome) for r in runs] == [
+            ("[erased]", None, "[erased]", "failed"),
+            ("", None, None, ""),
+        ]
+        untouched = await work.enrollments.get(kept.id)
+        assert untouched is not None
+        assert untouched.outputs == {"s1": {"body": "kept"}}
+        (kept_run,) = await work.enrollments.history(kept.id)
+        assert (kept_run.detail, kept_run.output, kept_run.error) == (
+            "posted to Ada",
+            {"status": 500},
+            "boom",
+        )

@@ -8,6 +8,8 @@ Decisions:
   and a step's side effect runs once.
 - A memory unit of work takes no lock: the `lock` arguments read as plain reads, and rows come back in the
   order the SQL statements lock them (id order), which is what callers may rely on.
+- Erasing a contact's history (`contacts.erase_history`) scrubs its enrollments' outputs and its step runs'
+  detail, output and error, as the SQL function does; the rows stay for the statistics.
 - `stop_all` gives each stopped enrollment a new tick, as the SQL statement does, so step jobs already
   queued for it do nothing.
 """
@@ -31,6 +33,7 @@ from ghl_core.workflows.models import (
     WorkflowVersion,
 )
 
+from .contacts import CONTACT_ERASERS
 from .rows import check_write, clone, keyset_page, unique_rows
 from .store import MemoryRepository, Table
 
@@ -40,6 +43,31 @@ WORKFLOWS: Table[uuid.UUID, Workflow] = Table("workflows")
 VERSIONS: Table[tuple[uuid.UUID, int], WorkflowVersion] = Table("workflow_versions")
 ENROLLMENTS: Table[uuid.UUID, Enrollment] = Table("workflow_enrollments")
 STEP_RUNS: Table[StepKey, StepRun] = Table("workflow_step_runs")
+
+
+def _erase_contact(repo: MemoryRepository, location_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    """What `ghl_erase_contact_history` does to workflow data (migration 0018): the enrollments and step
+    runs stay, anonymous; the outputs steps recorded and each run's detail, output and error go."""
+    enrollments = repo.rows(ENROLLMENTS)
+    erased = {
+        e.id for e in enrollments.values() if e.contact_id == contact_id and e.location_id == location_id
+    }
+    steps = repo.rows(STEP_RUNS)
+    for key, run in list(steps.items()):
+        if run.location_id == location_id and run.enrollment_id in erased:
+            fresh = clone(run)
+            fresh.detail = "" if run.detail == "" else "[erased]"
+            fresh.output = None
+            fresh.error = None if run.error is None else "[erased]"
+            steps[key] = fresh
+    for enrollment_id in erased:
+        if enrollments[enrollment_id].outputs:
+            fresh_enrollment = clone(enrollments[enrollment_id])
+            fresh_enrollment.outputs = {}
+            enrollments[enrollment_id] = fresh_enrollment
+
+
+CONTACT_ERASERS.append(_erase_contact)
 
 
 class MemoryWorkflowRepository(MemoryRepository):
