@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, overload
 
 from ghl_adapters.memory import MemoryStore, MemoryUnitOfWork, MemoryUnitOfWorkFactory
+from ghl_adapters.memory.clocked import MemoryCache, MemoryFailureCounter
 from ghl_adapters.memory.identity import API_KEYS, REFRESH_TOKENS
 from ghl_adapters.memory.queue import JOBS
 from ghl_adapters.memory.recording import AUDIT, EVENTS
@@ -269,57 +269,21 @@ class FakeExternalVerifier:
         return identity
 
 
-class InMemoryFailureCounter:
-    """Fixed windows that start with the first failure, timed by the fixed clock."""
+class InMemoryFailureCounter(MemoryFailureCounter):
+    """The shipped one, on the fixed clock."""
+
+    clock: FixedClock
+
+
+class InMemoryCache(MemoryCache):
+    """The shipped cache on the fixed clock; `invalidated` records every invalidation."""
+
+    clock: FixedClock
 
     def __init__(self, clock: FixedClock) -> None:
-        self.clock = clock
-        self._windows: dict[str, tuple[int, datetime]] = {}
-
-    def _live(self, key: str) -> tuple[int, datetime] | None:
-        window = self._windows.get(key)
-        if window is not None and window[1] <= self.clock.now():
-            del self._windows[key]
-            return None
-        return window
-
-    async def record_failure(self, key: str, window: timedelta) -> int:
-        live = self._live(key)
-        count, ends = live if live else (0, self.clock.now() + window)
-        self._windows[key] = (count + 1, ends)
-        return count + 1
-
-    async def failures(self, key: str) -> tuple[int, int]:
-        live = self._live(key)
-        if live is None:
-            return 0, 0
-        return live[0], math.ceil((live[1] - self.clock.now()).total_seconds())
-
-    async def clear(self, key: str) -> None:
-        self._windows.pop(key, None)
-
-
-class InMemoryCache:
-    """The cache port for core tests: values expire on the fixed clock; `invalidated` records every call."""
-
-    def __init__(self, clock: FixedClock) -> None:
-        self.clock = clock
-        self.values: dict[str, tuple[bytes, datetime]] = {}
+        super().__init__(clock)
         self.invalidated: list[str] = []
-
-    async def get(self, key: str) -> bytes | None:
-        found = self.values.get(key)
-        if found is None or found[1] <= self.clock.now():
-            return None
-        return found[0]
-
-    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
-        self.values[key] = (value, self.clock.now() + timedelta(seconds=ttl_seconds))
 
     async def invalidate(self, *keys: str) -> None:
         self.invalidated.extend(keys)
-        for key in keys:
-            self.values.pop(key, None)
-
-    def clear(self) -> None:
-        self.values.clear()
+        await super().invalidate(*keys)
