@@ -30,7 +30,8 @@ from ghl_cli.commands.contacts import location_actor
 from ghl_core.contacts.csv_rows import CsvSource
 from ghl_core.contacts.import_identities import resolve
 from ghl_core.contacts.import_models import ContactImport, ImportOptions
-from ghl_core.contacts.imports import BATCH_SIZE, ContactImportService, _Context
+from ghl_core.contacts.import_rows import ImportContext
+from ghl_core.contacts.imports import BATCH_SIZE, ContactImportService
 from ghl_core.contacts.models import DuplicatePolicy
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor
@@ -94,7 +95,7 @@ async def identity_pass_rate(
 ) -> float:
     """Rows/s of the read that finds who is who before the first batch (ghl_core.contacts.
     import_identities): with distinct identifiers, one pass of cheap keys and two Bloom filters."""
-    ctx = _Context(location, DuplicatePolicy(), [], {})
+    ctx = ImportContext(location, DuplicatePolicy(), [], {})
     read = service._row_identifiers(actor, job, ctx)
     assert read is not None
     started = time.perf_counter()
@@ -109,13 +110,13 @@ def validation_rate(
     path: Path, service: ContactImportService, job: ContactImport, location: Location
 ) -> float:
     """Rows/s of the engine's per-row work before the database: CSV reading, mapping, validation."""
-    ctx = _Context(location, DuplicatePolicy(), [], {})
+    ctx = ImportContext(location, DuplicatePolicy(), [], {})
     started = time.perf_counter()
     rows = 0
     with path.open(encoding="utf-8", newline="") as f:
         source = iter(CsvSource(f))
         while chunk := list(itertools.islice(source, BATCH_SIZE)):
-            service._prepare(job, ctx, chunk)
+            service.rows.prepare(job, ctx, chunk)
             rows += len(chunk)
     return rows / (time.perf_counter() - started)
 

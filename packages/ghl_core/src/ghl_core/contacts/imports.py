@@ -17,16 +17,16 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from ghl_core.contacts.csv_rows import CsvRow
-from ghl_core.contacts.fields import Memo, clean_contact_fields, clean_tags
+from ghl_core.contacts.fields import clean_contact_fields, clean_tags
 from ghl_core.contacts.import_decisions import BatchDecisions, BatchPlan, update_records
 from ghl_core.contacts.import_identities import Identities, RowIdentifiers, quick_email_key, resolve
 from ghl_core.contacts.import_jobs import import_job
-from ghl_core.contacts.import_mapping import resolve_mapping, row_cell, row_input, row_reason
+from ghl_core.contacts.import_mapping import resolve_mapping, row_cell
 from ghl_core.contacts.import_models import (
     ERROR_CAP,
     ContactImport,
@@ -39,17 +39,19 @@ from ghl_core.contacts.import_models import (
     RowError,
 )
 from ghl_core.contacts.import_resume import ImportTakenOver, check_progress, reopen_groups, skip_rows
-from ghl_core.contacts.models import Contact, DuplicatePolicy
+from ghl_core.contacts.import_rows import (
+    MEMO_CAP,
+    ImportContext,
+    Prepared,
+    RowPreparer,
+    groups_written,
+)
+from ghl_core.contacts.models import Contact
 from ghl_core.contacts.ports import ContactImportsUnitOfWork, DuplicateContact
-from ghl_core.contacts.services import ContactService
 from ghl_core.custom_fields.cached import cached_definitions
-from ghl_core.custom_fields.models import CustomFieldDefinition
-from ghl_core.custom_fields.values import validate_values
-from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.cache import ReadCache
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
-from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.phones import quick_phone_key
 from ghl_core.shared.recording import record_change
@@ -59,9 +61,6 @@ from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
 BATCH_SIZE = 500
-# Parsed e-mail addresses and phone numbers an import remembers (a file often repeats them); past this many
-# it starts over, so memory stays flat however long the file.
-MEMO_CAP = 20_000
 # A running import's process reports in after every batch; silence this long means it stopped.
 STALE_AFTER = timedelta(minutes=2)
 # ... and this often while it reads the file for who is who, before its first batch.
@@ -71,34 +70,12 @@ _ATTEMPTS = 3
 # that number doubles (about ten times for a million rows): a location that grows from nothing by an import
 # otherwise looks empty to the planner, whose look-ups then read every contact of the location.
 STATISTICS_FIRST = 2_000
-# Rows validated between two looks at the batch being written (about a third of a millisecond): measured
-# at 50,000 rows, 5 rows a slice gave 3,645 rows/s, 50 rows 2,969 (the writer waits on a slice longer).
-PREPARE_SLICE = 5
 
 Progress = Callable[[ImportCounters], None]
-# A valid row: its line, its cleaned fields, the contact it becomes if it is created, that contact's
-# rows in the storage's write form (all made while the batch before it is written, so the writer only
-# decides and sends), and its identity group of two rows or more (-1 when none).
-Prepared = tuple[int, dict[str, Any], Contact, NewContactRows, int]
 
 
 class _Raced(Exception):
     """A concurrent writer took an identifier between our look-up and our write: redo the batch."""
-
-
-@dataclass
-class _Context:
-    location: Location
-    policy: DuplicatePolicy
-    definitions: list[CustomFieldDefinition]
-    columns: dict[str, str]  # target -> header, to name the column in a reason
-    memo: Memo = field(default_factory=dict)  # e-mail and phone parsing outcomes, for this import only
-    statistics_at: int = 0  # created contacts at which to refresh the statistics next
-    actor_id: uuid.UUID | None = None  # who creates the contacts
-    actor_type: str = "user"
-    identities: Identities | None = None  # the file's groups of rows that are one person
-    own: set[uuid.UUID] = field(default_factory=set)  # a resumed run's contacts of open_groups
-    group_contacts: dict[int, uuid.UUID] = field(default_factory=dict)  # group -> the contact it made
 
 
 class ContactImportService:
@@ -112,7 +89,7 @@ class ContactImportService:
     ) -> None:
         self._uow = uow
         self._clock = clock
-        self._encode = encode
+        self.rows = RowPreparer(clock=clock, encode=encode)  # validation and new contacts' rows
         self._cache = cache or ReadCache()
         # Tells this process's imports from those of a process that stopped.
         self._runner = runner or new_id().hex
@@ -245,7 +222,7 @@ class ContactImportService:
         columns: dict[str, str] = {}
         for header, target in job.options.mapping.items():
             columns.setdefault(target, header)
-        ctx = _Context(
+        ctx = ImportContext(
             location,
             policy,
             definitions,
@@ -278,7 +255,7 @@ class ContactImportService:
             if resuming:
                 await skip_rows(iterator, job.counters.processed)
             while chunk := list(itertools.islice(iterator, batch_size)):
-                prepared, rejected = await self._prepare_sliced(job, ctx, chunk)
+                prepared, rejected = await self.rows.prepare_sliced(job, ctx, chunk)
                 if writing is not None:
                     await writing
                 writing = asyncio.create_task(write(len(chunk), prepared, rejected))
@@ -306,13 +283,13 @@ class ContactImportService:
         return job
 
     async def _resolve(
-        self, actor: Actor, job: ContactImport, ctx: _Context, rows: Iterable[CsvRow]
+        self, actor: Actor, job: ContactImport, ctx: ImportContext, rows: Iterable[CsvRow]
     ) -> Identities | None:
         """The file's identity groups (ghl_core.contacts.import_identities), read before any batch."""
         read = self._row_identifiers(actor, job, ctx)
         return None if read is None else await resolve(rows, read, ctx.policy)
 
-    def _row_identifiers(self, actor: Actor, job: ContactImport, ctx: _Context) -> RowIdentifiers | None:
+    def _row_identifiers(self, actor: Actor, job: ContactImport, ctx: ImportContext) -> RowIdentifiers | None:
         """How `resolve` reads this import's rows; None when no column holds an e-mail or a phone."""
         mapping = job.options.mapping
         email_column = next((h for h, target in mapping.items() if target == "email"), None)
@@ -342,7 +319,7 @@ class ContactImportService:
             return email, phone
 
         def validate(row: CsvRow) -> dict[str, Any] | None:
-            checked = self._validate(job, ctx, row)
+            checked = self.rows.validate(job, ctx, row)
             return checked if isinstance(checked, dict) else None
 
         async def lookup(emails: Sequence[str], phones: Sequence[str]) -> list[Contact]:
@@ -375,7 +352,7 @@ class ContactImportService:
             await uow.contact_imports.save(job)
             await uow.commit()
 
-    async def _statistics(self, actor: Actor, job: ContactImport, ctx: _Context) -> None:
+    async def _statistics(self, actor: Actor, job: ContactImport, ctx: ImportContext) -> None:
         if job.counters.created < ctx.statistics_at:
             return
         ctx.statistics_at = 2 * job.counters.created
@@ -383,96 +360,11 @@ class ContactImportService:
             await uow.contact_imports.refresh_statistics()
             await uow.commit()
 
-    # -- one batch -----------------------------------------------------------------------------------
-    def _prepare(
-        self, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]
-    ) -> tuple[list[Prepared], list[RowError]]:
-        prepared: list[Prepared] = []
-        errors: list[RowError] = []
-        if len(ctx.memo) > MEMO_CAP:
-            ctx.memo.clear()
-        identities = ctx.identities
-        for row in chunk:
-            fields = self._validate(job, ctx, row)
-            if isinstance(fields, str):
-                errors.append(RowError(row.line, fields))
-                continue
-            group = identities.group(fields.get("email"), fields.get("phone")) if identities else -1
-            now = self._clock.now()
-            draft = Contact(
-                id=new_id(),
-                location_id=ctx.location.id,
-                created_at=now,
-                updated_at=now,
-                created_by=ctx.actor_id,
-                updated_by=ctx.actor_id,
-            )
-            contact = ContactService._apply(draft, fields)
-            prepared.append((row.line, fields, contact, self._new_rows(ctx, contact), group))
-        return prepared, errors
-
-    def _validate(self, job: ContactImport, ctx: _Context, row: CsvRow) -> dict[str, Any] | str:
-        """The row's cleaned fields, or why it is rejected."""
-        if row.problem:
-            return row.problem
-        data, problems = row_input(row.values, job.options.mapping, job.options.tags)
-        try:
-            if problems:
-                raise ValidationFailed(problems)
-            fields = clean_contact_fields(data, ctx.location.country, memo=ctx.memo)
-            if "custom_fields" in fields:
-                fields["custom_fields"] = validate_values(ctx.definitions, fields["custom_fields"])
-            if not any(fields.get(k) for k in ("email", "phone", "first_name", "last_name")):
-                raise ValidationFailed.one("/", "needs a name, an e-mail address or a phone number")
-        except ValidationFailed as exc:
-            return row_reason(exc, ctx.columns)
-        return fields
-
-    def _new_rows(self, ctx: _Context, contact: Contact) -> NewContactRows:
-        """The rows creating `contact` writes: the contact, its audit entry and its event."""
-        after = contact.snapshot()
-        agency_id, location_id = ctx.location.agency_id, ctx.location.id
-        audit = AuditEntry(
-            agency_id=agency_id,
-            location_id=location_id,
-            actor_type=ctx.actor_type,
-            actor_id=ctx.actor_id,
-            action="create",
-            entity_type="contact",
-            entity_id=contact.id,
-            before=None,
-            after=after,
-            created_at=contact.created_at,
-        )
-        event = DomainEvent(
-            "contact.created",
-            agency_id,
-            location_id,
-            contact.id,
-            {"before": None, "after": after},
-            contact.created_at,
-        )
-        return self._encode(contact, ctx.policy, audit, event)
-
-    async def _prepare_sliced(
-        self, job: ContactImport, ctx: _Context, chunk: Sequence[CsvRow]
-    ) -> tuple[list[Prepared], list[RowError]]:
-        """`_prepare` in slices, yielding to the event loop between them (the batch being written)."""
-        prepared: list[Prepared] = []
-        errors: list[RowError] = []
-        for start in range(0, len(chunk), PREPARE_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            done, failed = self._prepare(job, ctx, chunk[start : start + PREPARE_SLICE])
-            prepared += done
-            errors += failed
-        return prepared, errors
-
     async def _batch(
         self,
         actor: Actor,
         job: ContactImport,
-        ctx: _Context,
+        ctx: ImportContext,
         size: int,
         prepared: list[Prepared],
         rejected: list[RowError],
@@ -501,7 +393,7 @@ class ContactImportService:
                 job.counters, job.heartbeat_at = merged, saved.heartbeat_at
                 job.open_groups = saved.open_groups
                 ctx.group_contacts.update(plan.group_contacts)
-                self._groups_written(ctx, prepared)
+                groups_written(ctx, prepared)
                 return
             except (_Raced, DuplicateContact):
                 if attempt + 1 < _ATTEMPTS:
@@ -512,24 +404,15 @@ class ContactImportService:
                     for line, *_ in prepared
                 ]
                 rejected = sorted([*rejected, *lost], key=lambda e: e.line)
-                self._groups_written(ctx, prepared)
+                groups_written(ctx, prepared)
                 prepared = []
-
-    @staticmethod
-    def _groups_written(ctx: _Context, prepared: list[Prepared]) -> None:
-        """Forgets the contact a group made once its last row is written (memory stays bounded)."""
-        if ctx.identities is None:
-            return
-        for *_, group in prepared:
-            if group >= 0 and ctx.identities.written(group):
-                ctx.group_contacts.pop(group, None)
 
     async def _write(
         self,
         uow: ContactImportsUnitOfWork,
         actor: Actor,
         job: ContactImport,
-        ctx: _Context,
+        ctx: ImportContext,
         prepared: list[Prepared],
     ) -> BatchPlan:
         repo = uow.contact_imports
@@ -570,7 +453,7 @@ class ContactImportService:
             await uow.tags.ensure(ctx.location.id, tags)
         # A contact a later row of the batch changed again is written as it ended up.
         new = [
-            rows if contact is draft else self._new_rows(ctx, contact)
+            rows if contact is draft else self.rows.new_rows(ctx, contact)
             for contact in creates
             for draft, rows in (drafts[contact.id],)
         ]
