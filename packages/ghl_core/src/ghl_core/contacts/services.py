@@ -8,6 +8,7 @@ from typing import Any
 
 from ghl_core.contacts.fields import clean_contact_fields
 from ghl_core.contacts.models import PII_FIELDS, Contact, DuplicatePolicy, DuplicatePriority
+from ghl_core.contacts.patch import ContactPatch
 from ghl_core.contacts.ports import ContactsUnitOfWork, DuplicateContact
 from ghl_core.custom_fields.values import validate_values
 from ghl_core.shared.cache import ReadCache
@@ -214,6 +215,18 @@ class ContactService:
         await uow.contacts.update(after, await uow.contacts.policy(location.id))
         await self._record_update(uow, actor, location, before, after)
         return after
+
+    async def patch_in(
+        self,
+        uow: ContactsUnitOfWork,
+        actor: Actor,
+        contact_id: uuid.UUID,
+        patch: ContactPatch,
+        *,
+        location: Location | None = None,
+    ) -> Contact:
+        """`update_in` with a typed patch: what the core changes in itself (a workflow step)."""
+        return await self.update_in(uow, actor, contact_id, patch.fields(), location=location)
 
     async def delete(self, actor: Actor, contact_id: uuid.UUID) -> None:
         location_id = actor.require_location(Permission.CONTACTS_WRITE)

@@ -27,9 +27,8 @@ Meaning, chosen to match what GoHighLevel users expect:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -37,6 +36,10 @@ from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ghl_core.shared.errors import FieldError, ValidationFailed
+from ghl_core.workflows.splits import MAX_PATHS as MAX_PATHS
+from ghl_core.workflows.splits import MIN_PATHS as MIN_PATHS
+from ghl_core.workflows.splits import parse_split as parse_split
+from ghl_core.workflows.splits import split_bucket as split_bucket
 
 ROOTS = frozenset({"contact", "opportunity", "last_message", "steps"})
 MAX_DEPTH = 3
@@ -45,7 +48,6 @@ MAX_VALUES = 100
 MAX_TEXT = 500
 MAX_FIELD = 200
 MAX_RELATIVE = timedelta(days=36_500)
-MIN_PATHS, MAX_PATHS = 2, 10
 
 Op = Literal[
     "eq", "neq", "contains", "not_contains", "starts_with", "ends_with", "exists", "not_exists",
@@ -563,41 +565,3 @@ def _between(actual: Any, want: tuple[Any, Any], facts: Facts) -> bool:
     above = _compare_moments(actual, low, facts)
     below = _compare_moments(actual, high, facts)
     return above is not None and below is not None and above >= 0 and below <= 0
-
-
-# -- split tests ----------------------------------------------------------------------------------------
-def parse_split(raw: Any, pointer: str) -> list[int]:
-    """Split-test percentages, one per path: 2 to 10 whole numbers, each at least 1, summing to 100.
-    Accepts `[50, 50]` or paths as objects `[{"percent": 50, ...}, ...]` (other members are the caller's)."""
-    if not isinstance(raw, list) or not MIN_PATHS <= len(raw) <= MAX_PATHS:
-        raise ValidationFailed.one(pointer, f"must be a list of {MIN_PATHS} to {MAX_PATHS} paths")
-    errors: list[FieldError] = []
-    percentages: list[int] = []
-    for i, item in enumerate(raw):
-        here = f"{pointer}/{i}"
-        if isinstance(item, Mapping):
-            here, item = f"{here}/percent", item.get("percent")
-        if not isinstance(item, int) or isinstance(item, bool) or not 1 <= item <= 100:
-            errors.append(FieldError(here, "must be a whole percentage from 1 to 100"))
-            continue
-        percentages.append(item)
-    if not errors and sum(percentages) != 100:
-        errors.append(FieldError(pointer, f"percentages must add up to 100, not {sum(percentages)}"))
-    if errors:
-        raise ValidationFailed(errors)
-    return percentages
-
-
-def split_bucket(key: str, percentages: Sequence[int]) -> int:
-    """The path index for `key`, the same in every process and release: sha256 of the key picks a point in
-    0..9999 basis points, which falls in one path's cumulative share. Callers key by workflow, step and
-    contact so one contact lands on the same path every time but independently across split steps."""
-    if sum(percentages) != 100 or any(p < 0 for p in percentages):
-        raise ValueError(f"percentages must be non-negative and add up to 100: {list(percentages)}")
-    point = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % 10_000
-    edge = 0
-    for index, percent in enumerate(percentages):
-        edge += percent * 100
-        if point < edge:
-            return index
-    raise AssertionError("unreachable: the shares cover 0..9999")  # pragma: no cover

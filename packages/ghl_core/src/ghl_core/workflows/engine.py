@@ -39,11 +39,11 @@ from ghl_core.contacts.models import Contact
 from ghl_core.contacts.services import ContactService
 from ghl_core.conversations.services import ConversationService
 from ghl_core.conversations.templates import TemplateRenderer
-from ghl_core.legacy_uow import UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import DomainError
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.models import Location
 from ghl_core.webhooks.addresses import UrlGuard
 from ghl_core.webhooks.ports import WebhookSender
@@ -57,7 +57,7 @@ from ghl_core.workflows.models import (
     WorkflowVersion,
 )
 from ghl_core.workflows.moves import Moves
-from ghl_core.workflows.ports import EnrollmentRepository
+from ghl_core.workflows.ports import EnrollmentRepository, WorkflowsUnitOfWork
 from ghl_core.workflows.reactions import Reactions
 from ghl_core.workflows.scheduling import STEP_KIND, run_job
 from ghl_core.workflows.steps import STEPS, StepRegistry
@@ -66,7 +66,6 @@ from ghl_core.workflows.steps.base import (
     Placement,
     StepContext,
     StepServices,
-    WorkflowsUnitOfWork,
     effect_id,
 )
 from ghl_core.workflows.steps.flow import Wait
@@ -132,7 +131,7 @@ class WorkflowEngine:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow: UnitOfWorkFactory[WorkflowsUnitOfWork],
         clock: Clock,
         conversations: ConversationService,
         renderer: TemplateRenderer,

@@ -12,8 +12,9 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.ids import new_id
 from ghl_core.workflows.definition import Definition, parse_definition
 from ghl_core.workflows.models import Enrollment, EnrollmentStatus, StepRun, WorkflowVersion
+from ghl_core.workflows.ports import WorkflowsUnitOfWork
 from ghl_core.workflows.scheduling import run_job
-from ghl_core.workflows.steps.base import Outcome, StepRegistry, WorkflowsUnitOfWork
+from ghl_core.workflows.steps.base import Outcome, StepRegistry
 from ghl_core.workflows.values import Step
 
 _DEFINITIONS = 512  # parsed versions kept in memory (they never change once published)

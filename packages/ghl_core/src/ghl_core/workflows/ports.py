@@ -1,4 +1,12 @@
-"""Repositories of workflows, versions, enrollments and the execution ledger."""
+"""Repositories of workflows, versions, enrollments and the execution ledger, and the unit of work the
+workflows context takes.
+
+Workflows is the top layer: a step changes a contact, its tags or do-not-disturb, or queues a message
+through that context's service, in the step's own transaction (the change, its audit row and events,
+the ledger row and the move commit together). So `WorkflowsUnitOfWork` is the union of the narrow units
+of work of the services the steps call in that transaction, plus workflows' own repositories and what
+publishing checks (pipelines, custom fields) and bulk enrollment searches (contact search, smart lists).
+The SQL and in-memory units of work hold every repository, so they satisfy it."""
 
 from __future__ import annotations
 
@@ -8,7 +16,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from ghl_core.contacts.ports import ContactRepository, ContactsUnitOfWork
+from ghl_core.contacts.selection import SelectionUnitOfWork
+from ghl_core.conversations.ports import ConversationRepository, MessageRepository, SendingUnitOfWork
+from ghl_core.jobs.ports import JobQueue
+from ghl_core.pipelines.ports import OpportunityRepository, PipelineRepository
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.tags.ports import TagRepository, TagsUnitOfWork
+from ghl_core.tenancy.ports import LocationRepository
 from ghl_core.workflows.models import (
     Enrollment,
     EnrollmentStatus,
@@ -116,3 +131,20 @@ class EnrollmentRepository(Protocol):
     async def step_counts(self, workflow_id: uuid.UUID) -> dict[str, dict[str, int]]:
         """step id -> step-run status -> count."""
         ...
+
+
+class WorkflowsUnitOfWork(
+    ContactsUnitOfWork, TagsUnitOfWork, SendingUnitOfWork, SelectionUnitOfWork, Protocol
+):
+    """What workflows touch in one transaction (see the module's docstring)."""
+
+    locations: LocationRepository
+    contacts: ContactRepository
+    tags: TagRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    jobs: JobQueue
+    opportunities: OpportunityRepository
+    pipelines: PipelineRepository
+    workflows: WorkflowRepository
+    enrollments: EnrollmentRepository

@@ -12,21 +12,22 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from ghl_core.contacts.models import Contact
-from ghl_core.legacy_uow import UnitOfWorkFactory
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.scope import TenantScope
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.workflows.conditions import Facts, evaluate
 from ghl_core.workflows.models import Enrollment, EnrollmentStatus, StepRunStatus
 from ghl_core.workflows.moves import Moves
-from ghl_core.workflows.steps.base import Outcome, WorkflowsUnitOfWork
+from ghl_core.workflows.ports import WorkflowsUnitOfWork
+from ghl_core.workflows.steps.base import Outcome
 from ghl_core.workflows.steps.flow import Goal, Wait
 from ghl_core.workflows.trigger_types import ReminderTrigger
 from ghl_core.workflows.triggers import Occurrence, event_matches, occurrences, trigger_matches
 
 
 class Reactions:
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, moves: Moves) -> None:
+    def __init__(self, *, uow: UnitOfWorkFactory[WorkflowsUnitOfWork], clock: Clock, moves: Moves) -> None:
         self._uow = uow
         self._clock = clock
         self._moves = moves

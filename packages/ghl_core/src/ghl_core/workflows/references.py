@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 
 from ghl_core.conversations.templates import TemplateError, TemplateRenderer
 from ghl_core.custom_fields.models import CustomFieldDefinition, FieldType
-from ghl_core.legacy_uow import UnitOfWork
 from ghl_core.pipelines.models import Pipeline
 from ghl_core.shared.errors import FieldError
 from ghl_core.shared.pagination import PageRequest
@@ -43,6 +42,7 @@ from ghl_core.tenancy.assignees import may_be_assigned, not_assignable
 from ghl_core.tenancy.models import Location
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
 from ghl_core.workflows.definition import CUSTOM_PREFIX, Definition
+from ghl_core.workflows.ports import WorkflowsUnitOfWork
 from ghl_core.workflows.waits import WaitSpec
 
 _PIPELINE_PAGE = 100
@@ -141,7 +141,7 @@ def template_errors(renderer: TemplateRenderer, defn: Definition) -> list[FieldE
 class _Location:
     """The location's things, each looked up once per check."""
 
-    uow: UnitOfWork
+    uow: WorkflowsUnitOfWork
     location: Location
     guard: UrlGuard
     _pipelines: dict[uuid.UUID, Pipeline | None] = field(default_factory=dict)
@@ -253,7 +253,7 @@ _CHECKS: dict[str, _Check] = {
 
 
 async def reference_errors(
-    uow: UnitOfWork, location: Location, defn: Definition, guard: UrlGuard
+    uow: WorkflowsUnitOfWork, location: Location, defn: Definition, guard: UrlGuard
 ) -> list[FieldError]:
     """Each member naming something the location does not have (or another location's), or an address
     webhooks may not reach, in document order, inside the caller's unit of work (its scope is the

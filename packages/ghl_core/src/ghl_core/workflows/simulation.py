@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ghl_core.shared.errors import FieldError
+from ghl_core.shared.instants import OUTSIDE_CALENDAR, in_utc
 from ghl_core.workflows.steps import STEPS, StepRegistry
 from ghl_core.workflows.steps.base import Jump
 from ghl_core.workflows.steps.flow import Goal
@@ -250,6 +252,29 @@ def simulate(
         opportunity=opportunity,
         steps=steps,
     ).run()
+
+
+def read_events(raw: Any, errors: list[FieldError]) -> list[SimulatedEvent]:
+    """The events a simulation request says will happen, each checked (an error per bad one)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > 100:
+        errors.append(FieldError("/events", "must be a list of at most 100 {at, event, data}"))
+        return []
+    out: list[SimulatedEvent] = []
+    for i, item in enumerate(raw):
+        at = item.get("at") if isinstance(item, dict) else None
+        name = item.get("event") if isinstance(item, dict) else None
+        data = (item.get("data") if isinstance(item, dict) else None) or {}
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            errors.append(FieldError(f"/events/{i}/at", "must be a date-time with an offset"))
+        elif in_utc(at) is None:
+            errors.append(FieldError(f"/events/{i}/at", OUTSIDE_CALENDAR))
+        elif not isinstance(name, str) or not isinstance(data, dict):
+            errors.append(FieldError(f"/events/{i}", "needs an event name and an object of data"))
+        else:
+            out.append(SimulatedEvent(at=at, event=name, data={str(k): str(v) for k, v in data.items()}))
+    return out
 
 
 def describe(simulation: Simulation) -> list[dict[str, Any]]:

@@ -32,7 +32,6 @@ from ghl_core.contacts.models import Contact
 from ghl_core.contacts.services import ContactService
 from ghl_core.conversations.sender import MessageSender
 from ghl_core.conversations.templates import TemplateRenderer, merge_context, off_loop
-from ghl_core.legacy_uow import UnitOfWork
 from ghl_core.notes.services import NoteService
 from ghl_core.pipelines.opportunities import OpportunityService
 from ghl_core.shared.clock import Clock
@@ -42,11 +41,11 @@ from ghl_core.tenancy.models import Location
 from ghl_core.webhooks.addresses import UrlGuard
 from ghl_core.webhooks.ports import WebhookSender
 from ghl_core.workflows.models import Enrollment, EnrollmentStatus, StepRunStatus, WorkflowVersion
+from ghl_core.workflows.ports import WorkflowsUnitOfWork
 from ghl_core.workflows.reading import Reader
 from ghl_core.workflows.values import Definition, Step
 from ghl_core.workflows.waits import WaitSpec
 
-WorkflowsUnitOfWork = UnitOfWork
 _ID_NAMESPACE = uuid.UUID("5b0d7c1e-8f4e-4d0a-9a53-1f0f4b0e7a11")
 
 S = TypeVar("S", bound=Step)

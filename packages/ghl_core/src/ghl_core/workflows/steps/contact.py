@@ -1,5 +1,6 @@
 """Steps changing the contact: tags, fields, owner, do-not-disturb (through the contacts and tags services
-in the enrollment's transaction: their checks, audit rows and events commit with the ledger row), and
+in the enrollment's transaction: their checks, audit rows and events commit with the ledger row; a
+field change is a typed `ContactPatch`), and
 notes and tasks (through their services, each in its own transaction, created with an id derived from
 (enrollment, step, tick) so a repeat after a crash finds the first one)."""
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ghl_core.contacts.models import TEXT_FIELDS
+from ghl_core.contacts.patch import ContactPatch
 from ghl_core.notes.models import MAX_NOTE_BODY
 from ghl_core.tasks.models import MAX_TASK_BODY, MAX_TASK_TITLE
 from ghl_core.tenancy.permissions import Actor
@@ -151,12 +153,12 @@ class UpdateFieldHandler(StepHandler[UpdateField]):
         value: Any = list(step.value) if isinstance(step.value, tuple) else step.value
         if isinstance(value, str):
             value = await ctx.render(value, "/value")
-        if step.field.startswith(CUSTOM_PREFIX):
-            data: dict[str, Any] = {"custom_fields": {step.field.removeprefix(CUSTOM_PREFIX): value}}
-        else:
-            data = {step.field: value}
-        ctx.contact = await ctx.runner.services.contacts.update_in(
-            ctx.tx, Actor.operator_at(ctx.location.id), ctx.contact.id, data, location=ctx.location
+        ctx.contact = await ctx.runner.services.contacts.patch_in(
+            ctx.tx,
+            Actor.operator_at(ctx.location.id),
+            ctx.contact.id,
+            ContactPatch.setting(step.field, value),
+            location=ctx.location,
         )
         return Outcome(StepRunStatus.DONE, "done", f"{step.field} set")
 
@@ -178,11 +180,11 @@ class AssignUserHandler(StepHandler[AssignUser]):
         return {"user_id": r.uuid("user_id")}
 
     async def run(self, ctx: StepContext, step: AssignUser) -> Outcome:
-        ctx.contact = await ctx.runner.services.contacts.update_in(
+        ctx.contact = await ctx.runner.services.contacts.patch_in(
             ctx.tx,
             Actor.operator_at(ctx.location.id),
             ctx.contact.id,
-            {"assigned_user_id": str(step.user_id)},
+            ContactPatch(assigned_user_id=step.user_id),
             location=ctx.location,
         )
         return Outcome(StepRunStatus.DONE, "done", f"assigned to {step.user_id}")
@@ -204,11 +206,11 @@ class SetDndHandler(StepHandler[SetDnd]):
 
     async def run(self, ctx: StepContext, step: SetDnd) -> Outcome:
         if step.channel == "all":
-            dnd: dict[str, Any] = {"dnd": step.on}
+            patch = ContactPatch(dnd=step.on)
         else:
-            dnd = {"dnd_channels": {**ctx.contact.dnd_channels, step.channel: step.on}}
-        ctx.contact = await ctx.runner.services.contacts.update_in(
-            ctx.tx, Actor.operator_at(ctx.location.id), ctx.contact.id, dnd, location=ctx.location
+            patch = ContactPatch(dnd_channels={**ctx.contact.dnd_channels, step.channel: step.on})
+        ctx.contact = await ctx.runner.services.contacts.patch_in(
+            ctx.tx, Actor.operator_at(ctx.location.id), ctx.contact.id, patch, location=ctx.location
         )
         state = "on" if step.on else "off"
         return Outcome(StepRunStatus.DONE, "done", f"do-not-disturb {state} for {step.channel}")

@@ -13,17 +13,18 @@ from ghl_core.contacts.models import Contact
 from ghl_core.conversations.ports import InboxFilter
 from ghl_core.shared.errors import FieldError
 from ghl_core.shared.pagination import PageRequest
-from ghl_core.workflows.conditions import ConditionGroup, Facts, evaluate, parse_split, split_bucket
+from ghl_core.workflows.conditions import ConditionGroup, Facts, evaluate
 from ghl_core.workflows.models import Enrollment, EnrollmentStatus, StepRunStatus
+from ghl_core.workflows.ports import WorkflowsUnitOfWork
 from ghl_core.workflows.reading import Reader
 from ghl_core.workflows.scheduling import run_job
+from ghl_core.workflows.splits import parse_split, split_bucket
 from ghl_core.workflows.steps.base import (
     Jump,
     Outcome,
     Simulator,
     StepContext,
     StepHandler,
-    WorkflowsUnitOfWork,
 )
 from ghl_core.workflows.values import Edge, Step, Via
 from ghl_core.workflows.waits import WaitSpec, wake_time
