@@ -6,10 +6,11 @@ by email). Each parses the stored raw request and hands the result to the conver
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 from ghl_core.conversations.inbound import InboundSms
+from ghl_core.conversations.ports import ReceivingUnitOfWork, ReportsUnitOfWork
 from ghl_core.conversations.receiving import ReceivingService
 from ghl_core.conversations.reports import ReportService
 from ghl_core.inbound.models import InboundEvent, UnusableEvent
@@ -18,8 +19,9 @@ from ghl_core.tenancy.models import Location
 from .sendgrid_webhooks import parse_inbound_parse, parse_sendgrid_events, read_form
 from .twilio import parse_twilio_callback
 
-if TYPE_CHECKING:
-    from ghl_core.legacy_uow import UnitOfWork
+
+class CallbackUnitOfWork(ReceivingUnitOfWork, ReportsUnitOfWork, Protocol):
+    """A Twilio callback is a reply or a delivery report: the job's unit of work serves either."""
 
 
 class TwilioCallbackProcessor:
@@ -27,7 +29,7 @@ class TwilioCallbackProcessor:
         self._receiving = receiving
         self._reports = reports
 
-    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+    async def process(self, uow: CallbackUnitOfWork, event: InboundEvent, location: Location) -> None:
         params = dict(parse_qsl(event.body.decode("utf-8"), keep_blank_values=True))
         try:
             parsed = parse_twilio_callback(params)
@@ -43,7 +45,7 @@ class SendGridEventsProcessor:
     def __init__(self, *, reports: ReportService) -> None:
         self._reports = reports
 
-    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+    async def process(self, uow: ReportsUnitOfWork, event: InboundEvent, location: Location) -> None:
         payload = json.loads(event.body)
         for email_event in parse_sendgrid_events(payload if isinstance(payload, list) else []):
             try:
@@ -57,6 +59,6 @@ class SendGridInboundProcessor:
     def __init__(self, *, receiving: ReceivingService) -> None:
         self._receiving = receiving
 
-    async def process(self, uow: UnitOfWork, event: InboundEvent, location: Location) -> None:
+    async def process(self, uow: ReceivingUnitOfWork, event: InboundEvent, location: Location) -> None:
         form = read_form(event.content_type or "", event.body)
         await self._receiving.receive_email(uow, location, parse_inbound_parse(form))
