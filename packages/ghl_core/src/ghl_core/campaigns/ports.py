@@ -1,4 +1,9 @@
-"""Repositories of templates and campaigns."""
+"""Repositories of templates and campaigns, and the narrow units of work of the campaigns context.
+
+Campaigns sit above conversations: a campaign's batch writes its messages through the conversations
+ledger in its own transaction, so `CampaignsUnitOfWork` is a `SendingUnitOfWork` (and a contact
+`SelectionUnitOfWork`, for its audience) with the campaigns' own repositories added. Read-only
+properties, as in conversations' ports: a unit of work declaring a wider type still satisfies them."""
 
 from __future__ import annotations
 
@@ -14,8 +19,13 @@ from ghl_core.campaigns.models import (
     Recipient,
     RecipientStatus,
 )
+from ghl_core.contacts.ports import ContactRepository
+from ghl_core.contacts.selection import SelectionUnitOfWork
 from ghl_core.conversations.gateways import MessageStatus
+from ghl_core.conversations.ports import SendingUnitOfWork
 from ghl_core.shared.pagination import Page, PageRequest
+from ghl_core.shared.uow import Transaction
+from ghl_core.tenancy.ports import LocationRepository
 
 
 class TemplateRepository(Protocol):
@@ -104,3 +114,26 @@ class CampaignRepository(Protocol):
     ) -> tuple[uuid.UUID, uuid.UUID] | None:
         """(campaign_id, contact_id) of the conversation's newest campaign message sent since then."""
         ...
+
+
+class TemplatesUnitOfWork(Transaction, Protocol):
+    """Saving templates, and previewing one for a contact of the location."""
+
+    @property
+    def templates(self) -> TemplateRepository: ...
+
+    @property
+    def contacts(self) -> ContactRepository: ...
+
+    @property
+    def locations(self) -> LocationRepository: ...
+
+
+class CampaignsUnitOfWork(SendingUnitOfWork, SelectionUnitOfWork, Protocol):
+    """Authoring, the lifecycle and the run of campaigns (see the module docstring)."""
+
+    @property
+    def templates(self) -> TemplateRepository: ...
+
+    @property
+    def campaigns(self) -> CampaignRepository: ...
