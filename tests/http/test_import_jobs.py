@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from ghl_adapters.container import Container
 from ghl_adapters.imports.runner import ContactImportRunner
-from ghl_core.contacts import imports
+from ghl_core.contacts import import_resume, imports
 from ghl_core.contacts.import_models import ContactImport, ImportStatus
 from ghl_core.contacts.imports import ContactImportService
 from ghl_core.tenancy.permissions import Actor
@@ -136,7 +136,7 @@ async def test_a_run_that_another_run_took_further_stops_and_leaves_the_import_a
     body = "email,first_name\n" + "".join(f"two{i}@example.com,T{i}\n" for i in range(20))
     import_id = await _queued(api, tenant, body)
     actor = Actor.operator_at(tenant.location_id)
-    check = imports.check_progress
+    check = import_resume.check_progress
     calls = 0
 
     async def overtaken_after_first(repo: Any, job: ContactImport, location_id: uuid.UUID) -> None:
