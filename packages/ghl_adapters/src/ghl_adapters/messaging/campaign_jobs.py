@@ -1,11 +1,11 @@
-"""The `campaigns.run` job: works through a campaign's recipients (see CampaignService.run)."""
+"""The `campaigns.run` job: works through a campaign's recipients (see CampaignRunner.run)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ghl_core.campaigns.services import RUN_KIND
+from ghl_core.campaigns.jobs import RUN_KIND
 from ghl_core.jobs.ports import JobContext
 
 from ..jobs.kinds import JobKind, RetrySchedule, exponential

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import math
 import uuid
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -21,10 +20,11 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_
 from ghl_adapters.container import Container
 from ghl_core.campaigns.services import CampaignService, TemplateService
 from ghl_core.conversations.links import TRACKING_CLIENT_LIMIT, TRACKING_LINK_LIMIT
-from ghl_core.shared.errors import NotFound, TooManyRequests
+from ghl_core.shared.errors import NotFound
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
 from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_body
+from ghl_http.receiving import client_address, limit
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_campaigns import (
     TRACKING_PATH,
@@ -278,16 +278,12 @@ async def _limit_tracking(state: State, request: Request[Any, Any, Any], token: 
     """Per client address, then per link (the token, hashed: a guess may be long). Checked before the
     token, so guessing costs the same as fetching."""
     limiter = _container(state).rate_limiter()
-    client = request.client.host if request.client else "unknown"
     link = hashlib.sha256(token.encode()).hexdigest()[:32]
     for key, policy, source in (
-        (f"tracking:ip:{client}", TRACKING_CLIENT_LIMIT, "from this address"),
+        (f"tracking:ip:{client_address(request)}", TRACKING_CLIENT_LIMIT, "from this address"),
         (f"tracking:link:{link}", TRACKING_LINK_LIMIT, "for this link"),
     ):
-        decision = await limiter.acquire(key, policy)
-        if not decision.allowed:
-            retry = max(1, math.ceil(decision.retry_after))
-            raise TooManyRequests(f"too many tracking requests {source}; retry later", retry)
+        await limit(limiter, key, policy, f"too many tracking requests {source}; retry later")
 
 
 class TrackingController(Controller):
