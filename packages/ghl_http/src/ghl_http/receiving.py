@@ -15,8 +15,9 @@ for a request before anything is looked up or stored:
    storing the event once.
 
 `receive_signed` runs all five for the signed endpoints; the workflow hook, which is no signed event,
-takes the steps one by one; the links in emails (tracking, unsubscribe) use its rate limits only. The ASGI middlewares that must see a body before any handler (the API gate's
-Idempotency-Key, the input guard) read it with `read_asgi_body`, the same bounded read over ASGI messages.
+takes the steps one by one; the links in emails (tracking, unsubscribe) use its rate limits only.
+The ASGI middlewares that must see a body before any handler (the API gate's Idempotency-Key, the
+input guard) read it with `read_asgi_body`, the same bounded read over ASGI messages.
 """
 
 from __future__ import annotations
