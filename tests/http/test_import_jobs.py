@@ -156,6 +156,11 @@ async def test_a_run_that_another_run_took_further_stops_and_leaves_the_import_a
     # This run's second batch saw it and rolled back: the import is as the other run left it.
     assert (left.status, left.counters.processed, left.counters.created) == (ImportStatus.RUNNING, 10, 5)
     assert len(await _contacts(api, tenant)) == 5
+    # Ended, the import's next job run lets its file go (the spool is shared with other tests).
+    await container.contact_imports().fail(actor, import_id, "ended by the test")
+    await _runner(container).run_stored(actor, import_id)
+    assert left.source is not None
+    assert not (container.upload_spool().directory / left.source).exists()
 
 
 async def _contacts(api: httpx.AsyncClient, tenant: Tenant) -> list[dict[str, Any]]:

@@ -100,25 +100,34 @@ class UploadSpool:
             raise
         return SpooledUpload(path, handle)
 
+    def take_unheld(self) -> list[SpooledUpload]:
+        """Holds every file no live process holds (to remove or keep each, then let go)."""
+        if not self.directory.is_dir():
+            return []
+        taken = []
+        for path in self.directory.glob(f"{_PREFIX}*"):
+            try:
+                taken.append(self.claim(path.name))
+            except (BlockingIOError, FileNotFoundError):
+                continue  # held by a live process, or gone
+        return taken
+
     def sweep(self, keep: Collection[str] = ()) -> int:
         """Removes the files no live process holds, except those named in `keep` (the files of durable
-        imports still to run); returns how many."""
-        if not self.directory.is_dir():
-            return 0
+        imports still to run); returns how many. `keep` should be read after `take_unheld` (as
+        ContactImportRunner.sweep does): a file is let go only once its import is recorded."""
+        return self.remove(self.take_unheld(), keep)
+
+    @staticmethod
+    def remove(taken: list[SpooledUpload], keep: Collection[str] = ()) -> int:
+        """Removes the taken files not named in `keep`, lets go of the others; returns how many went."""
         removed = 0
-        for path in self.directory.glob(f"{_PREFIX}*"):
-            if path.name in keep:
-                continue
-            try:
-                with path.open("rb") as handle:
-                    try:
-                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        continue  # held by a live process
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
+        for held in taken:
+            if held.name in keep:
+                held.keep()
+            else:
+                held.release()
+                removed += 1
         if removed:
             log.info("removed %d spooled upload(s) left by a process that stopped", removed)
         return removed

@@ -149,13 +149,16 @@ class ContactImportRunner:
 
     async def sweep(self) -> int:
         """Removes the spooled files of processes that stopped, except those of durable imports still to
-        run. Without the database (it is not up yet), it removes nothing: the next start sweeps."""
+        run. The files are held before the imports are read: a request lets its file go only after its
+        import is recorded, so a file taken here is either named by an import read next or nobody's.
+        Without the database (not up yet), it removes nothing: the next start sweeps."""
+        taken = self._spool.take_unheld()
         try:
             keep = await self._pending()
         except Exception:
             log.warning("the upload spool was not swept: the imports could not be read", exc_info=True)
-            return 0
-        return self._spool.sweep(keep)
+            keep = {held.name for held in taken}
+        return self._spool.remove(taken, keep)
 
 
 def _let_go(held: SpooledUpload, *, remove: bool) -> None:
