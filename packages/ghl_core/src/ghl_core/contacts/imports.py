@@ -9,7 +9,12 @@ changes nothing the second time.
 Before the first batch, the rows are read once more to find who is who over the whole file
 (ghl_core.contacts.import_identities): rows linked by a shared e-mail address or phone number become one
 contact whatever their order, and a group of rows that links two existing contacts is refused. So the
-rows must be readable twice or three times (a CsvSource, a list), not a one-shot iterator."""
+rows must be readable twice or three times (a CsvSource, a list), not a one-shot iterator.
+
+An import started with a `source` (over the API) is durable: its job is enqueued with it
+(ghl_core.contacts.import_jobs), and a run of that job after a crash resumes it where its last committed
+batch ended (`run(resume=True)`, ghl_core.contacts.import_resume). The rows are made ready for their batch
+in ghl_core.contacts.import_rows."""
 
 from __future__ import annotations
 
