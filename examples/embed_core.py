@@ -1,5 +1,5 @@
 """Embedding ghl_core with no database: the in-memory adapters, a location, contacts, tags, a workflow
-simulation and a message to the local outbox.
+simulation, a message to the local outbox and the published workflow greeting a new contact.
 
 Run it with `python examples/embed_core.py`. See docs/embedding.md.
 """
@@ -44,6 +44,11 @@ async def main() -> dict[str, object]:
     simulation = await app.workflows.simulate(here, workflow.id, {"contact_id": str(ann.id)})
 
     message, _ = await app.message_sending.send(here, ann.id, {"channel": "sms", "body": "See you soon"})
+
+    # Published, the workflow reacts to new contacts: the event leaves through the job queue (inline
+    # here), enrols the contact and runs its first step, which sends to the outbox.
+    await app.workflows.publish(here, workflow.id)
+    await app.contacts.create(here, {"first_name": "Cid", "phone": "+13125550103"})
     await app.queue.run_pending()  # inline already; harmless when nothing is left
     outbox = await app.inbox.outbox(here, PageRequest())
 
@@ -55,6 +60,7 @@ async def main() -> dict[str, object]:
         "finished": simulation.finished,
         "outbox": [m.body for m in outbox.items],
         "message": str(message.id),
+        "failed_jobs": [f"{job.kind}: {error}" for job, error in app.queue.failed],
     }
     return summary
 

@@ -30,8 +30,10 @@ def test_the_example_embeds_the_core_without_a_database() -> None:
     assert result["loaded"] == []
     summary = result["summary"]
     assert summary["location"] == "Example Dental"
-    assert sorted(summary["contacts"]) == ["Ann", "Bob"]
+    assert sorted(summary["contacts"]) == ["Ann", "Bob", "Cid"]
     assert summary["tagged"] == 2
     assert summary["finished"] == "completed"
     assert summary["simulation"][:2] == ["hello", "pause"]
-    assert summary["outbox"] == ["See you soon"]
+    # The published workflow greeted the contact created after it: event, enrolment, step, send.
+    assert summary["outbox"] == ["Hi Cid, welcome!", "See you soon"]
+    assert summary["failed_jobs"] == []

@@ -11,8 +11,10 @@ Decisions:
   recorded as delivered and nothing leaves the process. `gateways=` takes a real factory instead
   (`ghl_adapters.messaging.factory.SdkGatewayFactory`).
 - Jobs run on a `MemoryJobQueue`: inline after each commit that enqueued (the default), or when the
-  embedder calls `container.queue.run_pending()` (`inline_jobs=False`). The message jobs are
-  registered here; other kinds wait until the embedder registers a handler.
+  embedder calls `container.queue.run_pending()` (`inline_jobs=False`). Registered here: sending and
+  reconciling messages, the two event consumers (webhook fan-out; workflow triggers, event waits and
+  goals), workflow steps and webhook deliveries, each run once (no retry schedule: a failure is kept in
+  `queue.failed`). Other kinds (durable imports, reminders) wait until the embedder registers a handler.
 - The lower contexts (tenancy to pipelines) and the adapters are built in `services.py`; this module adds
   conversations, templates, campaigns, inbound, webhooks and workflows.
 """
@@ -43,14 +45,19 @@ from ghl_core.conversations.templates import SanitizingRenderer
 from ghl_core.inbound.endpoints import InboundEndpointService
 from ghl_core.inbound.ports import InboundRegistry
 from ghl_core.inbound.services import InboundService
-from ghl_core.jobs.ports import JobRequest
+from ghl_core.jobs.ports import JobContext, JobRequest
 from ghl_core.shared.clock import Clock
 from ghl_core.tenancy.plans import PlanCatalog
 from ghl_core.tenancy.ports import PasswordHasher
+from ghl_core.webhooks.delivery import DELIVER_KIND
+from ghl_core.webhooks.event_types import public_type
 from ghl_core.webhooks.services import WebhookService
-from ghl_core.workflows.engine import StepServices, WorkflowEngine
+from ghl_core.workflows.engine import STEP_KIND, StepServices, WorkflowEngine
 from ghl_core.workflows.services import WorkflowService
+from ghl_core.workflows.triggers import READERS
 
+from .queue import CONSUME_KIND
+from .recording import EVENTS
 from .services import CoreServices, OutboxGateways
 
 PUBLIC_URL = "http://localhost"  # where links in messages point; an embedder serving pages sets its own
@@ -81,6 +88,36 @@ class MemoryContainer(CoreServices):
         self.public_url = public_url
         self.queue.register(SEND_KIND, self._send_message)
         self.queue.register(RECONCILE_KIND, self._reconcile_message)
+        self.queue.register(CONSUME_KIND, self._consume_events)
+        self.queue.register(STEP_KIND, self._run_steps)
+        self.queue.register(DELIVER_KIND, self._deliver_webhook)
+        # The consumers and what they read, as `ghl_adapters.jobs.events.INTERESTS` says for SQL.
+        self.queue.subscribe("webhooks", lambda event_type: public_type(event_type) is not None)
+        self.queue.subscribe("workflows", lambda event_type: event_type in READERS)
+
+    async def _consume_events(self, job: JobRequest) -> None:
+        if job.location_id is None:
+            raise ValueError("an events.consume job names its location")
+        logged = self.store.committed(EVENTS)
+        wanted = (logged.get(uuid.UUID(i)) for i in job.args["events"])
+        events = [e for e in wanted if e is not None and e.location_id == job.location_id]
+        if job.args["consumer"] == "webhooks":
+            await self.webhooks.fan_out(job.location_id, events)
+        else:
+            await self.workflow_engine.handle_events(job.location_id, events)
+
+    async def _run_steps(self, job: JobRequest) -> None:
+        if job.location_id is None:
+            raise ValueError("a workflows.run job names its location")
+        enrollment_id = uuid.UUID(str(job.args["enrollment_id"]))
+        await self.workflow_engine.run(job.location_id, enrollment_id, int(job.args["tick"]))
+
+    async def _deliver_webhook(self, job: JobRequest) -> None:
+        if job.location_id is None:
+            raise ValueError("a webhooks.deliver job names its location")
+        # One attempt, and the final one: the memory queue keeps no retry schedule.
+        ctx = JobContext(job_id=0, kind=DELIVER_KIND, attempt=1, max_attempts=1, location_id=job.location_id)
+        await self.webhooks.deliver(job.location_id, uuid.UUID(str(job.args["delivery_id"])), ctx)
 
     async def _send_message(self, job: JobRequest) -> None:
         if job.location_id is None:

@@ -7,15 +7,22 @@ clock) through the handlers registered by kind, oldest first; a job of a kind no
 pending. `queueing_lock` keeps one waiting job per value, as procrastinate's does.
 
 With `inline=True` the queue runs what is due after every commit that enqueued something; a job that
-commits while running does not start a nested run (its jobs run in the same loop)."""
+commits while running does not start a nested run (its jobs run in the same loop).
+
+Domain events leave through jobs, as with the SQL adapters: a consumer subscribed with `subscribe(name,
+reads)` gets, in the transaction that recorded the events, one `events.consume` job per location naming
+the events it reads (`consume_requests`); its handler loads them with `committed_events`. With no
+subscriber (the default) events stay in the event log only."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ghl_core.jobs.ports import JobRequest
+from ghl_core.shared.events import DomainEvent
 
 from .store import MemoryRepository, MemoryStore, OpenUnitOfWork, Table
 
@@ -29,6 +36,7 @@ class QueuedJob:
 
 
 JOBS: Table[int, QueuedJob] = Table("jobs")
+CONSUME_KIND = "events.consume"
 
 
 class MemoryJobQueue:
@@ -38,7 +46,27 @@ class MemoryJobQueue:
         self.done: list[JobRequest] = []
         self.failed: list[tuple[JobRequest, BaseException]] = []
         self._handlers: dict[str, JobHandler] = {}
+        self._consumers: dict[str, Callable[[str], bool]] = {}
         self._running = False
+
+    def subscribe(self, consumer: str, reads: Callable[[str], bool]) -> None:
+        """`consumer` gets the events whose type `reads` accepts, through `events.consume` jobs."""
+        self._consumers[consumer] = reads
+
+    def consume_requests(self, events: Sequence[DomainEvent]) -> list[JobRequest]:
+        """One `events.consume` job per consumer and location for events just recorded, in their order.
+        Agency-level events (no location) have no consumer, as with the SQL adapters."""
+        groups: dict[tuple[str, uuid.UUID], list[str]] = {}
+        for event in events:
+            if event.location_id is None:
+                continue
+            for consumer, reads in self._consumers.items():
+                if reads(event.type):
+                    groups.setdefault((consumer, event.location_id), []).append(str(event.id))
+        return [
+            JobRequest(CONSUME_KIND, {"consumer": consumer, "events": ids}, location_id=location_id)
+            for (consumer, location_id), ids in groups.items()
+        ]
 
     def register(self, kind: str, handler: JobHandler) -> None:
         self._handlers[kind] = handler

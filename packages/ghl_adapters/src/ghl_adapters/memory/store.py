@@ -114,6 +114,13 @@ class WorkingSet:
             self._work[name] = copy.deepcopy(base)
         return self._work[name]
 
+    def added(self, table: Table[K, V]) -> list[V]:
+        """The rows this unit of work added to a table it touched, in the order added."""
+        if table.name not in self._work:
+            return []
+        base = self._base[table.name]
+        return [row for key, row in self._work[table.name].items() if key not in base]
+
     def touched(self) -> list[str]:
         return list(self._work)
 

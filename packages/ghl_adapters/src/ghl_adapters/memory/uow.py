@@ -61,7 +61,7 @@ from .jobs import MemoryFailedJobRepository
 from .notes_tasks import MemoryNoteRepository, MemoryTaskRepository
 from .pipelines import MemoryOpportunityRepository, MemoryPipelineRepository
 from .queue import JOBS, MemoryJobQueue, StagedJobQueue
-from .recording import MemoryAuditLog, MemoryEventOutbox
+from .recording import EVENTS, MemoryAuditLog, MemoryEventOutbox
 from .smart_lists import MemorySmartListRepository
 from .store import MemoryStore, WorkingSet
 from .tags import MemoryTagRepository
@@ -127,6 +127,10 @@ class MemoryUnitOfWork:
         work = self.working()
         if self.scope.kind is ScopeKind.ANONYMOUS:
             _check_anonymous_writes(work)
+        # The events recorded here leave through jobs enqueued in this same transaction (as in SQL).
+        consume = self._queue.consume_requests(work.added(EVENTS))
+        if consume:
+            await self.jobs.enqueue(*consume)
         enqueued = work.changed(JOBS.name)
         work.publish()
         self.store.commits += 1
