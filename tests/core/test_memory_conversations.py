@@ -7,7 +7,7 @@ import pytest
 
 from ghl_adapters.memory.container import MemoryContainer, build_memory_container
 from ghl_core.conversations.gateways import MessageStatus
-from ghl_core.conversations.inbound import InboundSms
+from ghl_core.conversations.inbound import InboundSms, StatusUpdate
 from ghl_core.conversations.models import Channel, Direction
 from ghl_core.conversations.ports import InboxFilter
 from ghl_core.shared.clock import FixedClock
@@ -94,3 +94,26 @@ async def test_messaging_settings_are_the_locations_own(app: MemoryContainer) ->
     assert changed.stop_text == "Bye for now"
     assert (await app.messaging_setup.get_settings(here)).stop_text == "Bye for now"
     assert (await app.messaging_setup.get_settings(elsewhere)).stop_text != "Bye for now"
+
+
+async def test_delivery_reports_move_a_message_forward_only(app: MemoryContainer) -> None:
+    location, here, _ = await place(app)
+    ann = await app.contacts.create(here, {"first_name": "Ann", "phone": "+13125550101"})
+    message, _ = await app.message_sending.send(here, ann.id, {"channel": "sms", "body": "Hello"})
+    sent = await app.inbox.get_message(here, message.id)
+    assert sent.provider_message_id is not None
+    read = StatusUpdate(
+        provider="outbox", provider_message_id=sent.provider_message_id, status=MessageStatus.READ
+    )
+    stale = StatusUpdate(
+        provider="outbox", provider_message_id=sent.provider_message_id, status=MessageStatus.SENT
+    )
+    async with app.uow(TenantScope.location(location.id)) as uow:
+        assert await app.message_reports.apply_status(uow, location, read) is True
+        assert await app.message_reports.apply_status(uow, location, stale) is False
+        await uow.commit()
+    assert (await app.inbox.get_message(here, message.id)).status is MessageStatus.READ
+    unknown = StatusUpdate(provider="outbox", provider_message_id="nope", status=MessageStatus.DELIVERED)
+    async with app.uow(TenantScope.location(location.id)) as uow:
+        with pytest.raises(LookupError):
+            await app.message_reports.apply_status(uow, location, unknown)
