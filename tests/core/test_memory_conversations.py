@@ -10,6 +10,7 @@ from ghl_core.conversations.gateways import MessageStatus
 from ghl_core.conversations.inbound import InboundSms, StatusUpdate
 from ghl_core.conversations.models import Channel, Direction
 from ghl_core.conversations.ports import InboxFilter
+from ghl_core.conversations.providers import ProviderKind
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.pagination import PageRequest
@@ -117,3 +118,21 @@ async def test_delivery_reports_move_a_message_forward_only(app: MemoryContainer
     async with app.uow(TenantScope.location(location.id)) as uow:
         with pytest.raises(LookupError):
             await app.message_reports.apply_status(uow, location, unknown)
+
+
+async def test_a_locations_provider_is_stored_sealed_and_resolved(app: MemoryContainer) -> None:
+    location, here, elsewhere = await place(app)
+    config = {"account_sid": "AC" + "1" * 32, "auth_token": "t" * 32, "from_number": "+14155550100"}
+    view = await app.messaging_setup.set_provider(here, Channel.SMS, ProviderKind.TWILIO, config)
+    assert view.kind is ProviderKind.TWILIO
+    assert "t" * 32 not in str(view.summary)
+    assert (await app.messaging_setup.get_provider(here, Channel.SMS)).inbound_token == view.inbound_token
+    # Another location of the agency sends with the local outbox, not this location's provider.
+    assert (await app.messaging_setup.get_provider(elsewhere, Channel.SMS)).kind is ProviderKind.OUTBOX
+    async with app.uow(TenantScope.anonymous()) as uow:  # as a provider's callback finds its key
+        resolved = await uow.messaging_providers.resolve(location.id, Channel.SMS)
+    assert resolved is not None
+    assert (resolved.kind, resolved.agency_default) == (ProviderKind.TWILIO, False)
+    assert b"t" * 32 not in resolved.config_ciphertext
+    await app.messaging_setup.remove_provider(here, Channel.SMS)
+    assert (await app.messaging_setup.get_provider(here, Channel.SMS)).kind is ProviderKind.OUTBOX
