@@ -258,3 +258,23 @@ async def test_a_cause_another_transaction_committed_meanwhile_is_refused(world:
         await early.commit()
         assert await late.messages.add(message(conversation, cause="race")) is False
         assert await late.messages.add_many([message(conversation, cause="race")]) == set()
+
+
+async def test_a_conversation_another_transaction_made_meanwhile_is_the_one(world: World) -> None:
+    contact = await new_contact(world)
+    async with world.uow(world.scope) as late, world.uow(world.scope) as early:
+        assert await late.conversations.get(uuid.uuid4()) is None  # begun, and has read the table
+        made = await early.conversations.get_or_create(
+            Conversation(uuid.uuid4(), world.location_id, contact, Channel.SMS, at(0), at(0))
+        )
+        await early.commit()
+        found = await late.conversations.get_or_create(
+            Conversation(uuid.uuid4(), world.location_id, contact, Channel.SMS, at(1), at(1))
+        )
+        assert found.id == made.id
+        await late.conversations.touch_many([ConversationTouch(found.id, at(2), "hi", Direction.OUTBOUND)])
+        await late.commit()
+    async with world.uow(world.scope) as work:
+        touched = await work.conversations.get(made.id)
+        assert touched is not None
+        assert (touched.last_message_at, touched.last_message_preview) == (at(2), "hi")

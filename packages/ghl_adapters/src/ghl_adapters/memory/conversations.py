@@ -70,7 +70,9 @@ class MemoryConversationRepository(MemoryRepository):
         # The unique constraint holds across the table, whoever can see the row.
         for c in unique_rows(self, CONVERSATIONS):
             if (c.location_id, c.contact_id, c.channel) == (location_id, contact_id, channel):
-                return c
+                # One another unit of work committed since this one began: from now on this one sees
+                # it, as the SQL upsert returns (and later statements update) the committed row.
+                return self._rows.setdefault(c.id, clone(c))
         return None
 
     async def get_or_create(self, conversation: Conversation) -> Conversation:
