@@ -9,7 +9,10 @@ What a run knows between batches, and how a resumed run gets it back:
   import_identities), which is deterministic. The contacts the groups of the committed batches made are
   saved with each batch (`ContactImport.open_groups`): the resumed run takes them as those groups'
   contacts again (their later rows merge into them, whatever the duplicate policy), and the resolution
-  does not count them among the contacts that existed before the import.
+  does not count them among the contacts that existed before the import. The list is rewritten with
+  each batch, so it costs what the open groups weigh: fine for the uploads the API takes (bounded by
+  GHL_MAX_BODY_BYTES), and not kept at all for the CLI's imports, which are not resumed. (Should the API
+  take files of millions of rows, a table of one row per group contact would keep it linear.)
 - That it is the only run: a batch first checks, under the location's import lock, that the stored
   `processed` is still what this run last wrote. A run that finds otherwise stops (`ImportTakenOver`)
   without touching the import: another run of the same job (a worker thought stalled and recovered

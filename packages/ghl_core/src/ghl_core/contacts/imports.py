@@ -391,7 +391,7 @@ class ContactImportService:
                     )
                     room = max(0, ERROR_CAP - counters.failed)
                     saved = replace_job(job, merged, self._clock.now())
-                    if ctx.identities is not None:
+                    if ctx.identities is not None and job.source is not None:  # only resumed ones
                         saved.open_groups = (*{**ctx.group_contacts, **plan.group_contacts}.values(),)
                     await uow.contact_imports.save(saved, plan.errors[:room])
                     await uow.commit()
