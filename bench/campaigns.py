@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from common import bench_database
 
 from ghl_adapters.container import build_container, close_container
+from ghl_adapters.messaging.configs import SendGridConfig, TwilioConfig
 from ghl_adapters.messaging.sendgrid import SendGridEmailGateway
 from ghl_adapters.messaging.twilio import TwilioSmsGateway
 from ghl_adapters.observability import configure_logging
@@ -38,7 +39,7 @@ from ghl_adapters.settings import Settings
 from ghl_core.campaigns.services import DEFAULT_BATCH, DEFAULT_LANES
 from ghl_core.conversations.gateways import EmailMessage, SendResult, SmsMessage
 from ghl_core.conversations.models import Channel
-from ghl_core.conversations.providers import ProviderKind, SendGridConfig, TwilioConfig
+from ghl_core.conversations.providers import ProviderKind
 from ghl_core.tenancy.models import PlanTier
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.services import NewLocation

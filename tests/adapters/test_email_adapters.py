@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ghl_adapters.messaging.configs import SendGridConfig, SmtpConfig, SmtpSecurity
 from ghl_adapters.messaging.factory import SdkGatewayFactory
 from ghl_adapters.messaging.sendgrid import INBOUND_PROVIDER, SendGridEmailGateway
 from ghl_adapters.messaging.sendgrid_webhooks import (
@@ -25,7 +26,6 @@ from ghl_adapters.messaging.smtp import SmtpEmailGateway
 from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed, SendResult
 from ghl_core.conversations.inbound import Attachment, EmailEventKind
 from ghl_core.conversations.models import Channel
-from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity
 from ghl_core.inbound.models import InboundRequest, SignatureInvalid
 from ghl_core.shared.clock import FixedClock
 from ghl_core.webhooks.addresses import UrlGuard

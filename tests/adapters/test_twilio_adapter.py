@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from ghl_adapters.messaging.configs import TwilioConfig
 from ghl_adapters.messaging.twilio import (
     TwilioSmsGateway,
     TwilioVerifier,
@@ -20,7 +21,6 @@ from ghl_adapters.messaging.twilio import (
 )
 from ghl_core.conversations.gateways import MessageStatus, SendFailed, SmsMessage
 from ghl_core.conversations.inbound import Attachment, InboundSms, StatusUpdate
-from ghl_core.conversations.providers import TwilioConfig
 from ghl_core.inbound.models import InboundRequest, SignatureInvalid
 from twilio_double import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, TwilioDouble, sign_twilio_request
 

@@ -14,9 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from ghl_adapters.container import Container, close_container, platform_providers
+from ghl_adapters.messaging.configs import SmtpConfig
 from ghl_adapters.settings import Settings
 from ghl_core.conversations.models import Channel
-from ghl_core.conversations.providers import SmtpConfig
 from http_kit import API, Tenant, open_api
 from jobs_kit import run_jobs
 from sendgrid_double import DEFAULT_API_KEY, SendGridDouble

@@ -17,6 +17,13 @@ from ghl_adapters.imports.runner import ContactImportRunner
 from ghl_adapters.inbound.wiring import build_inbound_registry
 from ghl_adapters.jobs.admin import JobAdmin
 from ghl_adapters.jobs.queue import procrastinate_app
+from ghl_adapters.messaging.configs import (
+    SendGridConfig,
+    SmtpConfig,
+    SmtpSecurity,
+    TwilioConfig,
+    VendorConfigCodec,
+)
 from ghl_adapters.messaging.factory import SdkGatewayFactory
 from ghl_adapters.messaging.templates import JinjaTemplateRenderer, Nh3HtmlSanitizer
 from ghl_adapters.observability import HttpMetrics
@@ -47,7 +54,6 @@ from ghl_core.conversations.dispatch import ProviderCalls
 from ghl_core.conversations.inbox import InboxService
 from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import Channel
-from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, SmtpSecurity, TwilioConfig
 from ghl_core.conversations.quota import SendQuota
 from ghl_core.conversations.receiving import ReceivingService
 from ghl_core.conversations.reports import ReportService
@@ -254,7 +260,12 @@ def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
     )
     html_sanitizer = providers.Singleton(Nh3HtmlSanitizer)
     link_signer = providers.Singleton(_link_signer, secret_key)
-    provider_configs = providers.Singleton(ProviderConfigs, box=secret_box, platform=platform_messaging)
+    provider_configs = providers.Singleton(
+        ProviderConfigs,
+        box=secret_box,
+        codec=providers.Singleton(VendorConfigCodec),
+        platform=platform_messaging,
+    )
     message_sending = providers.Singleton(
         SendingService,
         uow=uow,
@@ -283,12 +294,11 @@ def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
     conversations = providers.Singleton(MessageSender, sending=message_sending, delivery=message_delivery)
     messaging_setup = providers.Singleton(
         MessagingSetupService,
-        uow,
-        clock,
-        secret_box,
-        smtp_guard,
-        platform_messaging,
-        link_signer,
+        uow=uow,
+        clock=clock,
+        configs=provider_configs,
+        guard=smtp_guard,
+        links=link_signer,
         plans=plans,
     )
     # Email HTML is sanitised again after each render: a merge value can bring a javascript: link.

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ghl_core.conversations.gateways import EmailGateway, SmsGateway
-from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, TwilioConfig
+from ghl_core.conversations.providers import ProviderConfig
 from ghl_core.shared.clock import Clock
 from ghl_core.webhooks.addresses import UrlGuard
 
+from .configs import SendGridConfig, SmtpConfig, TwilioConfig
 from .outbox import OutboxGateway
 from .sendgrid import SendGridEmailGateway
 from .smtp import SmtpEmailGateway
@@ -61,16 +62,16 @@ class SdkGatewayFactory:
             self._gateways.move_to_end(config)
         return gateway
 
-    def sms(self, config: TwilioConfig | None) -> SmsGateway:
-        if config is None:
+    def sms(self, config: ProviderConfig | None) -> SmsGateway:
+        if not isinstance(config, TwilioConfig):  # None: the local outbox
             return self._outbox
         gateway: SmsGateway = self._cached(
             config, lambda: TwilioSmsGateway(config, api_base=self._twilio_base, timeout=self._timeout)
         )
         return gateway
 
-    def email(self, config: SendGridConfig | SmtpConfig | None) -> EmailGateway:
-        if config is None:
+    def email(self, config: ProviderConfig | None) -> EmailGateway:
+        if not isinstance(config, SendGridConfig | SmtpConfig):  # None: the local outbox
             return self._outbox
         if isinstance(config, SendGridConfig):
             gateway: EmailGateway = self._cached(

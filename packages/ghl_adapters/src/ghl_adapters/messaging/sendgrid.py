@@ -34,7 +34,8 @@ from sendgrid.helpers.mail import (  # type: ignore[import-untyped]
 from sendgrid.helpers.mail.validators import ValidateApiKey  # type: ignore[import-untyped]
 
 from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed, SendResult
-from ghl_core.conversations.providers import SendGridConfig
+
+from .configs import SendGridConfig
 
 PROVIDER = "sendgrid"
 # The Parse webhook gets its own provider name: the receiving path keeps one verifier per provider, and

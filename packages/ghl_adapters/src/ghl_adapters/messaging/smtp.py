@@ -31,8 +31,9 @@ import structlog
 from aiosmtplib import SMTPException, SMTPRecipientsRefused, SMTPResponseException
 
 from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed, SendResult
-from ghl_core.conversations.providers import SmtpConfig, SmtpSecurity
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
+
+from .configs import SmtpConfig, SmtpSecurity
 
 PROVIDER = "smtp"
 CONNECTION_FAILED = "smtp connection failed"

@@ -27,8 +27,9 @@ from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[im
 
 from ghl_core.conversations.gateways import MessageStatus, SendFailed, SendResult, SmsMessage
 from ghl_core.conversations.inbound import Attachment, InboundSms, StatusUpdate
-from ghl_core.conversations.providers import TwilioConfig
 from ghl_core.inbound.models import InboundEnvelope, InboundRequest, SignatureInvalid
+
+from .configs import TwilioConfig
 
 PROVIDER = "twilio"
 SIGNATURE_HEADER = "x-twilio-signature"

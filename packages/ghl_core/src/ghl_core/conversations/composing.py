@@ -11,11 +11,10 @@ from urllib.parse import quote
 
 from ghl_core.contacts.models import Contact
 from ghl_core.conversations.callbacks import twilio_callback_url
-from ghl_core.conversations.configs import ProviderConfig
 from ghl_core.conversations.gateways import EmailMessage, SmsMessage
 from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import Channel, Message
-from ghl_core.conversations.providers import SendGridConfig, SmtpConfig, TwilioConfig
+from ghl_core.conversations.providers import ProviderConfig, ProviderKind
 from ghl_core.tenancy.models import Location
 
 OUTBOX_SENDER_EMAIL = "outbox@localhost"
@@ -36,17 +35,18 @@ class OutboundComposer:
     ) -> SmsMessage | EmailMessage:
         address = (contact.phone if message.channel is Channel.SMS else contact.email) or ""
         if message.channel is Channel.SMS:
-            twilio = config if isinstance(config, TwilioConfig) else None
+            twilio = config if config is not None and config.kind is ProviderKind.TWILIO else None
             return SmsMessage(
                 key=str(message.id),
                 to=address,
-                from_number=twilio.from_number if twilio else None,
+                from_number=twilio.sender().number if twilio else None,
                 body=message.body,
                 status_callback=twilio_callback_url(self._public_url, location.id) if twilio else None,
             )
         from_email, from_name = OUTBOX_SENDER_EMAIL, location.name
-        if isinstance(config, SendGridConfig | SmtpConfig):
-            from_email, from_name = config.from_email, config.from_name or location.name
+        sender = config.sender() if config is not None else None
+        if sender is not None and sender.email:
+            from_email, from_name = sender.email, sender.name or location.name
         domain = from_email.rpartition("@")[2] or "localhost"
         headers = {"Message-ID": f"<{message.id}@{domain}>"}
         text, html = message.body, message.html

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from ghl_core.contacts.models import Contact, DndChannel
 from ghl_core.conversations.common import RECONCILE_KIND, SEND_KIND, live_location, message_event, set_dnd
 from ghl_core.conversations.composing import OutboundComposer, sender_of
-from ghl_core.conversations.configs import ProviderConfig, ProviderConfigs
+from ghl_core.conversations.configs import ProviderConfigs
 from ghl_core.conversations.dispatch import ProviderCalls
 from ghl_core.conversations.gateways import EmailMessage, MessageStatus, SendFailed, SendResult, SmsMessage
 from ghl_core.conversations.models import PENDING, Channel, Message, MessageSource
 from ghl_core.conversations.ports import DeliveryUnitOfWork
+from ghl_core.conversations.providers import ProviderConfig
 from ghl_core.conversations.quiet_hours import resolve_zone
 from ghl_core.conversations.sending import SOON
 from ghl_core.jobs.ports import JobRequest, RetryLater

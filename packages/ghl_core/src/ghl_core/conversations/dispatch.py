@@ -7,7 +7,6 @@ import asyncio
 from datetime import datetime
 from typing import cast
 
-from ghl_core.conversations.configs import ProviderConfig
 from ghl_core.conversations.gateways import (
     BulkEmailGateway,
     EmailMessage,
@@ -15,7 +14,7 @@ from ghl_core.conversations.gateways import (
     SendResult,
     SmsMessage,
 )
-from ghl_core.conversations.providers import GatewayFactory, SendGridConfig, SmtpConfig, TwilioConfig
+from ghl_core.conversations.providers import GatewayFactory, ProviderConfig
 
 
 class ProviderCalls:
@@ -33,9 +32,7 @@ class ProviderCalls:
         singles: list[int] = []
         for index, (config, outbound) in enumerate(calls):
             if isinstance(outbound, EmailMessage):
-                gateway = self._gateways.email(
-                    config if isinstance(config, SendGridConfig | SmtpConfig) else None
-                )
+                gateway = self._gateways.email(config)
                 if hasattr(gateway, "send_emails"):
                     bulk.setdefault(id(gateway), (cast("BulkEmailGateway", gateway), []))[1].append(index)
                     continue
@@ -64,11 +61,8 @@ class ProviderCalls:
 
     async def send(self, config: ProviderConfig | None, outbound: SmsMessage | EmailMessage) -> SendResult:
         if isinstance(outbound, SmsMessage):
-            return await self._gateways.sms(config if isinstance(config, TwilioConfig) else None).send_sms(
-                outbound
-            )
-        email_config = config if isinstance(config, SendGridConfig | SmtpConfig) else None
-        return await self._gateways.email(email_config).send_email(outbound)
+            return await self._gateways.sms(config).send_sms(outbound)
+        return await self._gateways.email(config).send_email(outbound)
 
     async def find_sent(
         self,
@@ -77,7 +71,5 @@ class ProviderCalls:
         since: datetime,
     ) -> SendResult | None:
         if isinstance(outbound, SmsMessage):
-            gateway = self._gateways.sms(config if isinstance(config, TwilioConfig) else None)
-            return await gateway.find_sent(outbound, since)
-        email_config = config if isinstance(config, SendGridConfig | SmtpConfig) else None
-        return await self._gateways.email(email_config).find_sent(outbound, since)
+            return await self._gateways.sms(config).find_sent(outbound, since)
+        return await self._gateways.email(config).find_sent(outbound, since)

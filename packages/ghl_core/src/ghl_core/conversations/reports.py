@@ -16,7 +16,6 @@ from ghl_core.conversations.inbound import EmailEvent, EmailEventKind, StatusUpd
 from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import PENDING, STATUS_RANK, Channel, EngagementKind, Message
 from ghl_core.conversations.ports import ReportsUnitOfWork
-from ghl_core.conversations.providers import SendGridConfig, TwilioConfig
 from ghl_core.inbound.models import InboundTarget
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound
@@ -209,13 +208,9 @@ class ReportService:
             if not hmac.compare_digest(token.encode(), expected.encode()):
                 raise NotFound("no such callback URL")
         config = self._configs.config(channel, resolved)
-        secret: str | None
-        if isinstance(config, TwilioConfig):
-            secret = config.auth_token
-        elif isinstance(config, SendGridConfig):
-            secret = config.inbound_parse_public_key if token is not None else config.event_webhook_public_key
-        else:
+        if config is None or not config.callbacks:
             raise NotFound("no such callback URL")  # SMTP has no callbacks
+        secret = config.callback_key(inbound=token is not None)
         return InboundTarget(
             provider=provider, scope=str(location_id), location_id=location_id, secret=secret
         )

@@ -9,27 +9,17 @@ the SMTP gateway checks it again before each connection)."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import secrets
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import time
 from typing import Any
 
-from ghl_core.contacts.phones import normalize_phone
-from ghl_core.conversations.configs import provider_config, seal_config
+from ghl_core.conversations.configs import ProviderConfigs
 from ghl_core.conversations.links import LinkSigner
 from ghl_core.conversations.models import Channel, MessagingSettings
 from ghl_core.conversations.ports import ProviderRecord, SetupUnitOfWork
-from ghl_core.conversations.providers import (
-    ProviderKind,
-    SendGridConfig,
-    SmtpConfig,
-    SmtpSecurity,
-    TwilioConfig,
-)
+from ghl_core.conversations.providers import ProviderConfig, ProviderKind
 from ghl_core.conversations.quiet_hours import QuietHours
 from ghl_core.identity.ports import SecretBox
 from ghl_core.shared.clock import Clock
@@ -38,7 +28,6 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWorkFactory
-from ghl_core.shared.validation import normalize_email
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.tenancy.plans import PlanCatalog
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
@@ -47,14 +36,7 @@ _KINDS = {
     Channel.SMS: {ProviderKind.TWILIO},
     Channel.EMAIL: {ProviderKind.SENDGRID, ProviderKind.SMTP},
 }
-_CONFIGS: dict[ProviderKind, type[TwilioConfig | SendGridConfig | SmtpConfig]] = {
-    ProviderKind.TWILIO: TwilioConfig,
-    ProviderKind.SENDGRID: SendGridConfig,
-    ProviderKind.SMTP: SmtpConfig,
-}
 _MAX_TEXT = 320
-# A host name as DNS writes it (letters, digits, hyphens, dot-separated labels): no scheme, port or path.
-_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,96 +51,13 @@ class ProviderView:
     platform: bool = False  # the platform-wide configuration from the environment
 
 
-def _kind_of(config: TwilioConfig | SendGridConfig | SmtpConfig) -> ProviderKind:
-    if isinstance(config, TwilioConfig):
-        return ProviderKind.TWILIO
-    return ProviderKind.SENDGRID if isinstance(config, SendGridConfig) else ProviderKind.SMTP
-
-
-def _mask(value: str) -> str:
-    return f"…{value[-4:]}" if len(value) > 4 else "…"
-
-
-def _summary(config: TwilioConfig | SendGridConfig | SmtpConfig) -> dict[str, Any]:
-    if isinstance(config, TwilioConfig):
-        return {
-            "account_sid": config.account_sid,
-            "from_number": config.from_number,
-            "messaging_service_sid": config.messaging_service_sid,
-            "auth_token": _mask(config.auth_token),
-        }
-    if isinstance(config, SendGridConfig):
-        return {
-            "from_email": config.from_email,
-            "from_name": config.from_name,
-            "api_key": _mask(config.api_key),
-            "event_webhook_signed": bool(config.event_webhook_public_key),
-        }
-    return {
-        "host": config.host,
-        "port": config.port,
-        "security": config.security.value,
-        "username": config.username,
-        "from_email": config.from_email,
-        "from_name": config.from_name,
-    }
-
-
-def clean_config(kind: ProviderKind, data: dict[str, Any]) -> TwilioConfig | SendGridConfig | SmtpConfig:
-    """Validates a provider configuration as submitted: every problem named with its pointer."""
-    cls = _CONFIGS[kind]
-    known = {f.name for f in fields(cls)}
-    errors = [FieldError(f"/config/{k}", "is not a known field") for k in sorted(set(data) - known)]
-    for f in fields(cls):
-        value = data.get(f.name)
-        required = f.name in {"account_sid", "auth_token", "api_key", "from_email", "host", "port"}
-        if value is None:
-            if required:
-                errors.append(FieldError(f"/config/{f.name}", "is required"))
-            continue
-        if f.name == "port":
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
-                errors.append(FieldError("/config/port", "must be a port number"))
-        elif f.name == "timeout_seconds":
-            if not isinstance(value, int | float) or not 1 <= value <= 120:
-                errors.append(FieldError("/config/timeout_seconds", "must be 1 to 120"))
-        elif not isinstance(value, str) or not value.strip() or len(value) > 2000:
-            errors.append(FieldError(f"/config/{f.name}", "must be a non-empty string"))
-        elif f.name == "host" and kind is ProviderKind.SMTP and not _is_host(value.strip()):
-            errors.append(FieldError("/config/host", "must be a host name or an IP address, nothing more"))
-    if errors:
-        raise ValidationFailed(errors)
-    clean = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+async def check_server(guard: UrlGuard, config: ProviderConfig) -> None:
+    """Refuses a server (an SMTP host) the address guard would not let the platform reach."""
+    server = config.server()
+    if server is None:
+        return
     try:
-        if "from_email" in clean:
-            clean["from_email"] = normalize_email(clean["from_email"])
-        if clean.get("from_number"):
-            clean["from_number"] = normalize_phone(clean["from_number"], "US")
-        if "security" in clean:
-            clean["security"] = SmtpSecurity(clean["security"]).value
-    except ValueError as exc:
-        raise ValidationFailed.one("/config", str(exc)) from None
-    if kind is ProviderKind.TWILIO and not (clean.get("from_number") or clean.get("messaging_service_sid")):
-        raise ValidationFailed.one(
-            "/config/from_number", "a from_number or a messaging_service_sid is required"
-        )
-    return provider_config(kind, clean)
-
-
-def _is_host(host: str) -> bool:
-    if len(host) > 253:
-        return False
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return _HOST_NAME.fullmatch(host) is not None
-
-
-async def check_smtp_host(guard: UrlGuard, config: SmtpConfig) -> None:
-    """Refuses an SMTP server the address guard would not let the platform reach."""
-    try:
-        await guard.check_host(config.host, config.port, what="email is")
+        await guard.check_host(server[0], server[1], what="email is")
     except UnsafeUrl as exc:
         raise ValidationFailed.one("/config/host", exc.detail) from None
 
@@ -166,20 +65,20 @@ async def check_smtp_host(guard: UrlGuard, config: SmtpConfig) -> None:
 class MessagingSetupService:
     def __init__(
         self,
+        *,
         uow: UnitOfWorkFactory[SetupUnitOfWork],
         clock: Clock,
-        box: SecretBox,
+        configs: ProviderConfigs,
         guard: UrlGuard,
-        platform: Mapping[Channel, TwilioConfig | SendGridConfig | SmtpConfig] | None = None,
         links: LinkSigner | None = None,
         plans: PlanCatalog | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
-        self._box = box
+        # Checks and seals what is submitted (the adapters' codec), and knows the platform's own.
+        self._configs = configs
         self._plans = plans or PlanCatalog()
         self._guard = guard
-        self._platform = dict(platform or {})
         self._links = links
 
     @staticmethod
@@ -218,10 +117,9 @@ class MessagingSetupService:
         if kind not in _KINDS[channel]:
             allowed = ", ".join(sorted(k.value for k in _KINDS[channel]))
             raise ValidationFailed.one("/kind", f"{channel.value} is sent with {allowed}")
-        clean = clean_config(kind, config)
+        clean = self._configs.clean(kind, config)
         scope, location_id = self._owner(actor, agency_default)
-        if isinstance(clean, SmtpConfig):
-            await check_smtp_host(self._guard, clean)
+        await check_server(self._guard, clean)
         async with self._uow(scope) as uow:
             agency_id = await self._agency_of(uow, actor, location_id)
             existing = await uow.messaging_providers.get(agency_id, location_id, channel)
@@ -232,11 +130,11 @@ class MessagingSetupService:
                 location_id=location_id,
                 channel=channel,
                 kind=kind,
-                config_ciphertext=seal_config(self._box, kind, clean),
+                config_ciphertext=self._configs.seal(clean),
                 inbound_token=existing.inbound_token if existing else secrets.token_urlsafe(24),
                 created_at=existing.created_at if existing else now,
                 updated_at=now,
-                summary=_summary(clean),
+                summary=clean.summary(),
                 updated_by=actor.id,
             )
             await uow.messaging_providers.put(record)
@@ -267,11 +165,11 @@ class MessagingSetupService:
                 if resolved is not None and resolved.agency_default:
                     return ProviderView(channel, resolved.kind, True, {}, resolved.inbound_token)
         if record is None:
-            platform = self._platform.get(channel)
+            platform = self._configs.platform(channel)
             if platform is not None and location_id is not None:
-                summary = {**_summary(platform), "note": "the platform's configuration (environment)"}
+                summary = {**platform.summary(), "note": "the platform's configuration (environment)"}
                 token = self._links.callback_token(location_id) if self._links else None
-                return ProviderView(channel, _kind_of(platform), False, summary, token, platform=True)
+                return ProviderView(channel, platform.kind, False, summary, token, platform=True)
             return ProviderView(
                 channel, ProviderKind.OUTBOX, False, {"note": "local outbox: nothing is sent"}
             )
