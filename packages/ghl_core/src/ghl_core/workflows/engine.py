@@ -37,7 +37,7 @@ from typing import cast
 
 from ghl_core.contacts.models import Contact
 from ghl_core.contacts.services import ContactService
-from ghl_core.conversations.services import ConversationService
+from ghl_core.conversations.sender import MessageSender
 from ghl_core.conversations.templates import TemplateRenderer
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import DomainError
@@ -133,7 +133,7 @@ class WorkflowEngine:
         self,
         uow: UnitOfWorkFactory[WorkflowsUnitOfWork],
         clock: Clock,
-        conversations: ConversationService,
+        conversations: MessageSender,
         renderer: TemplateRenderer,
         services: StepServices,
         guard: UrlGuard,
@@ -167,7 +167,7 @@ class WorkflowEngine:
         return self._services
 
     @property
-    def conversations(self) -> ConversationService:
+    def conversations(self) -> MessageSender:
         return self._conversations
 
     @property
