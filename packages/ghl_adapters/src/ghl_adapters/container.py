@@ -178,6 +178,10 @@ def _upload_spool(settings: Settings) -> UploadSpool:
     return UploadSpool(Path(settings.data_dir).expanduser().resolve() / "spool" / "imports")
 
 
+def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
+    return lambda: pending_sources(engines.owner)
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     database_url = providers.Dependency(instance_of=str)
@@ -186,10 +190,6 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     plans = providers.Singleton(_plans, settings)
     engines = providers.Singleton(
-def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
-    return lambda: pending_sources(engines.owner)
-
-
         create_engines,
         database_url,
         pool_size=settings.provided.db_pool_size,
@@ -222,6 +222,13 @@ def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
     )
     contact_exports = providers.Singleton(ContactExportService, uow, clock, cache=read_cache)
     upload_spool = providers.Singleton(_upload_spool, settings)
+    contact_import_runner = providers.Singleton(
+        ContactImportRunner,
+        imports=contact_imports,
+        spool=upload_spool,
+        pending=providers.Callable(_pending_imports, engines),
+        batch_size=settings.provided.import_batch_size,
+    )
     contact_finder = providers.Singleton(ContactFinder, uow, clock, read_cache)
     contact_search = providers.Singleton(ContactSearchService, uow, read_cache)
     smart_lists = providers.Singleton(SmartListService, uow, clock, read_cache)
@@ -230,13 +237,6 @@ def _pending_imports(engines: Engines) -> Callable[[], Awaitable[set[str]]]:
     notes = providers.Singleton(NoteService, uow, clock)
     tasks = providers.Singleton(TaskService, uow, clock)
     pipelines = providers.Singleton(PipelineService, uow, clock)
-    contact_import_runner = providers.Singleton(
-        ContactImportRunner,
-        imports=contact_imports,
-        spool=upload_spool,
-        pending=providers.Callable(_pending_imports, engines),
-        batch_size=settings.provided.import_batch_size,
-    )
     opportunities = providers.Singleton(OpportunityService, uow, clock)
     inbound_endpoints = providers.Singleton(InboundEndpointService, uow, clock, secret_box)
     jobs = providers.Singleton(JobService, uow)
