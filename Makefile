@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    start the platform (ghl serve) with data in \$$GHL_DATA_DIR (default ./.ghl)"
 	@echo "make test   run the tests with coverage (80% overall, 90% for ghl_core); PYTEST_ARGS=... passes through"
-	@echo "make lint   ruff check, ruff format --check, mypy, import-linter"
+	@echo "make lint   ruff check, ruff format --check, mypy (sources and tests), import-linter, file and class sizes"
 	@echo "make bench  run every bench/*.py script"
 
 ensure-uv:
@@ -41,7 +41,13 @@ lint: sync
 	$(RUN_CMD) ruff check .
 	$(RUN_CMD) ruff format --check .
 	$(RUN_CMD) mypy packages/*/src
+	@# tests/ has no __init__.py (pytest imports each directory's helpers, e.g. clitools, fakes, by bare
+	@# name) and four directories have a conftest.py, which one mypy run would take for one module: so one
+	@# run per directory, with tests/ (shared helpers) and that directory on the path.
+	MYPYPATH=tests $(RUN_CMD) mypy tests/*.py
+	for dir in tests/*/; do MYPYPATH="tests:$$dir" $(RUN_CMD) mypy "$$dir"; done
 	$(RUN_CMD) lint-imports
+	$(RUN_CMD) python .ci/sizes.py
 
 bench: sync
 	@shopt -s nullglob; scripts=(bench/*.py); \

@@ -38,7 +38,8 @@ MEMBER = "member@acme.io"
 
 def family_of(store: InMemoryStore, refresh_token: str) -> uuid.UUID:
     [token] = [t for t in store.data.refresh_tokens.values() if t.token_hash == secret_hash(refresh_token)]
-    return token.family_id
+    family: uuid.UUID = token.family_id  # the store's views are untyped rows
+    return family
 
 
 # -- sign-up ---------------------------------------------------------------------------------------------
