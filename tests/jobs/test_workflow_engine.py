@@ -116,9 +116,7 @@ def crash_once(monkeypatch: pytest.MonkeyPatch, step_id: str, message: str) -> d
     original = Moves.record
     crashes = {"left": 1}
 
-    async def record(
-        self: Moves, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any
-    ) -> None:
+    async def record(self: Moves, uow: Any, enrollment: Any, step: Any, tick: int, outcome: Any) -> None:
         if step.id == step_id and crashes["left"]:
             crashes["left"] -= 1
             raise ConnectionError(message)
