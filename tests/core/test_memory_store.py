@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from ghl_adapters.memory import MemoryJobQueue, MemoryStore, MemoryUnitOfWorkFactory
 from ghl_adapters.memory.recording import committed_audit
 from ghl_core.contacts.models import Contact, DuplicatePolicy
+from ghl_core.contacts.ports import DuplicateContact
 from ghl_core.jobs.ports import JobRequest
 from ghl_core.shared.audit import AuditEntry
 from ghl_core.shared.clock import FixedClock
+from ghl_core.shared.pagination import PageRequest
 from ghl_core.shared.scope import TenantScope
 
 LOCATION = uuid.uuid4()
@@ -98,3 +102,16 @@ async def test_an_inline_queue_runs_after_commit_and_keeps_failures() -> None:
         await uow.commit()
     assert uows.queue.pending() == []
     assert [(job.kind, str(error)) for job, error in uows.queue.failed] == [("boom", "down")]
+
+
+async def test_a_key_committed_meanwhile_is_taken() -> None:
+    uows, clock = _factory()
+    first, second = _contact(clock, "Ann"), _contact(clock, "Anne")
+    first.email = second.email = "ann@example.com"
+    async with uows(SCOPE) as early, uows(SCOPE) as late:
+        await late.contacts.list(PageRequest())  # late has its copy of the contacts already
+        await early.contacts.add(first, DuplicatePolicy())
+        await early.commit()
+        with pytest.raises(DuplicateContact) as refused:
+            await late.contacts.add(second, DuplicatePolicy())
+    assert "e-mail" in str(refused.value)

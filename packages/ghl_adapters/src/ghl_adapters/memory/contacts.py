@@ -32,6 +32,8 @@ from .store import MemoryRepository, Table, paginate
 class ContactKeys:
     """The unique-index keys of a contact: set while duplicates are forbidden and the contact is live."""
 
+    contact_id: uuid.UUID
+    location_id: uuid.UUID
     email: str | None
     phone: str | None
 
@@ -51,7 +53,9 @@ CONTACT_OWNED: list[Table[uuid.UUID, Any]] = []
 
 def _keys(contact: Contact, policy: DuplicatePolicy) -> ContactKeys:
     keyed = not policy.allow_duplicates and contact.deleted_at is None
-    return ContactKeys(contact.email if keyed else None, contact.phone if keyed else None)
+    return ContactKeys(
+        contact.id, contact.location_id, contact.email if keyed else None, contact.phone if keyed else None
+    )
 
 
 def live(contact: Contact) -> bool:
@@ -64,10 +68,9 @@ class MemoryContactRepository(MemoryRepository):
 
     def _write(self, contact: Contact, policy: DuplicatePolicy) -> None:
         keys = _keys(contact, policy)
-        all_keys = self.rows(CONTACT_KEYS)
-        contacts = self.rows(CONTACTS)
-        for other_id, other in all_keys.items():
-            if other_id == contact.id or contacts[other_id].location_id != contact.location_id:
+        # Against rows committed since this unit of work began too, as the unique index refuses them.
+        for other in self.unique_rows(CONTACT_KEYS):
+            if other.contact_id == contact.id or other.location_id != contact.location_id:
                 continue
             email = keys.email is not None and other.email == keys.email
             if email or (keys.phone is not None and other.phone == keys.phone):
@@ -79,8 +82,8 @@ class MemoryContactRepository(MemoryRepository):
                 which = "e-mail address" if email else "phone number"
                 ids = ", ".join(map(str, existing)) or "another contact"
                 raise DuplicateContact(f"a contact with this {which} already exists: {ids}", existing)
-        contacts[contact.id] = copy.deepcopy(contact)
-        all_keys[contact.id] = keys
+        self.rows(CONTACTS)[contact.id] = copy.deepcopy(contact)
+        self.rows(CONTACT_KEYS)[contact.id] = keys
 
     def _matches(
         self, location_id: uuid.UUID, email: str | None, phone: str | None

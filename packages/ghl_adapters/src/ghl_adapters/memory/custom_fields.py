@@ -45,7 +45,7 @@ class MemoryCustomFieldRepository(MemoryRepository):
         rows = self.rows(DEFINITIONS)
         if definition.deleted_at is None and any(
             d.location_id == definition.location_id and d.key == definition.key and d.deleted_at is None
-            for d in rows.values()
+            for d in self.unique_rows(DEFINITIONS)
         ):
             raise DuplicateFieldKey(f"a custom field with the key '{definition.key}' already exists")
         rows[definition.id] = copy.deepcopy(definition)

@@ -54,7 +54,7 @@ class MemoryPipelineRepository(MemoryRepository):
             and p.location_id == pipeline.location_id
             and p.deleted_at is None
             and p.name.lower() == pipeline.name.lower()
-            for p in self.rows(PIPELINES).values()
+            for p in self.unique_rows(PIPELINES)
         ):
             raise DuplicateName("another pipeline of this location has this name")
 

@@ -21,7 +21,7 @@ class MemorySmartListRepository(MemoryRepository):
             and other.location_id == smart_list.location_id
             and other.deleted_at is None
             and other.name.lower() == smart_list.name.lower()
-            for other in self.rows(SMART_LISTS).values()
+            for other in self.unique_rows(SMART_LISTS)
         ):
             raise DuplicateSmartList(f"a smart list named '{smart_list.name}' already exists")
         self.rows(SMART_LISTS)[smart_list.id] = copy.deepcopy(smart_list)

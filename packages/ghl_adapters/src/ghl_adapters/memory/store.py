@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -181,6 +181,17 @@ class MemoryRepository:
 
     def log(self, log: Log[V]) -> list[V]:
         return self._uow.working().log(log)
+
+    def unique_rows(self, table: Table[K, V]) -> Iterator[V]:
+        """The rows a unique key is checked against: this transaction's copy, and the rows other units of
+        work committed since it was taken. A key another commit took is taken (the SQL unique index makes
+        the insert wait for that commit, then refuses it); keys two open units of work take at the same
+        time are not seen by each other (no lock is held), and the later commit's row wins."""
+        work = self.rows(table)
+        yield from work.values()
+        committed = self._uow.store.committed(table)  # read, never written
+        if committed is not work:
+            yield from (row for key, row in committed.items() if key not in work)
 
     def sees_location(self, location_id: object) -> bool:
         """Row-level security for a row owned by a location."""

@@ -72,7 +72,12 @@ class MemoryTagRepository(MemoryRepository):
 
     def _check_unique(self, tag: Tag) -> None:
         existing = next(
-            (t for t in self._mine(tag.location_id) if t.name == tag.name and t.id != tag.id), None
+            (
+                t
+                for t in self.unique_rows(TAGS)
+                if t.location_id == tag.location_id and t.name == tag.name and t.id != tag.id
+            ),
+            None,
         )
         if existing is not None:
             raise DuplicateTag(f"the tag '{tag.name}' already exists", existing.id)

@@ -100,7 +100,7 @@ class MemoryUserRepository(MemoryRepository):
         """The partial unique indexes: one live user per e-mail address and per external identity."""
         if user.deleted_at is not None:
             return
-        for other in self.rows(USERS).values():
+        for other in self.unique_rows(USERS):
             if other.id == user.id or other.deleted_at is not None:
                 continue
             if other.email == user.email:
