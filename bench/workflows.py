@@ -41,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_database
 
 from ghl_adapters.container import build_container, close_container
-from ghl_adapters.jobs.catalog import job_kinds
 from ghl_adapters.jobs.kinds import JobKind
 from ghl_adapters.jobs.worker import run_worker
 from ghl_adapters.observability import configure_logging
@@ -107,7 +106,7 @@ def settings_for(url: str) -> Settings:
     )
 
 
-async def noop(container: Any, ctx: JobContext, args: dict[str, Any]) -> None:
+async def noop(ctx: JobContext, args: dict[str, Any]) -> None:
     return None
 
 
@@ -118,7 +117,7 @@ def worker_main(url: str) -> None:
 
     async def main() -> None:
         container = build_container(settings, url)
-        kinds = [*job_kinds(settings), JobKind("bench.noop", noop)]
+        kinds = [*container.job_kinds(), JobKind("bench.noop", noop)]
         try:
             await run_worker(container, kinds=kinds, queues=QUEUES)
         finally:

@@ -9,7 +9,6 @@ from procrastinate.app import WorkerOptions
 from sqlalchemy import text
 
 from ghl_adapters.container import Container
-from ghl_adapters.jobs.catalog import job_kinds
 from ghl_adapters.jobs.kinds import JobKind
 from ghl_adapters.jobs.worker import worker_app
 
@@ -43,7 +42,7 @@ async def run_jobs(
     scheduled for later (retries with backoff) are made due first, round after round. ``extra_kinds``
     are registered beside the platform's own (test-only kinds). ``due_by`` limits the fast-forward to jobs
     scheduled up to then (a test clock's "now"): later ones stay where they are."""
-    app = worker_app(container, [*job_kinds(container.settings()), *(extra_kinds or [])])
+    app = worker_app(container, [*container.job_kinds(), *(extra_kinds or [])])
     async with app.open_async():
         for _ in range(rounds):
             if fast_forward:

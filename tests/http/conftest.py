@@ -28,14 +28,14 @@ async def owner(api: httpx.AsyncClient) -> Account:
 async def import_worker(container: Container) -> AsyncIterator[None]:
     """A job worker for contact imports (the `contacts` queue) in the test's own process and event loop,
     as `ghl serve` runs one: an import sent over the API is a job now."""
-    from ghl_adapters.imports.jobs import IMPORT_KIND_SPEC
+    from ghl_adapters.imports.jobs import import_kind
     from ghl_adapters.jobs.worker import run_worker
 
     worker = asyncio.create_task(
         run_worker(
             container,
             queues=["contacts"],
-            kinds=[IMPORT_KIND_SPEC],
+            kinds=[import_kind(runner=container.contact_import_runner())],
             concurrency=4,
             install_signal_handlers=False,
             name="test-imports",

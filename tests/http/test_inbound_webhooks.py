@@ -15,7 +15,7 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from ghl_adapters.container import Container
-from ghl_adapters.inbound.jobs import process_inbound
+from ghl_adapters.inbound.jobs import inbound_kind
 from ghl_core.inbound.endpoints import RECEIVED_EVENT
 from ghl_core.jobs.ports import JobContext
 from ghl_core.shared.ratelimit import RateLimitPolicy
@@ -335,7 +335,9 @@ async def test_processing_records_one_inbound_webhook_received_event_even_when_r
     ctx = JobContext(
         job_id=0, kind="inbound.process", attempt=1, max_attempts=1, location_id=tenant.location_id
     )
-    await process_inbound(container, ctx, {"event_id": receipt["id"]})  # a rerun changes nothing
+    await inbound_kind(inbound=container.inbound()).handler(
+        ctx, {"event_id": receipt["id"]}
+    )  # a rerun changes nothing
 
     rows = await scalar(
         container,

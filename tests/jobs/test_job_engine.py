@@ -32,31 +32,33 @@ from support import Tenant
 SEEN: dict[str, list[JobContext]] = {}
 
 
-async def echo(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+async def echo(ctx: JobContext, args: dict[str, Any]) -> None:
     SEEN.setdefault(str(args["tag"]), []).append(ctx)
 
 
-async def flaky(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
+async def flaky(ctx: JobContext, args: dict[str, Any]) -> None:
     SEEN.setdefault(str(args["tag"]), []).append(ctx)
     if ctx.attempt < int(args["succeed_on"]):
         raise RuntimeError(f"boom on attempt {ctx.attempt}")
 
 
-async def leaky(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
-    """Fails as a driver does: its message holds the statement and what the statement was given."""
-    if args.get("domain"):
-        raise NotFound(f"contact {args['tag']} not found")
-    async with container.engines().owner.connect() as conn:
-        await conn.execute(
-            text("SELECT secret_column FROM contacts WHERE email = :email"), {"email": "ada@example.com"}
-        )
+def kinds_for(container: Container) -> list[JobKind]:
+    """The test-only kinds, bound (as the platform's are) to what they use: here the owner engine."""
 
+    async def leaky(ctx: JobContext, args: dict[str, Any]) -> None:
+        """Fails as a driver does: its message holds the statement and what the statement was given."""
+        if args.get("domain"):
+            raise NotFound(f"contact {args['tag']} not found")
+        async with container.engines().owner.connect() as conn:
+            await conn.execute(
+                text("SELECT secret_column FROM contacts WHERE email = :email"), {"email": "ada@example.com"}
+            )
 
-KINDS = [
-    JobKind("test.echo", echo),
-    JobKind("test.flaky", flaky, RetrySchedule([30.0, 60.0], jitter=0.0)),
-    JobKind("test.leaky", leaky, RetrySchedule([])),
-]
+    return [
+        JobKind("test.echo", echo),
+        JobKind("test.flaky", flaky, RetrySchedule([30.0, 60.0], jitter=0.0)),
+        JobKind("test.leaky", leaky, RetrySchedule([])),
+    ]
 
 
 async def jobs_tagged(container: Container, tag: str) -> list[Any]:
@@ -94,7 +96,7 @@ async def test_a_job_exists_only_if_its_transaction_commits(container: Container
     assert (row.task_name, row.queue_name, row.status) == ("test.echo", "test", "todo")
     assert row.args["location_id"] == str(tenant.location_id)
 
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     (ctx,) = SEEN[t]
     assert (ctx.kind, ctx.attempt, ctx.location_id) == ("test.echo", 1, tenant.location_id)
     (row,) = await jobs_tagged(container, t)
@@ -250,7 +252,7 @@ async def test_a_failing_job_is_retried_on_its_schedule_until_it_succeeds(
     await enqueue(
         container, tenant, JobRequest("test.flaky", {"tag": t, "succeed_on": 3}, tenant.location_id)
     )
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS, fast_forward=False)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container), fast_forward=False)
     (row,) = await jobs_tagged(container, t)
     # The first run failed; the retry waits its 30 s.
     assert row.status == "todo"
@@ -258,7 +260,7 @@ async def test_a_failing_job_is_retried_on_its_schedule_until_it_succeeds(
     assert row.detail == "RuntimeError: boom on attempt 1"
     assert row.error == internal_error(f"{row.id}-1")
 
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     assert [c.attempt for c in SEEN[t]] == [1, 2, 3]
     assert all(c.max_attempts == 3 for c in SEEN[t])
     (row,) = await jobs_tagged(container, t)
@@ -273,7 +275,7 @@ async def test_an_exhausted_job_is_kept_failed_listed_and_retried_by_its_locatio
     await enqueue(
         container, tenant, JobRequest("test.flaky", {"tag": t, "succeed_on": 99}, tenant.location_id)
     )
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     (row,) = await jobs_tagged(container, t)
     assert (row.status, row.attempts) == ("failed", 3)
     assert row.error == internal_error(f"{row.id}-3")
@@ -298,7 +300,7 @@ async def test_an_exhausted_job_is_kept_failed_listed_and_retried_by_its_locatio
     assert again.status_code == 404  # it is no longer failed
 
     # One more attempt, which fails again: failed once more, not retried on the schedule.
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     (row,) = await jobs_tagged(container, t)
     assert (row.status, len(SEEN[t])) == ("failed", 4)
 
@@ -311,7 +313,7 @@ async def test_failed_jobs_page_with_a_cursor(
         await enqueue(
             container, tenant, JobRequest("test.flaky", {"tag": t, "succeed_on": 99}, tenant.location_id)
         )
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     first = (await client.get("/api/v1/jobs/failed?limit=2", headers=tenant.headers)).json()
     assert len(first["items"]) == 2
     assert first["next_cursor"]
@@ -343,7 +345,7 @@ async def test_a_scheduled_job_waits_for_its_time(container: Container, tenant: 
     t = tag()
     at = datetime.now(UTC) + timedelta(days=3)
     await enqueue(container, tenant, JobRequest("test.echo", {"tag": t}, tenant.location_id, run_at=at))
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS, fast_forward=False)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container), fast_forward=False)
     (row,) = await jobs_tagged(container, t)
     assert row.status == "todo"
     assert abs((row.scheduled_at - at).total_seconds()) < 1
@@ -385,13 +387,13 @@ async def test_a_stalled_job_whose_twin_already_waits_gives_way_to_it(
     twin = JobRequest("test.echo", {"tag": t, "n": 2}, tenant.location_id, lock=lock, queueing_lock=lock)
     await enqueue(container, tenant, twin)
 
-    app = worker_app(container, KINDS)
+    app = worker_app(container, kinds_for(container))
     async with app.open_async():
         assert await recover_stalled(app, 60.0) >= 2
     by_n = {row.args["n"]: row.status for row in await jobs_tagged(container, t)}
     assert by_n == {0: "todo", 1: "aborted", 2: "todo"}
 
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     by_n = {row.args["n"]: row.status for row in await jobs_tagged(container, t)}
     assert by_n == {0: "succeeded", 1: "aborted", 2: "succeeded"}
 
@@ -422,7 +424,7 @@ async def test_the_hourly_prune_run_by_the_servers_worker_deletes_old_finished_j
     t = tag()
     await enqueue(container, tenant, JobRequest("test.echo", {"tag": t, "n": 1}, tenant.location_id))
     await enqueue(container, tenant, JobRequest("test.echo", {"tag": t, "n": 2}, tenant.location_id))
-    await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+    await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     old, recent = await jobs_tagged(container, t)
     keep = container.settings().jobs_keep_hours
     async with container.engines().owner.begin() as conn:  # the first one finished long ago
@@ -470,7 +472,7 @@ async def test_a_location_admin_reads_a_generic_error_with_its_id_and_the_detail
     await enqueue(container, tenant, JobRequest("test.leaky", {"tag": t}, tenant.location_id))
     await enqueue(container, tenant, JobRequest("test.leaky", {"tag": t, "domain": 1}, tenant.location_id))
     with structlog.testing.capture_logs() as logs:
-        await run_jobs(container, queues=["test"], extra_kinds=KINDS)
+        await run_jobs(container, queues=["test"], extra_kinds=kinds_for(container))
     driver, domain = await jobs_tagged(container, t)
     assert driver.status == domain.status == "failed"
 

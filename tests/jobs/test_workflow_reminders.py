@@ -21,7 +21,7 @@ from ghl_adapters.container import Container, close_container
 from ghl_adapters.settings import Settings
 from ghl_adapters.sql.contact_search import Explain
 from ghl_adapters.sql.contacts import SqlContactRepository
-from ghl_adapters.workflows.jobs import REMINDERS_KIND, RemindersFailed, send_reminders
+from ghl_adapters.workflows.jobs import REMINDERS_KIND, RemindersFailed, reminders_kind
 from ghl_core.jobs.ports import JobContext, JobRequest
 from ghl_core.shared.clock import FixedClock
 from ghl_core.shared.pagination import PageRequest
@@ -281,7 +281,9 @@ async def test_the_periodic_job_reminds_every_location_in_its_own_time_zone(
     monkeypatch.setattr(container.workflow_engine(), "remind", flaky)
     set_clock(clock, instant)
     with pytest.raises(RemindersFailed, match=str(tokyo.location_id)):
-        await send_reminders(container, job_context(), {})
+        await reminders_kind(engine=container.workflow_engine(), owner=container.engines().owner).handler(
+            job_context(), {}
+        )
     assert {tokyo.location_id, chicago.location_id} <= set(asked)
     assert quiet.location_id not in asked
     assert await enrolled(container, tokyo, in_tokyo) == []
@@ -289,7 +291,9 @@ async def test_the_periodic_job_reminds_every_location_in_its_own_time_zone(
     monkeypatch.undo()
 
     # The next run catches up on the location that failed, and repeats nothing.
-    await send_reminders(container, job_context(), {})
+    await reminders_kind(engine=container.workflow_engine(), owner=container.engines().owner).handler(
+        job_context(), {}
+    )
     assert await enrolled(container, tokyo, in_tokyo) == [tokyo_ada]
     assert await enrolled(container, chicago, in_chicago) == [chicago_ada]
 

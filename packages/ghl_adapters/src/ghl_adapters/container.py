@@ -16,6 +16,7 @@ from ghl_adapters.identity.secretbox import AesGcmSecretBox
 from ghl_adapters.imports.runner import ContactImportRunner
 from ghl_adapters.inbound.wiring import build_inbound_registry
 from ghl_adapters.jobs.admin import JobAdmin
+from ghl_adapters.jobs.catalog import job_kinds as platform_job_kinds
 from ghl_adapters.jobs.queue import procrastinate_app
 from ghl_adapters.messaging.configs import (
     SendGridConfig,
@@ -346,6 +347,18 @@ class Container(containers.DeclarativeContainer):
     )
     workflows = providers.Singleton(WorkflowService, uow, clock, workflow_engine, contact_finder)
     job_admin = providers.Singleton(JobAdmin, engines.provided.owner)
+    # Every job kind the workers run, each handler bound here to the services it needs.
+    job_kinds = providers.Singleton(
+        platform_job_kinds,
+        owner=engines.provided.owner,
+        webhooks=webhooks,
+        webhook_retry_schedule=settings.provided.webhook_retry_schedule,
+        workflow_engine=workflow_engine,
+        inbound=inbound,
+        message_delivery=message_delivery,
+        campaigns=campaigns,
+        contact_import_runner=contact_import_runner,
+    )
     auth = providers.Singleton(
         AuthService,
         uow,

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ghl_adapters.durations import parse_duration
+
 MIN_SECRET_KEY_LENGTH = 32
 SERVED_URL_FILE = "served_url"  # in the data folder: where `ghl serve` last listened
 
@@ -173,8 +175,6 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _retry_schedule(cls, value: str) -> str:
-        from ghl_adapters.jobs.kinds import parse_duration
-
         parts = [part for part in value.split(",") if part.strip()]
         for part in parts:
             parse_duration(part)

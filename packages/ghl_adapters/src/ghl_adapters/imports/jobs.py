@@ -4,7 +4,7 @@ the caller who uploaded it, under the upload request's id."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -12,18 +12,16 @@ from ghl_core.contacts.import_jobs import IMPORT_KIND, actor_of
 from ghl_core.jobs.ports import JobContext
 
 from ..jobs.kinds import JobKind, RetrySchedule, exponential
-
-if TYPE_CHECKING:
-    from ghl_adapters.container import Container
+from .runner import ContactImportRunner
 
 
-async def run_import(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
-    actor = actor_of(dict(args["actor"]))
-    import_id = uuid.UUID(str(args["import_id"]))
-    context = {"request_id": str(args["request_id"])} if args.get("request_id") else {}
-    with structlog.contextvars.bound_contextvars(**context):
-        await container.contact_import_runner().run_stored(actor, import_id)
+def import_kind(*, runner: ContactImportRunner) -> JobKind:
+    async def run_import(ctx: JobContext, args: dict[str, Any]) -> None:
+        actor = actor_of(dict(args["actor"]))
+        import_id = uuid.UUID(str(args["import_id"]))
+        context = {"request_id": str(args["request_id"])} if args.get("request_id") else {}
+        with structlog.contextvars.bound_contextvars(**context):
+            await runner.run_stored(actor, import_id)
 
-
-# A failure the import could not record (the database gone) comes back, resuming, for about an hour.
-IMPORT_KIND_SPEC = JobKind(IMPORT_KIND, run_import, RetrySchedule(exponential(8, first=5.0, factor=2.0)))
+    # A failure the import could not record (the database gone) comes back, resuming, for about an hour.
+    return JobKind(IMPORT_KIND, run_import, RetrySchedule(exponential(8, first=5.0, factor=2.0)))

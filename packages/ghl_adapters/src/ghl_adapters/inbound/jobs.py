@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ghl_core.inbound.services import PROCESS_KIND
+from ghl_core.inbound.services import PROCESS_KIND, InboundService
 from ghl_core.jobs.ports import JobContext
 
 from ..jobs.kinds import JobKind, RetrySchedule, exponential
 
-if TYPE_CHECKING:
-    from ghl_adapters.container import Container
 
+def inbound_kind(*, inbound: InboundService) -> JobKind:
+    async def process_inbound(ctx: JobContext, args: dict[str, Any]) -> None:
+        if ctx.location_id is None:
+            raise ValueError("an inbound.process job names its location")
+        await inbound.process(
+            ctx.location_id, uuid.UUID(str(args["event_id"])), final_attempt=ctx.final_attempt
+        )
 
-async def process_inbound(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
-    if ctx.location_id is None:
-        raise ValueError("an inbound.process job names its location")
-    await container.inbound().process(
-        ctx.location_id, uuid.UUID(str(args["event_id"])), final_attempt=ctx.final_attempt
-    )
-
-
-# A processor failing is usually our side (a bug, the database away): retry over about three hours.
-INBOUND_KIND = JobKind(PROCESS_KIND, process_inbound, RetrySchedule(exponential(8, first=5.0, factor=4.0)))
+    # A processor failing is usually our side (a bug, the database away): retry over about three hours.
+    return JobKind(PROCESS_KIND, process_inbound, RetrySchedule(exponential(8, first=5.0, factor=4.0)))

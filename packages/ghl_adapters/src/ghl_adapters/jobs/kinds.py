@@ -1,4 +1,8 @@
-"""A job kind: its name, its handler, its queue and its retry schedule (exponential, with jitter)."""
+"""A job kind: its name, its handler, its queue and its retry schedule (exponential, with jitter).
+
+A handler is bound at wiring time to the services it needs (each job module has a `*_kind(...)` factory
+taking them by keyword; jobs/catalog.py lists them, the container builds them): it gets the job's context
+and arguments, never the container. This module imports no container, so the container can import it."""
 
 from __future__ import annotations
 
@@ -6,17 +10,17 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
+from ghl_adapters.durations import parse_duration
 from ghl_core.jobs.ports import JobContext
 
-if TYPE_CHECKING:
-    from ghl_adapters.container import Container
+__all__ = ["Handler", "JobKind", "RetrySchedule", "ScheduledRetry", "exponential", "parse_duration"]
 
-Handler = Callable[["Container", JobContext, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 
 def exponential(retries: int, first: float = 2.0, factor: float = 4.0, cap: float = 3600.0) -> list[float]:
@@ -66,17 +70,3 @@ class JobKind:
     handler: Handler
     retry: RetrySchedule = field(default_factory=RetrySchedule)
     queue: str = "default"
-
-
-def parse_duration(text: str) -> timedelta:
-    """'30s', '5m', '2h', '3d' or a number of seconds."""
-    value = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        unit = units.get(value[-1:], 0)
-        seconds = float(value[:-1]) * unit if unit else float(value)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 2h or 1d") from None
-    if seconds < 0:
-        raise ValueError(f"{text!r} is negative")
-    return timedelta(seconds=seconds)

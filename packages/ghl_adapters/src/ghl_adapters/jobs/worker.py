@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from procrastinate import App
@@ -15,17 +15,15 @@ from procrastinate.exceptions import ConnectorException, UniqueViolation
 from procrastinate.jobs import Status
 from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ghl_adapters.container import Container
 from ghl_adapters.workflows.jobs import REMINDERS_CRON, REMINDERS_KIND
 from ghl_core.jobs.errors import error_detail, public_error
 from ghl_core.jobs.ports import JobContext
 
-from .catalog import job_kinds
 from .kinds import Handler, JobKind, RetrySchedule, ScheduledRetry
 from .queue import procrastinate_app
-
-if TYPE_CHECKING:
-    from ghl_adapters.container import Container
 
 log = structlog.get_logger("ghl.jobs")
 
@@ -50,7 +48,7 @@ def _location(args: dict[str, Any]) -> uuid.UUID | None:
         return None
 
 
-async def record_job_error(container: Container, ctx: JobContext, exc: BaseException) -> None:
+async def record_job_error(owner: AsyncEngine, ctx: JobContext, exc: BaseException) -> None:
     """Keeps the last error of each job, so a failed one can be read and retried with its cause: what
     its location admin may read, and the detail for operators, also logged with the traceback under the
     same error id (ghl_core/jobs/errors.py)."""
@@ -68,7 +66,7 @@ async def record_job_error(container: Container, ctx: JobContext, exc: BaseExcep
         exc_info=exc,
     )
     try:
-        async with container.engines().owner.begin() as conn:
+        async with owner.begin() as conn:
             await conn.execute(
                 _RECORD_ERROR,
                 {
@@ -84,7 +82,7 @@ async def record_job_error(container: Container, ctx: JobContext, exc: BaseExcep
         log.exception("job_error_not_recorded", job_id=ctx.job_id)
 
 
-def _task(container: Container, kind: JobKind) -> Any:
+def _task(owner: AsyncEngine, kind: JobKind) -> Any:
     async def run(context: ProcrastinateContext, **args: Any) -> None:
         job = context.job
         if job.id is None:  # pragma: no cover - a fetched job always has its id
@@ -97,43 +95,45 @@ def _task(container: Container, kind: JobKind) -> Any:
             location_id=_location(args),
         )
         try:
-            await kind.handler(container, ctx, args)
+            await kind.handler(ctx, args)
         except Exception as exc:
-            await record_job_error(container, ctx, exc)
+            await record_job_error(owner, ctx, exc)
             raise
 
     run.__name__ = kind.name.replace(".", "_")
     return run
 
 
-def pruner(app: App) -> Handler:
+def pruner(app: App, *, keep_hours: int) -> Handler:
     """The `jobs.prune` handler, bound to the worker's own app: the one app a running worker has open.
     (It once used the container's job app, which only defers on a caller's connection and is never
     opened, so every hourly run failed with AppNotOpen and finished jobs were never deleted.)"""
 
-    async def prune_jobs(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
-        await app.job_manager.delete_old_jobs(nb_hours=container.settings().jobs_keep_hours)
+    async def prune_jobs(ctx: JobContext, args: dict[str, Any]) -> None:
+        await app.job_manager.delete_old_jobs(nb_hours=keep_hours)
 
     return prune_jobs
 
 
 def worker_app(container: Container, kinds: list[JobKind] | None = None) -> App:
-    """A procrastinate app with its own pool and every kind registered as a task."""
+    """A procrastinate app with its own pool and every kind registered as a task: ``kinds``, or the
+    platform's own as the container binds them (``container.job_kinds()``)."""
     settings = container.settings()
     app = procrastinate_app(
         container.database_url(), min_size=1, max_size=max(2, settings.worker_concurrency + 2)
     )
     all_kinds = [
-        *(kinds if kinds is not None else job_kinds(settings)),
-        JobKind(PRUNE_KIND, pruner(app), RetrySchedule([60.0])),
+        *(kinds if kinds is not None else container.job_kinds()),
+        JobKind(PRUNE_KIND, pruner(app, keep_hours=settings.jobs_keep_hours), RetrySchedule([60.0])),
     ]
+    owner = container.engines().owner
     for kind in all_kinds:
         app.task(
             name=kind.name,
             queue=kind.queue if kind.queue != "default" else kind.name.split(".", 1)[0],
             pass_context=True,
             retry=ScheduledRetry(kind.retry),
-        )(_task(container, kind))
+        )(_task(owner, kind))
     app.periodic(cron="17 * * * *", periodic_id="prune")(app.tasks[PRUNE_KIND])
     if REMINDERS_KIND in app.tasks:  # absent when the caller picked its own kinds
         app.periodic(cron=REMINDERS_CRON, periodic_id="workflow_reminders")(app.tasks[REMINDERS_KIND])

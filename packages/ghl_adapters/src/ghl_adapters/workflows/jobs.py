@@ -1,51 +1,46 @@
-"""The `workflows.run` job (an enrollment's due steps, see WorkflowEngine), the `workflows` consumer of
-domain events (triggers, event waits, goals, stop on reply) and the periodic `workflows.reminders` job
-(birthday and custom-date triggers, see WorkflowEngine.remind)."""
+"""The `workflows.run` job (an enrollment's due steps, see WorkflowEngine) and the periodic
+`workflows.reminders` job (birthday and custom-date triggers, see WorkflowEngine.remind). (The `workflows`
+consumer of domain events, for triggers, event waits, goals and stop on reply, is
+WorkflowEngine.handle_events itself, see jobs/catalog.py.)"""
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ghl_core.jobs.errors import public_error
 from ghl_core.jobs.ports import JobContext
-from ghl_core.shared.events import DomainEvent
-from ghl_core.workflows.engine import STEP_KIND
+from ghl_core.workflows.engine import STEP_KIND, WorkflowEngine
 from ghl_core.workflows.models import WorkflowStatus
 
 from ..jobs.kinds import JobKind, RetrySchedule, exponential
 from ..sql.tables import locations
 from ..sql.workflows import workflow_versions, workflows
 
-if TYPE_CHECKING:
-    from ghl_adapters.container import Container
-
 log = structlog.get_logger("ghl.workflows")
 
 
-async def run_enrollment(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
-    if ctx.location_id is None:
-        raise ValueError("a workflows.run job names its location")
-    engine = container.workflow_engine()
-    enrollment_id, tick = uuid.UUID(str(args["enrollment_id"])), int(args["tick"])
-    try:
-        await engine.run(ctx.location_id, enrollment_id, tick, retry=ctx.attempt > 1)
-    except Exception as exc:
-        if ctx.final_attempt:  # nothing will run it again: say so on the enrollment, as the admin may read it
-            await engine.give_up(ctx.location_id, enrollment_id, tick, public_error(exc, ctx.error_id))
-        raise
+def workflow_run_kind(*, engine: WorkflowEngine) -> JobKind:
+    async def run_enrollment(ctx: JobContext, args: dict[str, Any]) -> None:
+        if ctx.location_id is None:
+            raise ValueError("a workflows.run job names its location")
+        enrollment_id, tick = uuid.UUID(str(args["enrollment_id"])), int(args["tick"])
+        try:
+            await engine.run(ctx.location_id, enrollment_id, tick, retry=ctx.attempt > 1)
+        except Exception as exc:
+            if (
+                ctx.final_attempt
+            ):  # nothing will run it again: say so on the enrollment (the admin may read it)
+                await engine.give_up(ctx.location_id, enrollment_id, tick, public_error(exc, ctx.error_id))
+            raise
 
-
-async def consume_events(container: Container, location_id: uuid.UUID, events: list[DomainEvent]) -> None:
-    await container.workflow_engine().handle_events(location_id, events)
-
-
-# A step that raised (the database went away, a provider refused for now) is retried for about a day; its
-# ledger keeps a retry from doing twice what the first attempt committed.
-RUN_KIND_SPEC = JobKind(STEP_KIND, run_enrollment, RetrySchedule(exponential(12, first=2.0, factor=2.5)))
+    # A step that raised (the database went away, a provider refused for now) is retried for about a day;
+    # its ledger keeps a retry from doing twice what the first attempt committed.
+    return JobKind(STEP_KIND, run_enrollment, RetrySchedule(exponential(12, first=2.0, factor=2.5)))
 
 
 REMINDERS_KIND = "workflows.reminders"
@@ -77,11 +72,11 @@ class RemindersFailed(RuntimeError):
     """Some locations' reminders failed (the others ran); the job fails so an operator sees it."""
 
 
-async def send_reminders(container: Container, ctx: JobContext, args: dict[str, Any]) -> None:
-    # The owner connection reads across every location (row-level security lets it).
-    async with container.engines().owner.connect() as conn:
+async def send_reminders(engine: WorkflowEngine, owner: AsyncEngine) -> None:
+    """Each location with a reminder trigger, in turn; ``owner`` is the owner connection's engine, which
+    reads across every location (row-level security lets it)."""
+    async with owner.connect() as conn:
         location_ids = list((await conn.execute(reminder_locations_query())).scalars())
-    engine = container.workflow_engine()
     failed: list[tuple[uuid.UUID, Exception]] = []
     for location_id in location_ids:
         try:
@@ -99,6 +94,10 @@ async def send_reminders(container: Container, ctx: JobContext, args: dict[str, 
         ) from failed[0][1]
 
 
-# No retry: the next run, minutes later, is the retry (a reminder due today is still due then, and each
-# (workflow, trigger, contact, day) enrolls once however often it runs).
-REMINDERS_KIND_SPEC = JobKind(REMINDERS_KIND, send_reminders, RetrySchedule([]))
+def reminders_kind(*, engine: WorkflowEngine, owner: AsyncEngine) -> JobKind:
+    async def remind(ctx: JobContext, args: dict[str, Any]) -> None:
+        await send_reminders(engine, owner)
+
+    # No retry: the next run, minutes later, is the retry (a reminder due today is still due then, and each
+    # (workflow, trigger, contact, day) enrolls once however often it runs).
+    return JobKind(REMINDERS_KIND, remind, RetrySchedule([]))
