@@ -32,7 +32,9 @@ from ghl_core.tenancy.permissions import Actor
 from ghl_core.tenancy.services import TenancyService
 
 
-def _container(state: State) -> Container:
+def container_of(state: State) -> Container:
+    """The one way the HTTP shell reaches the container: every `provide_*` here and in the controllers
+    goes through it (the app puts the container in its state, see app.py)."""
     container: Container = state["container"]
     return container
 
@@ -45,71 +47,71 @@ def provide_actor(request: Request[Any, Any, Any]) -> Actor:
 
 
 def provide_tenancy(state: State) -> TenancyService:
-    return _container(state).tenancy()
+    return container_of(state).tenancy()
 
 
 def provide_api_keys(state: State) -> ApiKeyService:
-    return _container(state).api_keys()
+    return container_of(state).api_keys()
 
 
 def provide_auth(state: State) -> AuthService:
-    return _container(state).auth()
+    return container_of(state).auth()
 
 
 def provide_audit(state: State) -> AuditService:
-    return _container(state).audit()
+    return container_of(state).audit()
 
 
 def provide_contacts(state: State) -> ContactService:
-    return _container(state).contacts()
+    return container_of(state).contacts()
 
 
 def provide_contact_imports(state: State) -> ContactImportService:
-    return _container(state).contact_imports()
+    return container_of(state).contact_imports()
 
 
 def provide_contact_exports(state: State) -> ContactExportService:
-    return _container(state).contact_exports()
+    return container_of(state).contact_exports()
 
 
 def provide_upload_spool(state: State) -> UploadSpool:
-    return _container(state).upload_spool()
+    return container_of(state).upload_spool()
 
 
 def provide_contact_search(state: State) -> ContactSearchService:
-    return _container(state).contact_search()
+    return container_of(state).contact_search()
 
 
 def provide_smart_lists(state: State) -> SmartListService:
-    return _container(state).smart_lists()
+    return container_of(state).smart_lists()
 
 
 def provide_tag_service(state: State) -> TagService:
-    return _container(state).tag_service()
+    return container_of(state).tag_service()
 
 
 def provide_custom_field_service(state: State) -> CustomFieldService:
-    return _container(state).custom_field_service()
+    return container_of(state).custom_field_service()
 
 
 def provide_notes(state: State) -> NoteService:
-    return _container(state).notes()
+    return container_of(state).notes()
 
 
 def provide_tasks(state: State) -> TaskService:
-    return _container(state).tasks()
+    return container_of(state).tasks()
 
 
 def provide_pipelines(state: State) -> PipelineService:
-    return _container(state).pipelines()
+    return container_of(state).pipelines()
 
 
 def provide_opportunities(state: State) -> OpportunityService:
-    return _container(state).opportunities()
+    return container_of(state).opportunities()
 
 
 def provide_jobs(state: State) -> JobService:
-    return _container(state).jobs()
+    return container_of(state).jobs()
 
 
 def provide_page(

@@ -17,12 +17,12 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT, HTTP_302_FOUND
 
-from ghl_adapters.container import Container
 from ghl_core.campaigns.services import CampaignService, TemplateService
 from ghl_core.conversations.links import TRACKING_CLIENT_LIMIT, TRACKING_LINK_LIMIT
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
+from ghl_http.deps import container_of
 from ghl_http.problems import PROBLEM_JSON, domain_problem, problem_body
 from ghl_http.receiving import client_address, limit
 from ghl_http.schemas import ListOf, page_of
@@ -46,17 +46,12 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 
 
-def _container(state: State) -> Container:
-    container: Container = state["container"]
-    return container
-
-
 def provide_templates(state: State) -> TemplateService:
-    return _container(state).templates()
+    return container_of(state).templates()
 
 
 def provide_campaigns(state: State) -> CampaignService:
-    return _container(state).campaigns()
+    return container_of(state).campaigns()
 
 
 DEPENDENCIES = {
@@ -277,7 +272,7 @@ def _not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
 async def _limit_tracking(state: State, request: Request[Any, Any, Any], token: str) -> None:
     """Per client address, then per link (the token, hashed: a guess may be long). Checked before the
     token, so guessing costs the same as fetching."""
-    limiter = _container(state).rate_limiter()
+    limiter = container_of(state).rate_limiter()
     link = hashlib.sha256(token.encode()).hexdigest()[:32]
     for key, policy, source in (
         (f"tracking:ip:{client_address(request)}", TRACKING_CLIENT_LIMIT, "from this address"),
@@ -307,7 +302,7 @@ class TrackingController(Controller):
         token = name.removesuffix(".gif")
         if token != name:
             with contextlib.suppress(NotFound):  # never tell a guesser whether a token was genuine
-                await _container(state).message_reports().track_open(token)
+                await container_of(state).message_reports().track_open(token)
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
     @get(
@@ -327,7 +322,7 @@ class TrackingController(Controller):
         try:
             if _scheme(u) not in ("http", "https"):
                 raise NotFound("link not found")
-            url = await _container(state).message_reports().track_click(token, u)
+            url = await container_of(state).message_reports().track_click(token, u)
         except NotFound as exc:
             return _not_found(request, exc)
         return Redirect(url, status_code=HTTP_302_FOUND, headers=NO_STORE)

@@ -16,7 +16,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from ghl_adapters.container import Container
 from ghl_adapters.inbound.wiring import TWILIO
 from ghl_adapters.messaging.sendgrid import INBOUND_PROVIDER as SENDGRID_INBOUND
 from ghl_adapters.messaging.sendgrid import PROVIDER as SENDGRID
@@ -32,6 +31,7 @@ from ghl_core.inbound.models import CLIENT_LIMIT
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
+from ghl_http.deps import container_of
 from ghl_http.receiving import Receiver, client_address, limit, receive_problems, receive_signed
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_conversations import (
@@ -52,25 +52,20 @@ TWIML = "text/xml"
 ONE_CLICK = "One-Click"
 
 
-def _container(state: State) -> Container:
-    container: Container = state["container"]
-    return container
-
-
 def provide_inbox(state: State) -> InboxService:
-    return _container(state).inbox()
+    return container_of(state).inbox()
 
 
 def provide_sending(state: State) -> SendingService:
-    return _container(state).message_sending()
+    return container_of(state).message_sending()
 
 
 def provide_messaging_setup(state: State) -> MessagingSetupService:
-    return _container(state).messaging_setup()
+    return container_of(state).messaging_setup()
 
 
 def provide_base_url(state: State) -> str:
-    return _container(state).settings().base_url
+    return container_of(state).settings().base_url
 
 
 DEPENDENCIES = {
@@ -313,7 +308,7 @@ async def _receive(
     token: str | None = None,
 ) -> ReceiptOut:
     """The receiving recipe (ghl_http.receiving) with the location's provider as the target."""
-    container = _container(state)
+    container = container_of(state)
     receipt = await receive_signed(
         Receiver.of(container),
         request,
@@ -404,7 +399,7 @@ class UnsubscribeController(Controller):
     async def confirm_page(
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State
     ) -> Response[str]:
-        container = _container(state)
+        container = container_of(state)
         await limit(container.rate_limiter(), f"unsubscribe:ip:{client_address(request)}", CLIENT_LIMIT)
         container.link_signer().read_unsubscribe(token)  # a forged link is not found
         form = (
@@ -424,7 +419,7 @@ class UnsubscribeController(Controller):
     async def unsubscribe(
         self, token: FromPath[str], request: Request[Any, Any, Any], state: State
     ) -> Response[str]:
-        container = _container(state)
+        container = container_of(state)
         await limit(container.rate_limiter(), f"unsubscribe:ip:{client_address(request)}", CLIENT_LIMIT)
         form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
         if ONE_CLICK not in form.get("List-Unsubscribe", []):

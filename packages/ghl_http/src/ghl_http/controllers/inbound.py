@@ -12,13 +12,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from ghl_adapters.container import Container
 from ghl_core.inbound.endpoints import InboundEndpointService
 from ghl_core.inbound.models import EventStatus
 from ghl_core.inbound.services import InboundService
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
+from ghl_http.deps import container_of
 from ghl_http.receiving import Receiver, receive_problems, receive_signed
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_inbound import (
@@ -33,21 +33,16 @@ from ghl_http.schemas_inbound import (
 )
 
 
-def _container(state: State) -> Container:
-    container: Container = state["container"]
-    return container
-
-
 def provide_inbound(state: State) -> InboundService:
-    return _container(state).inbound()
+    return container_of(state).inbound()
 
 
 def provide_inbound_endpoints(state: State) -> InboundEndpointService:
-    return _container(state).inbound_endpoints()
+    return container_of(state).inbound_endpoints()
 
 
 def provide_base_url(state: State) -> str:
-    return _container(state).settings().base_url
+    return container_of(state).settings().base_url
 
 
 DEPENDENCIES = {
@@ -79,7 +74,7 @@ class InboundReceiveController(Controller):
     async def receive(
         self, endpoint_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], state: State
     ) -> Response[ReceiptOut]:
-        container = _container(state)
+        container = container_of(state)
         receipt = await receive_signed(
             Receiver.of(container),
             request,

@@ -11,11 +11,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from ghl_adapters.container import Container
 from ghl_core.shared.pagination import PageRequest
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.webhooks.models import DeliveryStatus
 from ghl_core.webhooks.services import WebhookService
+from ghl_http.deps import container_of
 from ghl_http.schemas import ListOf, page_of
 from ghl_http.schemas_webhooks import (
     DeliveryDetailOut,
@@ -30,8 +30,7 @@ from ghl_http.schemas_webhooks import (
 
 
 def provide_webhooks(state: State) -> WebhookService:
-    container: Container = state["container"]
-    return container.webhooks()
+    return container_of(state).webhooks()
 
 
 class WebhooksController(Controller):

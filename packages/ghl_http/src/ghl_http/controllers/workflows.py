@@ -18,7 +18,6 @@ from litestar.params import BodyKwarg, FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from pydantic import BaseModel
 
-from ghl_adapters.container import Container
 from ghl_core.inbound.models import CLIENT_LIMIT, ENDPOINT_LIMIT, BodyTooLarge
 from ghl_core.shared.errors import FieldError, ValidationFailed
 from ghl_core.shared.idempotency import MAX_KEY_LENGTH
@@ -28,6 +27,7 @@ from ghl_core.workflows.models import EnrollmentStatus
 from ghl_core.workflows.services import MAX_VERSION, BulkEnrollment, WorkflowService
 from ghl_core.workflows.simulation import describe
 from ghl_core.workflows.views import enrollment_view, stats_view, step_run_view, version_view, workflow_view
+from ghl_http.deps import container_of
 from ghl_http.middleware.input_guard import checked_json
 from ghl_http.receiving import client_address, headers_of, limit, read_body, receive_problem
 from ghl_http.schemas_workflows import EnrollIn, SimulateIn, WorkflowDocument
@@ -53,17 +53,12 @@ def hook_url(base_url: str, location_id: uuid.UUID, workflow_id: uuid.UUID, secr
     return f"{base_url}{HOOK_PATH}/{location_id}/{workflow_id}/{secret}"
 
 
-def _container(state: State) -> Container:
-    container: Container = state["container"]
-    return container
-
-
 def provide_workflows(state: State) -> WorkflowService:
-    return _container(state).workflows()
+    return container_of(state).workflows()
 
 
 def provide_base_url(state: State) -> str:
-    return _container(state).settings().base_url
+    return container_of(state).settings().base_url
 
 
 DEPENDENCIES = {
@@ -422,7 +417,7 @@ class WorkflowHookController(Controller):
         state: State,
     ) -> Response[Json]:
         # The receiving recipe (ghl_http.receiving), step by step: this is no signed event.
-        container = _container(state)
+        container = container_of(state)
         limiter = container.rate_limiter()
         await limit(limiter, f"workflow-hook:ip:{client_address(request)}", CLIENT_LIMIT)
         headers = headers_of(request)
