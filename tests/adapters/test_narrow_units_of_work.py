@@ -17,10 +17,12 @@ from ghl_core.custom_fields.ports import CustomFieldsUnitOfWork
 from ghl_core.identity.ports import IdentityUnitOfWork
 from ghl_core.inbound.ports import InboundUnitOfWork
 from ghl_core.jobs.ports import JobsUnitOfWork
+from ghl_core.notes.ports import NotesUnitOfWork
 from ghl_core.pipelines.ports import PipelinesUnitOfWork
 from ghl_core.shared.scope import TenantScope
 from ghl_core.smart_lists.ports import SmartListsUnitOfWork
 from ghl_core.tags.ports import TagsUnitOfWork
+from ghl_core.tasks.ports import TasksUnitOfWork
 from ghl_core.tenancy.ports import TenancyUnitOfWork
 from ghl_core.webhooks.ports import WebhooksUnitOfWork
 
@@ -33,9 +35,11 @@ NARROW = (
     IdentityUnitOfWork,
     InboundUnitOfWork,
     JobsUnitOfWork,
+    NotesUnitOfWork,
     PipelinesUnitOfWork,
     SmartListsUnitOfWork,
     TagsUnitOfWork,
+    TasksUnitOfWork,
     TenancyUnitOfWork,
     WebhooksUnitOfWork,
 )
@@ -54,10 +58,12 @@ def _sql_satisfies_them(uow: SqlUnitOfWork) -> None:
     pipelines: PipelinesUnitOfWork = uow
     smart_lists: SmartListsUnitOfWork = uow
     tags: TagsUnitOfWork = uow
+    notes: NotesUnitOfWork = uow
+    tasks: TasksUnitOfWork = uow
     tenancy: TenancyUnitOfWork = uow
     webhooks: WebhooksUnitOfWork = uow
     del audit, imports, contacts, custom_fields, exports, identity, inbound, jobs, pipelines
-    del smart_lists, tags, tenancy, webhooks
+    del smart_lists, tags, tenancy, webhooks, notes, tasks
 
 
 def _memory_satisfies_them(uow: MemoryUnitOfWork) -> None:
@@ -73,10 +79,12 @@ def _memory_satisfies_them(uow: MemoryUnitOfWork) -> None:
     pipelines: PipelinesUnitOfWork = uow
     smart_lists: SmartListsUnitOfWork = uow
     tags: TagsUnitOfWork = uow
+    notes: NotesUnitOfWork = uow
+    tasks: TasksUnitOfWork = uow
     tenancy: TenancyUnitOfWork = uow
     webhooks: WebhooksUnitOfWork = uow
     del audit, imports, contacts, custom_fields, exports, identity, inbound, jobs, pipelines
-    del smart_lists, tags, tenancy, webhooks
+    del smart_lists, tags, tenancy, webhooks, notes, tasks
 
 
 def _members(protocol: type) -> set[str]:

@@ -6,6 +6,7 @@ import uuid
 from typing import Protocol
 
 from ghl_core.notes.models import Note
+from ghl_core.notes.records import ContactRecordsUnitOfWork
 from ghl_core.shared.pagination import Page, PageRequest
 
 
@@ -24,3 +25,10 @@ class NoteRepository(Protocol):
     async def list_for_contact(self, contact_id: uuid.UUID, page: PageRequest) -> Page[Note]:
         """Live notes of the contact: pinned first, then newest first."""
         ...
+
+
+class NotesUnitOfWork(ContactRecordsUnitOfWork, Protocol):
+    """What the notes context touches in one transaction."""
+
+    @property
+    def notes(self) -> NoteRepository: ...

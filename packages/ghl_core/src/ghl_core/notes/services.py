@@ -6,56 +6,35 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from ghl_core.contacts.models import Contact
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
 from ghl_core.notes.fields import clean_note_fields
 from ghl_core.notes.models import Note
+from ghl_core.notes.ports import NotesUnitOfWork
+from ghl_core.notes.records import agency_of, existing, live_contact, raced
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import Conflict, NotFound
+from ghl_core.shared.errors import NotFound
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
 
-async def live_contact(uow: UnitOfWork, contact_id: uuid.UUID) -> Contact:
-    """The contact, if it is live: a deleted or erased contact's notes and tasks are out of reach."""
-    contact = await uow.contacts.get(contact_id)
-    if contact is None or contact.deleted_at is not None or contact.erased_at is not None:
-        raise NotFound(f"contact {contact_id} not found")
-    return contact
+async def _existing(uow: NotesUnitOfWork, location_id: uuid.UUID, note_id: uuid.UUID) -> Note | None:
+    return await existing(uow.notes, location_id, note_id, "note")
 
 
-async def agency_of(uow: UnitOfWork, location_id: uuid.UUID) -> uuid.UUID:
-    location = await uow.locations.get(location_id)
-    if location is None or location.deleted_at is not None:
-        raise NotFound(f"location {location_id} not found")
-    return location.agency_id
-
-
-async def _existing(uow: UnitOfWork, location_id: uuid.UUID, note_id: uuid.UUID) -> Note | None:
-    note = await uow.notes.get(note_id)
-    if note is not None and note.location_id != location_id:
-        raise Conflict(f"note {note_id} already exists")
-    return note
-
-
-async def _raced(uow: UnitOfWork, location_id: uuid.UUID, note_id: uuid.UUID) -> Note:
-    """The note an insert that did nothing collided with; another location's (invisible) is a Conflict."""
-    note = await _existing(uow, location_id, note_id)
-    if note is None:
-        raise Conflict(f"note {note_id} already exists")
-    return note
+async def _raced(uow: NotesUnitOfWork, location_id: uuid.UUID, note_id: uuid.UUID) -> Note:
+    return await raced(uow.notes, location_id, note_id, "note")
 
 
 class NoteService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[NotesUnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
     @staticmethod
     async def _visible(
-        uow: UnitOfWork, contact_id: uuid.UUID, note_id: uuid.UUID, *, lock: bool = False
+        uow: NotesUnitOfWork, contact_id: uuid.UUID, note_id: uuid.UUID, *, lock: bool = False
     ) -> Note:
         await live_contact(uow, contact_id)
         note = await uow.notes.get(note_id, lock=lock)
@@ -64,7 +43,7 @@ class NoteService:
         return note
 
     async def _record(
-        self, uow: UnitOfWork, actor: Actor, action: str, before: Note | None, after: Note, event: str
+        self, uow: NotesUnitOfWork, actor: Actor, action: str, before: Note | None, after: Note, event: str
     ) -> None:
         await record_change(
             uow,

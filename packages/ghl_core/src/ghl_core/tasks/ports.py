@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
+from ghl_core.notes.records import ContactRecordsUnitOfWork
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.tasks.models import Task, TaskFilter
+from ghl_core.tenancy.ports import AssigneesUnitOfWork
 
 
 class TaskRepository(Protocol):
@@ -28,3 +30,10 @@ class TaskRepository(Protocol):
     async def list(self, filter: TaskFilter, page: PageRequest) -> Page[Task]:
         """Live tasks of the scope's location whose contact is live, in the same order as above."""
         ...
+
+
+class TasksUnitOfWork(ContactRecordsUnitOfWork, AssigneesUnitOfWork, Protocol):
+    """What the tasks context touches in one transaction."""
+
+    @property
+    def tasks(self) -> TaskRepository: ...

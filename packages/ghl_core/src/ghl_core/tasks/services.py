@@ -6,16 +6,17 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from ghl_core.legacy_uow import UnitOfWork, UnitOfWorkFactory
-from ghl_core.notes.services import agency_of, live_contact
+from ghl_core.notes.records import agency_of, existing, live_contact, raced
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import Conflict, NotFound
+from ghl_core.shared.errors import NotFound
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.recording import record_change
+from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tasks.fields import clean_task_fields
 from ghl_core.tasks.models import Task, TaskFilter
+from ghl_core.tasks.ports import TasksUnitOfWork
 from ghl_core.tenancy.assignees import check_assignee
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -23,29 +24,22 @@ from ghl_core.tenancy.permissions import Actor, Permission
 _COMPLETION = frozenset({"completed", "completed_at"})
 
 
-async def _existing(uow: UnitOfWork, location_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
-    task = await uow.tasks.get(task_id)
-    if task is not None and task.location_id != location_id:
-        raise Conflict(f"task {task_id} already exists")
-    return task
+async def _existing(uow: TasksUnitOfWork, location_id: uuid.UUID, task_id: uuid.UUID) -> Task | None:
+    return await existing(uow.tasks, location_id, task_id, "task")
 
 
-async def _raced(uow: UnitOfWork, location_id: uuid.UUID, task_id: uuid.UUID) -> Task:
-    """The task an insert that did nothing collided with; another location's (invisible) is a Conflict."""
-    task = await _existing(uow, location_id, task_id)
-    if task is None:
-        raise Conflict(f"task {task_id} already exists")
-    return task
+async def _raced(uow: TasksUnitOfWork, location_id: uuid.UUID, task_id: uuid.UUID) -> Task:
+    return await raced(uow.tasks, location_id, task_id, "task")
 
 
 class TaskService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory[TasksUnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
     @staticmethod
     async def _visible(
-        uow: UnitOfWork, contact_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False
+        uow: TasksUnitOfWork, contact_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False
     ) -> Task:
         await live_contact(uow, contact_id)
         task = await uow.tasks.get(task_id, lock=lock)
@@ -62,7 +56,7 @@ class TaskService:
         return changed
 
     async def _event(
-        self, uow: UnitOfWork, agency_id: uuid.UUID, event_type: str, before: Task | None, after: Task
+        self, uow: TasksUnitOfWork, agency_id: uuid.UUID, event_type: str, before: Task | None, after: Task
     ) -> None:
         await uow.events.add(
             DomainEvent(
@@ -77,7 +71,7 @@ class TaskService:
 
     async def _audit(
         self,
-        uow: UnitOfWork,
+        uow: TasksUnitOfWork,
         actor: Actor,
         agency_id: uuid.UUID,
         action: str,
