@@ -61,7 +61,7 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.phones import quick_phone_key
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWorkFactory
-from ghl_core.tenancy.cached import cached_location
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -104,10 +104,7 @@ class ContactImportService:
         return self._runner
 
     async def _location(self, uow: ContactImportsUnitOfWork, location_id: uuid.UUID) -> Location:
-        location = await cached_location(self._cache, location_id, lambda: uow.locations.get(location_id))
-        if location is None or location.deleted_at is not None:
-            raise NotFound(f"location {location_id} not found")
-        return location
+        return await live_location(uow, location_id, cache=self._cache)
 
     async def _fail_abandoned(self, uow: ContactImportsUnitOfWork) -> None:
         now = self._clock.now()

@@ -16,10 +16,10 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_change, record_entity_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.assignees import check_assignee
-from ghl_core.tenancy.cached import cached_location
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -33,10 +33,7 @@ class ContactService:
         self._cache = cache or ReadCache()
 
     async def _location(self, uow: ContactsUnitOfWork, location_id: uuid.UUID) -> Location:
-        location = await cached_location(self._cache, location_id, lambda: uow.locations.get(location_id))
-        if location is None or location.deleted_at is not None:
-            raise NotFound(f"location {location_id} not found")
-        return location
+        return await live_location(uow, location_id, cache=self._cache)
 
     async def _visible(
         self, uow: ContactsUnitOfWork, contact_id: uuid.UUID, *, deleted: bool = False, lock: bool = False
@@ -56,17 +53,15 @@ class ContactService:
         after: Contact,
         event: str,
     ) -> None:
-        await record_change(
+        await record_entity_change(
             uow,
             self._clock,
             actor,
             action=action,
             entity_type="contact",
-            entity_id=after.id,
             agency_id=location.agency_id,
-            location_id=after.location_id,
-            before=before.snapshot() if before else None,
-            after=after.snapshot(),
+            before=before,
+            after=after,
             event_type=event,
         )
 

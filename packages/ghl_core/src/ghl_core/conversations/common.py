@@ -1,43 +1,29 @@
-"""Small helpers the conversation services share: the job kinds, the platform as an actor, the live
-location, a message's domain event, and do-not-disturb set on a recipient's or a provider's word."""
+"""Small helpers the conversation services share: the job kinds, the platform as an actor, a message's
+domain event, and do-not-disturb set on a recipient's or a provider's word. (The live location is
+`ghl_core.tenancy.lookup.live_location`, shared with every context.)"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Protocol
 
 from ghl_core.contacts.models import DndChannel
 from ghl_core.conversations.models import PREVIEW, Message
 from ghl_core.conversations.ports import DndUnitOfWork
 from ghl_core.shared.clock import Clock
-from ghl_core.shared.errors import NotFound
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.recording import record_change
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind
-from ghl_core.tenancy.ports import LocationRepository
 
 SEND_KIND = "messages.send"
 # A send whose last attempt got no answer: the provider is asked later whether it has the message.
 RECONCILE_KIND = "messages.reconcile"
 
 
-class _HasLocations(Protocol):
-    @property
-    def locations(self) -> LocationRepository: ...
-
-
 def system_actor(location: Location) -> Actor:
     """The platform acting on what a provider reported (a reply, a bounce, a STOP)."""
     return Actor(ActorKind.SYSTEM, None, location.agency_id, location_id=location.id)
-
-
-async def live_location(uow: _HasLocations, location_id: uuid.UUID) -> Location:
-    location = await uow.locations.get(location_id)
-    if location is None or location.deleted_at is not None:
-        raise NotFound(f"location {location_id} not found")
-    return location
 
 
 def preview(text: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ghl_core.contacts.models import Contact, DndChannel
-from ghl_core.conversations.common import RECONCILE_KIND, SEND_KIND, live_location, message_event, set_dnd
+from ghl_core.conversations.common import RECONCILE_KIND, SEND_KIND, message_event, set_dnd
 from ghl_core.conversations.composing import OutboundComposer, sender_of
 from ghl_core.conversations.configs import ProviderConfigs
 from ghl_core.conversations.dispatch import ProviderCalls
@@ -23,6 +23,7 @@ from ghl_core.jobs.ports import JobRequest, RetryLater
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWorkFactory
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 
 # How far before a lost claim the provider is asked about it (clock skew between us and the provider).

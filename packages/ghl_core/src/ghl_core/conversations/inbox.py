@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from ghl_core.conversations.common import live_location
 from ghl_core.conversations.models import Conversation, Message
 from ghl_core.conversations.ports import InboxFilter, InboxUnitOfWork
 from ghl_core.shared.clock import Clock
@@ -13,6 +12,7 @@ from ghl_core.shared.errors import NotFound
 from ghl_core.shared.pagination import Page, PageRequest
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.assignees import check_assignee
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.permissions import Actor, Permission
 
 

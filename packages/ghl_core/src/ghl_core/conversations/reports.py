@@ -9,7 +9,7 @@ import hmac
 import uuid
 
 from ghl_core.contacts.models import DndChannel
-from ghl_core.conversations.common import live_location, message_event, set_dnd
+from ghl_core.conversations.common import message_event, set_dnd
 from ghl_core.conversations.configs import ProviderConfigs
 from ghl_core.conversations.gateways import MessageStatus
 from ghl_core.conversations.inbound import EmailEvent, EmailEventKind, StatusUpdate
@@ -22,6 +22,7 @@ from ghl_core.shared.errors import NotFound
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import normalize_email
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 
 _ENGAGEMENT = {

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ghl_core.contacts.models import Contact, DndChannel
-from ghl_core.conversations.common import SEND_KIND, live_location, message_event, preview
+from ghl_core.conversations.common import SEND_KIND, message_event, preview
 from ghl_core.conversations.drafts import Draft, Queued, clean_draft
 from ghl_core.conversations.gateways import MessageStatus
 from ghl_core.conversations.models import (
@@ -34,6 +34,7 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.uow import UnitOfWorkFactory
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 

@@ -28,6 +28,7 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWorkFactory
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.permissions import Actor, Permission
 from ghl_core.tenancy.plans import PlanCatalog
 from ghl_core.webhooks.addresses import UnsafeUrl, UrlGuard
@@ -100,10 +101,7 @@ class MessagingSetupService:
             if actor.is_operator and await uow.agencies.get(actor.agency_id) is None:
                 raise NotFound(f"agency {actor.agency_id} does not exist")
             return actor.agency_id
-        location = await uow.locations.get(location_id)
-        if location is None or location.deleted_at is not None:
-            raise NotFound(f"location {location_id} not found")
-        return location.agency_id
+        return (await live_location(uow, location_id)).agency_id
 
     async def set_provider(
         self,

@@ -21,6 +21,7 @@ from ghl_core.shared.ids import new_id
 from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.shared.validation import check_name
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -34,12 +35,6 @@ class CustomFieldService:
         self._uow = uow
         self._clock = clock
         self._cache = cache or ReadCache()
-
-    async def _location(self, uow: CustomFieldsUnitOfWork, location_id: uuid.UUID) -> Location:
-        location = await uow.locations.get(location_id)
-        if location is None or location.deleted_at is not None:
-            raise NotFound(f"location {location_id} not found")
-        return location
 
     async def _definition(
         self,
@@ -92,7 +87,7 @@ class CustomFieldService:
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         key, label, kind, options = clean_new_definition(data)
         async with self._uow(actor.scope) as uow:
-            location = await self._location(uow, location_id)
+            location = await live_location(uow, location_id)
             now = self._clock.now()
             definition = CustomFieldDefinition(
                 id=new_id(),
@@ -119,7 +114,7 @@ class CustomFieldService:
         every stored value is valid for it (the values are then rewritten in the new type's form)."""
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
-            location = await self._location(uow, location_id)
+            location = await live_location(uow, location_id)
             before = await self._definition(uow, location_id, definition_id, for_update=True)
             after = self._changed(before, data)
             if after.snapshot() == before.snapshot():
@@ -209,7 +204,7 @@ class CustomFieldService:
         """Soft-deletes the definition and removes its key from every contact; returns how many changed."""
         location_id = actor.require_location(Permission.CONTACTS_WRITE)
         async with self._uow(actor.scope) as uow:
-            location = await self._location(uow, location_id)
+            location = await live_location(uow, location_id)
             definition = await self._definition(uow, location_id, definition_id, for_update=True)
             now = self._clock.now()
             deleted = replace(definition, deleted_at=now, updated_at=now, updated_by=actor.id)

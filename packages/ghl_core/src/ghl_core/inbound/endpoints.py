@@ -17,9 +17,10 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import Recording, record_change
+from ghl_core.shared.recording import Recording, record_change, record_entity_change
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWorkFactory
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 
@@ -119,20 +120,16 @@ class InboundEndpointService:
         before: InboundEndpoint | None,
         after: InboundEndpoint,
     ) -> None:
-        location = await uow.locations.get(after.location_id)
-        if location is None or location.deleted_at is not None:
-            raise NotFound(f"location {after.location_id} not found")
-        await record_change(
+        location = await live_location(uow, after.location_id)
+        await record_entity_change(
             uow,
             self._clock,
             actor,
             action=action,
             entity_type=ENTITY,
-            entity_id=after.id,
             agency_id=location.agency_id,
-            location_id=location.id,
-            before=before.snapshot() if before else None,
-            after=after.snapshot(),
+            before=before,
+            after=after,
         )
 
     async def create(self, actor: Actor, data: dict[str, Any]) -> tuple[InboundEndpoint, str]:

@@ -13,6 +13,7 @@ from ghl_core.contacts.models import Contact
 from ghl_core.contacts.ports import ContactRepository
 from ghl_core.shared.errors import Conflict, NotFound
 from ghl_core.shared.recording import Recording
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.ports import LocationRepository
 
 
@@ -48,10 +49,7 @@ async def live_contact(uow: ContactRecordsUnitOfWork, contact_id: uuid.UUID) -> 
 
 
 async def agency_of(uow: ContactRecordsUnitOfWork, location_id: uuid.UUID) -> uuid.UUID:
-    location = await uow.locations.get(location_id)
-    if location is None or location.deleted_at is not None:
-        raise NotFound(f"location {location_id} not found")
-    return location.agency_id
+    return (await live_location(uow, location_id)).agency_id
 
 
 async def existing(records: _ById[R], location_id: uuid.UUID, record_id: uuid.UUID, kind: str) -> R | None:

@@ -14,7 +14,7 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_entity_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -45,17 +45,15 @@ class NoteService:
     async def _record(
         self, uow: NotesUnitOfWork, actor: Actor, action: str, before: Note | None, after: Note, event: str
     ) -> None:
-        await record_change(
+        await record_entity_change(
             uow,
             self._clock,
             actor,
             action=action,
             entity_type="note",
-            entity_id=after.id,
             agency_id=await agency_of(uow, after.location_id),
-            location_id=after.location_id,
-            before=before.snapshot() if before else None,
-            after=after.snapshot(),
+            before=before,
+            after=after,
             event_type=event,
         )
 

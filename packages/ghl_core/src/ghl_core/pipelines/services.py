@@ -26,16 +26,14 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_entity_change
 from ghl_core.shared.uow import UnitOfWorkFactory
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.permissions import Actor, Permission
 
 
 async def agency_of(uow: PipelinesUnitOfWork, location_id: uuid.UUID) -> uuid.UUID:
-    location = await uow.locations.get(location_id)
-    if location is None or location.deleted_at is not None:
-        raise NotFound(f"location {location_id} not found")
-    return location.agency_id
+    return (await live_location(uow, location_id)).agency_id
 
 
 async def pipeline_of(
@@ -68,17 +66,15 @@ class PipelineService:
         after: Pipeline,
         event: str,
     ) -> None:
-        await record_change(
+        await record_entity_change(
             uow,
             self._clock,
             actor,
             action=action,
             entity_type="pipeline",
-            entity_id=after.id,
             agency_id=await agency_of(uow, after.location_id),
-            location_id=after.location_id,
-            before=before.snapshot() if before else None,
-            after=after.snapshot(),
+            before=before,
+            after=after,
             event_type=event,
         )
 

@@ -101,3 +101,45 @@ async def record_change(
                 occurred_at=now,
             )
         )
+
+
+class Snapshotted(Protocol):
+    """An entity whose change is audited as a whole: its id, its location, and its audit snapshot."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def location_id(self) -> uuid.UUID: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+async def record_entity_change(
+    uow: Recording,
+    clock: Clock,
+    actor: ActorRef,
+    *,
+    action: str,
+    entity_type: str,
+    agency_id: uuid.UUID,
+    before: Snapshotted | None,
+    after: Snapshotted,
+    event_type: str | None = None,
+) -> None:
+    """`record_change` for the common case: the row is `after`'s, in its location, with both snapshots
+    (`before` None for a creation). Services that audit something else (a partial view, no location)
+    call `record_change` themselves."""
+    await record_change(
+        uow,
+        clock,
+        actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=after.id,
+        agency_id=agency_id,
+        location_id=after.location_id,
+        before=before.snapshot() if before else None,
+        after=after.snapshot(),
+        event_type=event_type,
+    )

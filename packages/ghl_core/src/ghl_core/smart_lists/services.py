@@ -13,7 +13,7 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_entity_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.smart_lists.models import SmartList
 from ghl_core.smart_lists.ports import SmartListsUnitOfWork
@@ -55,17 +55,15 @@ class SmartListService:
         location = await uow.locations.get(after.location_id)
         if location is None:
             raise NotFound(f"location {after.location_id} not found")
-        await record_change(
+        await record_entity_change(
             uow,
             self._clock,
             actor,
             action=action,
             entity_type="smart_list",
-            entity_id=after.id,
             agency_id=location.agency_id,
-            location_id=after.location_id,
-            before=before.snapshot() if before else None,
-            after=after.snapshot(),
+            before=before,
+            after=after,
             event_type=f"smart_list.{action}d",
         )
 

@@ -19,6 +19,7 @@ from ghl_core.shared.recording import record_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tags.models import BulkTagResult, Tag, TagChange
 from ghl_core.tags.ports import TagsUnitOfWork
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 from ghl_core.tenancy.permissions import Actor, Permission
 
@@ -47,10 +48,7 @@ class TagService:
         self._clock = clock
 
     async def _location(self, uow: TagsUnitOfWork, location_id: uuid.UUID) -> Location:
-        location = await uow.locations.get(location_id)
-        if location is None or location.deleted_at is not None:
-            raise NotFound(f"location {location_id} not found")
-        return location
+        return await live_location(uow, location_id)
 
     async def _tag(self, uow: TagsUnitOfWork, location_id: uuid.UUID, tag_id: uuid.UUID) -> Tag:
         tag = await uow.tags.get(tag_id)

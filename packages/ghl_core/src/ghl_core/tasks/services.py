@@ -12,7 +12,7 @@ from ghl_core.shared.errors import NotFound
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_entity_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tasks.fields import clean_task_fields
 from ghl_core.tasks.models import Task, TaskFilter
@@ -78,17 +78,15 @@ class TaskService:
         before: Task | None,
         after: Task,
     ) -> None:
-        await record_change(
+        await record_entity_change(
             uow,
             self._clock,
             actor,
             action=action,
             entity_type="task",
-            entity_id=after.id,
             agency_id=agency_id,
-            location_id=after.location_id,
-            before=before.snapshot() if before else None,
-            after=after.snapshot(),
+            before=before,
+            after=after,
         )
 
     async def create(

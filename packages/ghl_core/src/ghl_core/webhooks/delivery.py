@@ -15,7 +15,7 @@ from ghl_core.shared.clock import Clock
 from ghl_core.shared.errors import NotFound
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_entity_change
 from ghl_core.shared.scope import TenantScope
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tenancy.permissions import Actor
@@ -71,17 +71,15 @@ async def record_subscription_change(
     location = await uow.locations.get(after.location_id)
     if location is None:
         raise NotFound(f"location {after.location_id} not found")
-    await record_change(
+    await record_entity_change(
         uow,
         clock,
         actor,
         action=action,
         entity_type="webhook_subscription",
-        entity_id=after.id,
         agency_id=location.agency_id,
-        location_id=after.location_id,
-        before=before.snapshot() if before else None,
-        after=after.snapshot(),
+        before=before,
+        after=after,
         event_type=event_type,
     )
 

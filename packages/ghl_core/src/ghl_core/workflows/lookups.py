@@ -10,6 +10,7 @@ from typing import Any
 
 from ghl_core.shared.errors import NotFound, ValidationFailed
 from ghl_core.shared.untrusted import nul_errors
+from ghl_core.tenancy.lookup import live_location
 from ghl_core.tenancy.models import Location
 from ghl_core.workflows.models import Workflow, WorkflowStateError, WorkflowStatus, WorkflowVersion
 from ghl_core.workflows.ports import WorkflowsUnitOfWork
@@ -26,10 +27,7 @@ def hash_token(token: str) -> str:
 
 
 async def location_of(uow: WorkflowsUnitOfWork, location_id: uuid.UUID) -> Location:
-    location = await uow.locations.get(location_id)
-    if location is None or location.deleted_at is not None:
-        raise NotFound(f"location {location_id} not found")
-    return location
+    return await live_location(uow, location_id)
 
 
 async def visible(uow: WorkflowsUnitOfWork, workflow_id: uuid.UUID, *, lock: bool = False) -> Workflow:
