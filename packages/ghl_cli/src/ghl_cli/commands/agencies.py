@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ghl_cli.errors import reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -50,7 +51,4 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List agencies, oldest first."""
-    output = Output(json=json_output)
-    with reported(output):
-        page = with_services(output, lambda c: list_agencies(c, limit, cursor))
-    output.page("Agencies", COLUMNS, [agency_view(a) for a in page.items], page.next_cursor)
+    show_page(json_output, "Agencies", COLUMNS, lambda c: list_agencies(c, limit, cursor), agency_view)

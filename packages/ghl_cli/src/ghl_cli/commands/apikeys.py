@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -96,10 +97,13 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List a location's API keys (their prefixes, never the keys)."""
-    output = Output(json=json_output)
-    with reported(output):
-        page = with_services(output, lambda c: list_keys(c, location, include_revoked, limit, cursor))
-    output.page("API keys", COLUMNS, [api_key_view(k) for k in page.items], page.next_cursor)
+    show_page(
+        json_output,
+        "API keys",
+        COLUMNS,
+        lambda c: list_keys(c, location, include_revoked, limit, cursor),
+        api_key_view,
+    )
 
 
 @app.command("revoke")

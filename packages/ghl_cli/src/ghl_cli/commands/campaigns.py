@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import CliError, reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.campaigns.models import FINISHED, Campaign, CampaignStats, CampaignStatus, MessageTemplate
+from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.permissions import Actor
 
 if TYPE_CHECKING:
@@ -127,15 +129,11 @@ def list_templates(
     json_output: JsonOption = False,
 ) -> None:
     """A location's templates, newest first."""
-    output = Output(json=json_output)
 
-    async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
-        page = await c.templates().list(await location_actor(c, location), page_request(limit, cursor))
-        return [template_view(t) for t in page.items], page.next_cursor
+    async def work(c: Container) -> Page[MessageTemplate]:
+        return await c.templates().list(await location_actor(c, location), page_request(limit, cursor))
 
-    with reported(output):
-        rows, next_cursor = with_services(output, work)
-    output.page("Templates", TEMPLATE_COLUMNS, rows, next_cursor)
+    show_page(json_output, "Templates", TEMPLATE_COLUMNS, work, template_view)
 
 
 @templates_app.command("create")
@@ -201,15 +199,11 @@ def list_campaigns(
     json_output: JsonOption = False,
 ) -> None:
     """A location's campaigns, newest first."""
-    output = Output(json=json_output)
 
-    async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
-        page = await c.campaigns().list(await location_actor(c, location), page_request(limit, cursor))
-        return [campaign_view(x) for x in page.items], page.next_cursor
+    async def work(c: Container) -> Page[Campaign]:
+        return await c.campaigns().list(await location_actor(c, location), page_request(limit, cursor))
 
-    with reported(output):
-        rows, next_cursor = with_services(output, work)
-    output.page("Campaigns", CAMPAIGN_COLUMNS, rows, next_cursor)
+    show_page(json_output, "Campaigns", CAMPAIGN_COLUMNS, work, campaign_view)
 
 
 @app.command("create")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import CliError, reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -86,7 +87,6 @@ def list_(
     smart list's order), as the API's search does."""
     from ghl_core.contacts.selection import ContactSelection
 
-    output = Output(json=json_output)
     selection = ContactSelection(query=query, tags=tuple(tags or ()), smart_list_id=smart_list)
 
     async def work(c: Container) -> Any:
@@ -95,9 +95,7 @@ def list_(
             return await c.contacts().list(actor, page_request(limit, cursor))
         return (await c.contact_finder().find(actor, selection, limit, cursor)).page
 
-    with reported(output):
-        page = with_services(output, work)
-    output.page("Contacts", COLUMNS, [contact_view(x) for x in page.items], page.next_cursor)
+    show_page(json_output, "Contacts", COLUMNS, work, contact_view)
 
 
 @app.command("get")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import CliError, reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -22,6 +23,7 @@ from ghl_core.conversations.models import Channel, Conversation, Message
 from ghl_core.conversations.ports import InboxFilter, InboxOrder
 from ghl_core.conversations.providers import ProviderKind
 from ghl_core.shared.errors import ValidationFailed
+from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.permissions import Actor, ActorKind, Permission
 
 if TYPE_CHECKING:
@@ -142,16 +144,12 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List a location's conversations, newest activity first."""
-    output = Output(json=json_output)
     flt = InboxFilter(channel=channel, unread=True if unread else None, order=order)
 
-    async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
-        page = await c.inbox().list(await location_actor(c, location), flt, page_request(limit, cursor))
-        return [conversation_view(x) for x in page.items], page.next_cursor
+    async def work(c: Container) -> Page[Conversation]:
+        return await c.inbox().list(await location_actor(c, location), flt, page_request(limit, cursor))
 
-    with reported(output):
-        rows, next_cursor = with_services(output, work)
-    output.page("Conversations", CONVERSATION_COLUMNS, rows, next_cursor)
+    show_page(json_output, "Conversations", CONVERSATION_COLUMNS, work, conversation_view)
 
 
 @app.command("show")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -154,7 +155,10 @@ def events(
     json_output: JsonOption = False,
 ) -> None:
     """List the events a location's endpoints received, newest first, with their processing status."""
-    output = Output(json=json_output)
-    with reported(output):
-        page = with_services(output, lambda c: list_events(c, location, endpoint, status, limit, cursor))
-    output.page("Inbound events", EVENT_COLUMNS, [event_view(e) for e in page.items], page.next_cursor)
+    show_page(
+        json_output,
+        "Inbound events",
+        EVENT_COLUMNS,
+        lambda c: list_events(c, location, endpoint, status, limit, cursor),
+        event_view,
+    )

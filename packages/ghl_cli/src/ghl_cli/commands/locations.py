@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ghl_cli.errors import reported, with_agency_hint
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, AgencyOption, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -73,7 +74,6 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List locations, oldest first."""
-    output = Output(json=json_output)
-    with reported(output):
-        page = with_services(output, lambda c: list_locations(c, limit, cursor, agency))
-    output.page("Locations", COLUMNS, [location_view(loc) for loc in page.items], page.next_cursor)
+    show_page(
+        json_output, "Locations", COLUMNS, lambda c: list_locations(c, limit, cursor, agency), location_view
+    )

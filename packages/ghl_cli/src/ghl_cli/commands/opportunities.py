@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -84,13 +85,14 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List a location's opportunities, newest first."""
-    output = Output(json=json_output)
-    with reported(output):
-        page = with_services(
-            output, lambda c: list_opportunities(c, location, pipeline, status, limit, cursor)
-        )
-    view = opportunity_view if output.json else _row
-    output.page("Opportunities", COLUMNS, [view(o) for o in page.items], page.next_cursor)
+    show_page(
+        json_output,
+        "Opportunities",
+        COLUMNS,
+        lambda c: list_opportunities(c, location, pipeline, status, limit, cursor),
+        _row,
+        json_view=opportunity_view,
+    )
 
 
 @app.command("move")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -58,13 +59,14 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List a location's pipelines with their stages, in the order they were set up."""
-    output = Output(json=json_output)
-    with reported(output):
-        page = with_services(output, lambda c: list_pipelines(c, location, limit, cursor))
-    if output.json:
-        output.page("Pipelines", COLUMNS, [pipeline_view(p) for p in page.items], page.next_cursor)
-        return
-    output.page("Pipelines", COLUMNS, [_row(p) for p in page.items], page.next_cursor)
+    show_page(
+        json_output,
+        "Pipelines",
+        COLUMNS,
+        lambda c: list_pipelines(c, location, limit, cursor),
+        _row,
+        json_view=pipeline_view,
+    )
 
 
 @app.command("create")

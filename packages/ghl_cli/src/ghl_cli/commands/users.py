@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ghl_cli.errors import reported, with_agency_hint
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, AgencyOption, CursorOption, JsonOption, LimitOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -119,7 +120,4 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List users of every agency."""
-    output = Output(json=json_output)
-    with reported(output):
-        page = with_services(output, lambda c: list_users(c, limit, cursor))
-    output.page("Users", COLUMNS, [user_view(u) for u in page.items], page.next_cursor)
+    show_page(json_output, "Users", COLUMNS, lambda c: list_users(c, limit, cursor), user_view)

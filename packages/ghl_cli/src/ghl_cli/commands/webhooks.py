@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
@@ -113,11 +114,14 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List a location's webhook subscriptions, newest first."""
-    output = Output(json=json_output)
     actor = Actor.operator_at(location)
-    with reported(output):
-        page = with_services(output, lambda c: _service(c).list(actor, page_request(limit, cursor)))
-    output.page("Webhooks", COLUMNS, [subscription_view(s) for s in page.items], page.next_cursor)
+    show_page(
+        json_output,
+        "Webhooks",
+        COLUMNS,
+        lambda c: _service(c).list(actor, page_request(limit, cursor)),
+        subscription_view,
+    )
 
 
 @app.command("create")

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ghl_cli.errors import CliError, reported
+from ghl_cli.listing import show_page
 from ghl_cli.options import DEFAULT_PAGE, CursorOption, JsonOption, LimitOption, LocationOption, page_request
 from ghl_cli.output import Output
 from ghl_cli.session import with_services
 from ghl_core.conversations.quiet_hours import resolve_zone
 from ghl_core.shared.errors import ValidationFailed
+from ghl_core.shared.pagination import Page
 from ghl_core.tenancy.permissions import Actor
 from ghl_core.workflows.models import (
     Enrollment,
@@ -212,16 +214,14 @@ def list_workflows(
     json_output: JsonOption = False,
 ) -> None:
     """A location's workflows (without their drafts: `show` or `export` one for that)."""
-    output = Output(json=json_output)
 
-    async def work(c: Container) -> tuple[list[dict[str, Any]], str | None]:
-        page = await c.workflows().list(await location_actor(c, location), page_request(limit, cursor))
-        rows = [{k: v for k, v in workflow_view(w).items() if k != "draft"} for w in page.items]
-        return rows, page.next_cursor
+    async def work(c: Container) -> Page[Workflow]:
+        return await c.workflows().list(await location_actor(c, location), page_request(limit, cursor))
 
-    with reported(output):
-        rows, next_cursor = with_services(output, work)
-    output.page("Workflows", WORKFLOW_COLUMNS, rows, next_cursor)
+    def row(workflow: Workflow) -> dict[str, Any]:
+        return {k: v for k, v in workflow_view(workflow).items() if k != "draft"}
+
+    show_page(json_output, "Workflows", WORKFLOW_COLUMNS, work, row)
 
 
 @app.command("show")
