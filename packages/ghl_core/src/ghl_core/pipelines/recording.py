@@ -11,7 +11,7 @@ from ghl_core.pipelines.ports import PipelinesUnitOfWork
 from ghl_core.shared.clock import Clock
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_entity_change
 from ghl_core.tenancy.permissions import Actor
 
 # Fields whose change has an event of its own; any other change is `opportunity.updated`.
@@ -86,17 +86,15 @@ async def record_opportunity(
     after: Opportunity,
 ) -> None:
     """The audit row, then the events; a move row when the stage or status changed (or on creation)."""
-    await record_change(
+    await record_entity_change(
         uow,
         clock,
         actor,
         action=action,
         entity_type="opportunity",
-        entity_id=after.id,
         agency_id=agency_id,
-        location_id=after.location_id,
-        before=before.snapshot() if before else None,
-        after=after.snapshot(),
+        before=before,
+        after=after,
     )
     if before is None:
         events: list[tuple[str, dict[str, Any]]] = [("opportunity.created", {})]

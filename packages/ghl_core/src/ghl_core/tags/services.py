@@ -15,7 +15,7 @@ from ghl_core.shared.errors import FieldError, NotFound, ValidationFailed
 from ghl_core.shared.events import DomainEvent
 from ghl_core.shared.ids import new_id
 from ghl_core.shared.pagination import Page, PageRequest
-from ghl_core.shared.recording import record_change
+from ghl_core.shared.recording import record_change, record_entity_change
 from ghl_core.shared.uow import UnitOfWorkFactory
 from ghl_core.tags.models import BulkTagResult, Tag, TagChange
 from ghl_core.tags.ports import TagsUnitOfWork
@@ -147,17 +147,15 @@ class TagService:
             now = self._clock.now()
             tag = Tag(new_id(), location_id, clean, now, now, actor.id, actor.id)
             await uow.tags.add(tag)
-            await record_change(
+            await record_entity_change(
                 uow,
                 self._clock,
                 actor,
                 action="create",
                 entity_type="tag",
-                entity_id=tag.id,
                 agency_id=location.agency_id,
-                location_id=location_id,
                 before=None,
-                after=tag.snapshot(),
+                after=tag,
                 event_type="tag.created",
             )
             await uow.commit()
